@@ -1,0 +1,460 @@
+//! Validation of a create request. Every refusal names the field, with the error code the
+//! wire contract gives it. The body is walked by hand (not derived) so a wrong type, an
+//! unknown locale or an over-long string each get their own code and a message naming the
+//! exact field, e.g. `signers[2].email`.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+
+use serde_json::value::RawValue;
+
+use crate::model::{Delivery, Locale, SigningOrder};
+use crate::time;
+
+pub const MAX_SIGNERS: usize = 20;
+pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+pub const MAX_REASON_CHARS: usize = 500;
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_FILENAME_CHARS: usize = 255;
+pub const DEFAULT_EXPIRY_DAYS: i64 = 30;
+pub const MAX_EXPIRY_DAYS: i64 = 365;
+
+/// A refusal: the wire error code and a message that names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValidationError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+    fn missing(field: &str) -> Self {
+        Self::new("missing_field", format!("Field '{field}' is required."))
+    }
+    fn invalid(field: &str, what: &str) -> Self {
+        Self::new("invalid_field", format!("Field '{field}' {what}."))
+    }
+}
+
+type Result<T> = std::result::Result<T, ValidationError>;
+
+/// A valid create request, ready for the PDF check and the database.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub title: String,
+    pub message: Option<String>,
+    pub locale: Locale,
+    pub delivery: Delivery,
+    pub signing_order: SigningOrder,
+    pub expires_at: DateTime<Utc>,
+    /// The client's metadata object exactly as sent.
+    pub metadata: Option<String>,
+    pub signers: Vec<NewSigner>,
+    pub document: NewDocument,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSigner {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub locale: Locale,
+}
+
+#[derive(Clone)]
+pub struct NewDocument {
+    pub filename: String,
+    pub content: Vec<u8>,
+}
+
+impl std::fmt::Debug for NewDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewDocument")
+            .field("filename", &self.filename)
+            .field("bytes", &self.content.len())
+            .finish()
+    }
+}
+
+/// The top-level JSON object, its values left unparsed until asked for.
+struct Fields<'a> {
+    map: HashMap<String, &'a RawValue>,
+    prefix: String,
+}
+
+impl<'a> Fields<'a> {
+    fn parse(raw: &'a RawValue, prefix: &str) -> Result<Option<Self>> {
+        let trimmed = raw.get().trim_start();
+        if !trimmed.starts_with('{') {
+            return Ok(None);
+        }
+        let map = serde_json::from_str(raw.get())
+            .map_err(|e| ValidationError::new("invalid_json", format!("Malformed JSON: {e}")))?;
+        Ok(Some(Fields {
+            map,
+            prefix: prefix.to_string(),
+        }))
+    }
+
+    fn name(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
+    }
+
+    /// The raw value, with JSON null treated as absent.
+    fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.map
+            .get(key)
+            .copied()
+            .filter(|r| r.get().trim() != "null")
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(r) => serde_json::from_str::<String>(r.get())
+                .map(Some)
+                .map_err(|_| ValidationError::invalid(&self.name(key), "must be a string")),
+        }
+    }
+
+    fn text(&self, key: &str, max_chars: usize, allow_newlines: bool) -> Result<Option<String>> {
+        let Some(s) = self.string(key)? else {
+            return Ok(None);
+        };
+        check_text(&self.name(key), &s, max_chars, allow_newlines)?;
+        Ok(Some(s))
+    }
+
+    fn locale(&self, key: &str) -> Result<Option<Locale>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(r) => serde_json::from_str::<String>(r.get())
+                .ok()
+                .and_then(|s| Locale::parse(&s))
+                .map(Some)
+                .ok_or_else(|| {
+                    ValidationError::new(
+                        "invalid_locale",
+                        format!(
+                            "Field '{}' must be one of 'en', 'fi', 'fr', 'de'.",
+                            self.name(key)
+                        ),
+                    )
+                }),
+        }
+    }
+}
+
+fn check_text(field: &str, s: &str, max_chars: usize, allow_newlines: bool) -> Result<()> {
+    if s.chars().count() > max_chars {
+        return Err(ValidationError::invalid(
+            field,
+            &format!("must be at most {max_chars} characters"),
+        ));
+    }
+    let bad = s
+        .chars()
+        .any(|c| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\r' | '\t')));
+    if bad {
+        return Err(ValidationError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `s` is an address we will put in a `To:` header.
+pub fn is_valid_email(s: &str) -> bool {
+    s.len() <= MAX_EMAIL_CHARS
+        && !s.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        })
+        && email_address::EmailAddress::is_valid(s)
+        && s.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+}
+
+fn email_error(field: &str) -> ValidationError {
+    ValidationError::new(
+        "invalid_signer_email",
+        format!("Field '{field}' is missing or not a valid email."),
+    )
+}
+
+/// Validates the body of `POST /api/v1/signatures`.
+pub fn create_request(body: &[u8], now: DateTime<Utc>) -> Result<NewRequest> {
+    let raw: &RawValue = serde_json::from_slice(body)
+        .map_err(|e| ValidationError::new("invalid_json", format!("Malformed JSON: {e}")))?;
+    let top = Fields::parse(raw, "")?.ok_or_else(|| {
+        ValidationError::new("invalid_json", "The request body must be a JSON object.")
+    })?;
+
+    let title = top
+        .text("title", MAX_TITLE_CHARS, false)?
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| ValidationError::missing("title"))?;
+    let message = top.text("message", MAX_MESSAGE_CHARS, true)?;
+    let locale = top.locale("locale")?.unwrap_or(Locale::En);
+
+    let delivery = match top.string("delivery")? {
+        None => None,
+        Some(s) => Some(
+            Delivery::parse(&s)
+                .ok_or_else(|| ValidationError::invalid("delivery", "must be 'email' or 'api'"))?,
+        ),
+    };
+    let signing_order = match top.string("signing_order")? {
+        None => SigningOrder::Parallel,
+        Some(s) => SigningOrder::parse(&s).ok_or_else(|| {
+            ValidationError::invalid("signing_order", "must be 'parallel' or 'sequential'")
+        })?,
+    };
+
+    let expires_at = match top.string("expires_at")? {
+        None => now + Duration::days(DEFAULT_EXPIRY_DAYS),
+        Some(s) => {
+            let t = time::parse(&s).ok_or_else(|| {
+                ValidationError::invalid("expires_at", "must be an RFC 3339 timestamp")
+            })?;
+            let t = time::truncate_ms(t);
+            if t <= now {
+                return Err(ValidationError::invalid(
+                    "expires_at",
+                    "must be in the future",
+                ));
+            }
+            if t > now + Duration::days(MAX_EXPIRY_DAYS) {
+                return Err(ValidationError::invalid(
+                    "expires_at",
+                    "must be at most 365 days ahead",
+                ));
+            }
+            t
+        }
+    };
+
+    let metadata = match top.raw("metadata") {
+        None => None,
+        Some(r) => {
+            let text = r.get().trim();
+            if !text.starts_with('{') {
+                return Err(ValidationError::invalid(
+                    "metadata",
+                    "must be a JSON object",
+                ));
+            }
+            if text.len() > MAX_METADATA_BYTES {
+                return Err(ValidationError::invalid(
+                    "metadata",
+                    &format!("must be at most {MAX_METADATA_BYTES} bytes of JSON"),
+                ));
+            }
+            Some(text.to_string())
+        }
+    };
+
+    let signers = signers(&top, locale)?;
+    let delivery = match delivery {
+        Some(Delivery::Email) => {
+            for (i, s) in signers.iter().enumerate() {
+                if s.email.is_none() {
+                    return Err(email_error(&signer_field(&top, i, "email")));
+                }
+            }
+            Delivery::Email
+        }
+        Some(Delivery::Api) => Delivery::Api,
+        // Signers without an email imply that the integrator hands out the links.
+        None if signers.iter().any(|s| s.email.is_none()) => Delivery::Api,
+        None => Delivery::Email,
+    };
+
+    let document = document(&top)?;
+
+    Ok(NewRequest {
+        title,
+        message,
+        locale,
+        delivery,
+        signing_order,
+        expires_at,
+        metadata,
+        signers,
+        document,
+    })
+}
+
+fn signer_field(top: &Fields<'_>, i: usize, key: &str) -> String {
+    if top.raw("signers").is_none() && i == 0 {
+        format!("signer_{key}")
+    } else {
+        format!("signers[{i}].{key}")
+    }
+}
+
+fn signers(top: &Fields<'_>, default_locale: Locale) -> Result<Vec<NewSigner>> {
+    let Some(raw) = top.raw("signers") else {
+        // The legacy single-signer body.
+        if top.raw("signer_email").is_some() || top.raw("signer_name").is_some() {
+            let email = top
+                .string("signer_email")
+                .map_err(|_| email_error("signer_email"))?;
+            let email = match email {
+                Some(e) if is_valid_email(&e) => e,
+                _ => return Err(email_error("signer_email")),
+            };
+            let name = top.text("signer_name", MAX_NAME_CHARS, false)?;
+            return Ok(vec![NewSigner {
+                email: Some(email),
+                name,
+                locale: default_locale,
+            }]);
+        }
+        return Err(ValidationError::new(
+            "no_signers",
+            "Field 'signers' must contain at least one signer.",
+        ));
+    };
+    let items: Vec<&RawValue> = serde_json::from_str(raw.get())
+        .map_err(|_| ValidationError::invalid("signers", "must be an array of signer objects"))?;
+    if items.is_empty() {
+        return Err(ValidationError::new(
+            "no_signers",
+            "Field 'signers' must contain at least one signer.",
+        ));
+    }
+    if items.len() > MAX_SIGNERS {
+        return Err(ValidationError::new(
+            "too_many_signers",
+            format!(
+                "Field 'signers' has {} signers; at most {MAX_SIGNERS} are allowed.",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let prefix = format!("signers[{i}]");
+            let f = Fields::parse(item, &prefix)?
+                .ok_or_else(|| ValidationError::invalid(&prefix, "must be an object"))?;
+            let email = match f.raw("email") {
+                None => None,
+                Some(_) => match f.string("email") {
+                    Ok(Some(e)) if is_valid_email(&e) => Some(e),
+                    _ => return Err(email_error(&f.name("email"))),
+                },
+            };
+            let name = f.text("name", MAX_NAME_CHARS, false)?;
+            let locale = f.locale("locale")?.unwrap_or(default_locale);
+            Ok(NewSigner {
+                email,
+                name,
+                locale,
+            })
+        })
+        .collect()
+}
+
+fn document(top: &Fields<'_>) -> Result<NewDocument> {
+    let raw = top
+        .raw("document")
+        .ok_or_else(|| ValidationError::missing("document"))?;
+    let f = Fields::parse(raw, "document")?
+        .ok_or_else(|| ValidationError::invalid("document", "must be an object"))?;
+    let filename = f
+        .text("filename", MAX_FILENAME_CHARS, false)?
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ValidationError::missing("document.filename"))?;
+    if filename.contains(['/', '\\']) {
+        return Err(ValidationError::invalid(
+            "document.filename",
+            "must be a file name, not a path",
+        ));
+    }
+    let content = f
+        .string("content_base64")?
+        .ok_or_else(|| ValidationError::missing("document.content_base64"))?;
+    Ok(NewDocument {
+        filename,
+        content: decode_base64(&content)?,
+    })
+}
+
+/// Standard base64, padded or not, line breaks tolerated (MIME-style wrapping).
+fn decode_base64(s: &str) -> Result<Vec<u8>> {
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    // Cheap size check before any decoding work: 4 characters carry 3 bytes.
+    let significant = s.bytes().filter(|b| !b.is_ascii_whitespace()).count();
+    if significant / 4 * 3 > MAX_DOCUMENT_BYTES + 3 {
+        return Err(too_large());
+    }
+    let compact: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let bytes = ENGINE.decode(&compact).map_err(|_| {
+        ValidationError::new(
+            "invalid_base64",
+            "Field 'document.content_base64' is not valid base64.",
+        )
+    })?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large());
+    }
+    if bytes.is_empty() {
+        return Err(ValidationError::new(
+            "not_a_pdf",
+            "Field 'document.content_base64' is empty.",
+        ));
+    }
+    Ok(bytes)
+}
+
+fn too_large() -> ValidationError {
+    ValidationError::new(
+        "document_too_large",
+        format!(
+            "Field 'document.content_base64' decodes to more than {} MB.",
+            MAX_DOCUMENT_BYTES / 1024 / 1024
+        ),
+    )
+}
+
+/// Validates the optional body of a cancel: `{ "reason": "…" }` (an empty body is fine).
+pub fn cancel_reason(body: &[u8]) -> Result<Option<String>> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    let raw: &RawValue = serde_json::from_slice(body)
+        .map_err(|e| ValidationError::new("invalid_json", format!("Malformed JSON: {e}")))?;
+    let top = Fields::parse(raw, "")?.ok_or_else(|| {
+        ValidationError::new("invalid_json", "The request body must be a JSON object.")
+    })?;
+    top.text("reason", MAX_REASON_CHARS, true)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! What every `/api/v1` route passes through: authentication, then, for a POST, the body
+//! read once (bounded) and `Idempotency-Key` handled.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use signeur_service::{Authenticated, IdempotencyOutcome, StoredResponse, normalize_key};
+
+use crate::error::ApiError;
+use crate::{AppState, MAX_BODY_BYTES};
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+fn bearer(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let auth = match bearer(&req) {
+        Some(token) => match state.service.authenticate(token).await {
+            Ok(a) => a,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Missing Authorization header; send 'Authorization: Bearer sgn_live_…'.",
+            )
+            .into_response();
+        }
+    };
+    req.extensions_mut().insert(auth);
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "The request body exceeds {} MB.",
+                    MAX_BODY_BYTES / 1024 / 1024
+                ),
+            )
+            .into_response();
+        }
+    };
+    let key = match parts.headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => match v
+            .to_str()
+            .map_err(|_| ())
+            .and_then(|s| normalize_key(s).map_err(|_| ()))
+        {
+            Ok(k) => Some(k),
+            Err(()) => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_idempotency_key",
+                    "Header 'Idempotency-Key' must be 1 to 255 printable ASCII characters.",
+                )
+                .into_response();
+            }
+        },
+    };
+    let path = parts.uri.path().to_string();
+    let req = Request::from_parts(parts, Body::from(bytes.clone()));
+    let Some(key) = key else {
+        return next.run(req).await;
+    };
+
+    match state
+        .service
+        .begin_idempotent(auth.org_id, &key, "POST", &path, &bytes)
+        .await
+    {
+        Err(e) => ApiError::from(e).into_response(),
+        Ok(IdempotencyOutcome::Replay(stored)) => replay(stored),
+        Ok(IdempotencyOutcome::Proceed) => {
+            // Run to completion even if the client goes away, so the reservation is always
+            // either completed or released.
+            let service = state.service.clone();
+            let task_key = key.clone();
+            let task = tokio::spawn(async move {
+                let key = task_key;
+                let res = next.run(req).await;
+                let (parts, body) = res.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let stored = StoredResponse {
+                    status: parts.status.as_u16(),
+                    content_type: parts
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from),
+                    body: body.to_vec(),
+                };
+                if let Err(e) = service
+                    .finish_idempotent(auth.org_id, &key, Some(&stored))
+                    .await
+                {
+                    tracing::error!(error = %e, "could not record the idempotent response");
+                }
+                Response::from_parts(parts, Body::from(body))
+            });
+            match task.await {
+                Ok(res) => res,
+                Err(e) => {
+                    tracing::error!(error = %e, "request task failed");
+                    if let Err(e) = state
+                        .service
+                        .finish_idempotent(auth.org_id, &key, None)
+                        .await
+                    {
+                        tracing::error!(error = %e, "could not release the idempotency key");
+                    }
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "Internal server error.",
+                    )
+                    .into_response()
+                }
+            }
+        }
+    }
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut res = (status, Bytes::from(stored.body)).into_response();
+    if let Some(ct) = stored
+        .content_type
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        res.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    res.headers_mut()
+        .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    res
+}
+
+/// The caller, as the guard authenticated them.
+pub type Caller = axum::Extension<Authenticated>;

@@ -1,0 +1,174 @@
+//! Signeur's HTTP edge: the `/api/v1` JSON API with its OpenAPI document, health checks,
+//! authentication and idempotency. Handlers parse, call one service function, render.
+
+pub mod error;
+pub mod guard;
+mod signatures;
+pub mod views;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use signeur_service::Service;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::views::Health;
+
+/// A create carries a base64 PDF of up to 10 MB: about 14 MB of JSON.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Service,
+    /// Base of `sign_url` and other links, without a trailing slash.
+    pub public_url: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Signeur API",
+        version = "1",
+        description = "Create signature requests, follow their status and download sealed PDFs. \
+                       Errors are `{\"error\": code, \"message\": text}`; every POST accepts `Idempotency-Key`."
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "Signature requests"), (name = "Operations"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sgn_live_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Routes that need an API key, each registered with its OpenAPI description so neither
+/// can drift from the other.
+fn authenticated_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(
+            signatures::create_signature,
+            signatures::list_signatures
+        ))
+        .routes(routes!(signatures::get_signature))
+        .routes(routes!(signatures::list_signers))
+        .routes(routes!(signatures::cancel_signature))
+        .routes(routes!(signatures::download_document))
+        .routes(routes!(signatures::audit_trail_pdf))
+}
+
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().merge(authenticated_routes()).into_openapi()
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> axum::Router {
+    let (authenticated, _) = authenticated_routes().split_for_parts();
+    let (public, _) = public_routes().split_for_parts();
+    let spec = openapi();
+    let authenticated = authenticated.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::api_guard,
+    ));
+    public
+        .merge(authenticated)
+        .route("/api/v1/openapi.json", axum::routing::get(move || async move { Json(spec) }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error.").into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // The matched route, never the raw path: paths may carry signing tokens.
+                let route = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "unmatched".into());
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                tracing::info_span!("http", method = %req.method(), route = %route, request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This method is not allowed on this route.",
+    )
+}
+
+#[utoipa::path(
+    get, path = "/healthz", tag = "Operations",
+    summary = "The process is up",
+    responses((status = 200, description = "Up", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(
+    get, path = "/readyz", tag = "Operations",
+    summary = "The database and the blob store answer",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready", body = ErrorBody),
+    )
+)]
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.service.ready().await {
+        Ok(()) => Json(Health { status: "ok" }).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "The database or the blob store does not answer.",
+            )
+            .into_response()
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! `/api/v1/signatures…`: parse, call one service function, render.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use signeur_service::ListQuery;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::guard::Caller;
+use crate::views::{
+    CancelResponse, SignatureRequestCreated, SignatureRequestList, SignatureRequestView, SignerList,
+};
+
+pub const TAG: &str = "Signature requests";
+
+/// A path id that is not a UUID names nothing: 404, like an id of another organization.
+fn request_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("Signature request"))
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSigner {
+    /// Required unless `delivery` is `api`.
+    #[schema(format = Email, max_length = 254)]
+    email: Option<String>,
+    #[schema(max_length = 200)]
+    name: Option<String>,
+    #[schema(pattern = "^(en|fi|fr|de)$")]
+    locale: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateDocument {
+    /// Original filename of the PDF.
+    #[schema(min_length = 1, max_length = 255)]
+    filename: String,
+    /// The PDF, base64 (at most 10 MB decoded).
+    #[schema(format = Byte)]
+    content_base64: String,
+}
+
+/// Body of a create. `signers` (1–20) or the legacy `signer_email`/`signer_name` pair.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSignatureRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    title: String,
+    #[schema(max_length = 2000)]
+    message: Option<String>,
+    /// Default locale of the signers: en, fi, fr or de.
+    #[schema(pattern = "^(en|fi|fr|de)$")]
+    locale: Option<String>,
+    #[schema(min_items = 1, max_items = 20)]
+    signers: Option<Vec<CreateSigner>>,
+    /// Legacy single-signer body.
+    #[schema(format = Email)]
+    signer_email: Option<String>,
+    /// Legacy single-signer body.
+    signer_name: Option<String>,
+    document: CreateDocument,
+    /// `email` (Signeur sends the invitations) or `api` (you hand out `sign_url`).
+    #[schema(pattern = "^(email|api)$")]
+    delivery: Option<String>,
+    #[schema(pattern = "^(parallel|sequential)$")]
+    signing_order: Option<String>,
+    /// Default: 30 days after creation; at most 365 days ahead.
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Free-form object stored verbatim (at most 16 KB).
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CancelBody {
+    /// Stored in the audit trail (at most 500 characters).
+    #[schema(max_length = 500)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// pending | sent | opened | signed | cancelled | declined | expired | awaiting_stamp | stamp_failed
+    status: Option<String>,
+    /// Requests created at or after this instant (RFC 3339).
+    created_from: Option<String>,
+    /// Requests created before this instant (RFC 3339).
+    created_to: Option<String>,
+    /// Page size, 1–100 (default 25).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signatures", tag = TAG,
+    summary = "Create a signature request",
+    request_body(content = CreateSignatureRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    responses(
+        (status = 201, description = "Created", body = SignatureRequestCreated),
+        (status = 400, description = "Invalid body or document", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key conflict or in use", body = ErrorBody),
+        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_signature(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let detail = st.service.create_request(caller.org_id, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SignatureRequestCreated::new(&detail, &st.public_url)),
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/signatures", tag = TAG,
+    summary = "List signature requests",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page, newest first", body = SignatureRequestList),
+        (status = 400, description = "Invalid filter, limit or cursor", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_signatures(
+    State(st): State<AppState>,
+    caller: Caller,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<SignatureRequestList>, ApiError> {
+    let Query(p) = params.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_filter",
+            format!("Invalid query string: {e}"),
+        )
+    })?;
+    let q = ListQuery {
+        status: p.status,
+        created_from: p.created_from,
+        created_to: p.created_to,
+        limit: p.limit,
+        cursor: p.cursor,
+    };
+    let page = st.service.list_requests(caller.org_id, &q).await?;
+    Ok(Json(SignatureRequestList::new(&page)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/signatures/{id}", tag = TAG,
+    summary = "Get a signature request",
+    params(("id" = Uuid, Path, description = "Signature request id")),
+    responses(
+        (status = 200, description = "The request, its signers and audit trail", body = SignatureRequestView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request in this organization", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_signature(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SignatureRequestView>, ApiError> {
+    let detail = st
+        .service
+        .get_request(caller.org_id, request_id(&id)?)
+        .await?;
+    Ok(Json(SignatureRequestView::new(&detail, &st.public_url)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/signatures/{id}/signers", tag = TAG,
+    summary = "List the signers of a request",
+    params(("id" = Uuid, Path, description = "Signature request id")),
+    responses(
+        (status = 200, description = "Signers in position order", body = SignerList),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request in this organization", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_signers(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SignerList>, ApiError> {
+    let detail = st
+        .service
+        .get_request(caller.org_id, request_id(&id)?)
+        .await?;
+    Ok(Json(SignerList::new(&detail, &st.public_url)))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signatures/{id}/cancel", tag = TAG,
+    summary = "Cancel a signature request",
+    params(
+        ("id" = Uuid, Path, description = "Signature request id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h"),
+    ),
+    request_body(content = Option<CancelBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Cancelled; every unused link is invalidated", body = CancelResponse),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request in this organization", body = ErrorBody),
+        (status = 409, description = "Not cancellable in its status, or Idempotency-Key conflict", body = ErrorBody),
+        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_signature(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CancelResponse>, ApiError> {
+    let outcome = st
+        .service
+        .cancel_request(caller.org_id, request_id(&id)?, &body)
+        .await?;
+    Ok(Json(CancelResponse::from(&outcome)))
+}
+
+fn pdf_response(filename: &str, bytes: Vec<u8>) -> Response {
+    let mut res = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/pdf"),
+        )],
+        bytes,
+    )
+        .into_response();
+    // The upload's name, reduced to characters safe in a quoted header parameter.
+    let safe: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    res
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/signatures/{id}/document", tag = TAG,
+    summary = "Download the signed PDF",
+    params(("id" = Uuid, Path, description = "Signature request id")),
+    responses(
+        (status = 200, description = "The sealed PDF", content_type = "application/pdf", body = Vec<u8>),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request in this organization", body = ErrorBody),
+        (status = 409, description = "Not signed yet (document_not_signed), or cancelled/declined/expired (invalid_state)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn download_document(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = st
+        .service
+        .signed_document(caller.org_id, request_id(&id)?)
+        .await?;
+    Ok(pdf_response(&doc.filename, doc.bytes))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/signatures/{id}/audit-trail.pdf", tag = TAG,
+    summary = "Download the audit-trail PDF",
+    params(("id" = Uuid, Path, description = "Signature request id")),
+    responses(
+        (status = 200, description = "The audit trail as PDF", content_type = "application/pdf", body = Vec<u8>),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request in this organization", body = ErrorBody),
+        (status = 501, description = "Not built yet in this version", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn audit_trail_pdf(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let bytes = st
+        .service
+        .audit_trail_pdf(caller.org_id, request_id(&id)?)
+        .await?;
+    Ok(pdf_response("audit-trail.pdf", bytes))
+}

@@ -1,0 +1,425 @@
+//! What the API returns, field for field as the Signeur documentation shows it. Built from
+//! service results; every documented field is always present (null when not yet known).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use signeur_core::time::{ms, ms_opt};
+use signeur_core::{RequestStatus, SignerStatus};
+use signeur_service::store::{EventRow, RequestRow, SignerRow};
+use signeur_service::{CancelOutcome, Page, RequestDetail};
+
+#[derive(Serialize, ToSchema)]
+pub struct SignerCreated {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// The secret in `sign_url`.
+    pub access_token: String,
+    pub sign_url: String,
+    #[schema(value_type = String, example = "sent")]
+    pub status: SignerStatus,
+    pub position: i64,
+    /// True exactly when the SMTP server accepted the invitation.
+    pub email_sent: bool,
+    pub email_error: Option<String>,
+    #[schema(example = "en")]
+    pub locale: String,
+}
+
+/// The answer to a create.
+#[derive(Serialize, ToSchema)]
+pub struct SignatureRequestCreated {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "sent")]
+    pub status: RequestStatus,
+    pub title: String,
+    #[serde(serialize_with = "ms::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms::serialize")]
+    pub expires_at: DateTime<Utc>,
+    #[schema(example = "email")]
+    pub delivery: String,
+    #[schema(example = "parallel")]
+    pub signing_order: String,
+    /// SHA-256 (hex) of the uploaded PDF.
+    pub document_hash: String,
+    pub signers: Vec<SignerCreated>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignerSummary {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub access_token: String,
+    pub sign_url: String,
+    #[schema(value_type = String, example = "sent")]
+    pub status: SignerStatus,
+    pub position: i64,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub opened_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub signed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub declined_at: Option<DateTime<Utc>>,
+    pub decline_reason: Option<String>,
+    pub email_sent: bool,
+    pub email_error: Option<String>,
+    pub locale: String,
+}
+
+/// One event of the audit trail, with its place in the hash chain.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    #[schema(example = "evt_a1b2c3d4-e5f6-7890-abcd-ef1234567890")]
+    pub id: String,
+    #[serde(rename = "type")]
+    #[schema(example = "signature_request.created")]
+    pub event_type: String,
+    #[serde(serialize_with = "ms::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub signer_id: Option<Uuid>,
+    /// SHA-256 of the previous event of this request (null for the first).
+    pub prev_hash: Option<String>,
+    /// SHA-256 of this event's canonical JSON.
+    pub hash: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditTrail {
+    pub events: Vec<EventView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DocumentInfo {
+    pub filename: String,
+    pub size: i64,
+    pub page_count: i64,
+}
+
+/// A signature request with its signers and audit trail.
+#[derive(Serialize, ToSchema)]
+pub struct SignatureRequestView {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "sent")]
+    pub status: RequestStatus,
+    pub title: String,
+    pub message: Option<String>,
+    pub locale: String,
+    pub delivery: String,
+    pub signing_order: String,
+    #[serde(serialize_with = "ms::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub opened_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub signed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub declined_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms::serialize")]
+    pub expires_at: DateTime<Utc>,
+    pub is_expired: bool,
+    pub signers: Vec<SignerSummary>,
+    pub document: DocumentInfo,
+    pub document_hash: String,
+    pub sealed_document_hash: Option<String>,
+    pub audit_trail: AuditTrail,
+    /// The metadata object exactly as it was sent.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Box<RawValue>>,
+}
+
+/// One row of the list.
+#[derive(Serialize, ToSchema)]
+pub struct SignatureRequestSummary {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "sent")]
+    pub status: RequestStatus,
+    pub title: String,
+    pub signer_count: i64,
+    #[serde(serialize_with = "ms::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub signed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms::serialize")]
+    pub expires_at: DateTime<Utc>,
+    pub is_expired: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignatureRequestList {
+    pub data: Vec<SignatureRequestSummary>,
+    pub has_more: bool,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A signer with everything known about them.
+#[derive(Serialize, ToSchema)]
+pub struct SignerDetail {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub name_as_invited: Option<String>,
+    pub name_as_signed: Option<String>,
+    pub access_token: String,
+    pub sign_url: String,
+    #[schema(value_type = String, example = "signed")]
+    pub status: SignerStatus,
+    pub position: i64,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub opened_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub signed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub declined_at: Option<DateTime<Utc>>,
+    pub decline_reason: Option<String>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub invalidated_at: Option<DateTime<Utc>>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub email_sent: bool,
+    pub email_error: Option<String>,
+    pub locale: String,
+    pub representing_as_invited: Option<String>,
+    pub representing_as_signed: Option<String>,
+    pub representing_role: Option<String>,
+    pub representing_entity_id: Option<String>,
+    pub audit_trail: AuditTrail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignerList {
+    pub data: Vec<SignerDetail>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CancelResponse {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "cancelled")]
+    pub status: RequestStatus,
+    #[serde(serialize_with = "ms::serialize")]
+    pub cancelled_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+fn signer_status(s: &SignerRow) -> SignerStatus {
+    SignerStatus::parse(&s.status).unwrap_or(SignerStatus::Pending)
+}
+
+fn sign_url(public_url: &str, s: &SignerRow) -> String {
+    format!("{public_url}/sign/{}", s.access_token)
+}
+
+fn event_view(e: &EventRow) -> EventView {
+    EventView {
+        id: e.id.clone(),
+        event_type: e.event_type.clone(),
+        created_at: e.created_at,
+        data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
+        signer_id: e.signer_id,
+        prev_hash: e.prev_hash.clone(),
+        hash: e.hash.clone(),
+    }
+}
+
+impl SignatureRequestCreated {
+    pub fn new(d: &RequestDetail, public_url: &str) -> Self {
+        let r = &d.request;
+        SignatureRequestCreated {
+            id: r.id,
+            status: d.status(),
+            title: r.title.clone(),
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+            expires_at: r.expires_at,
+            delivery: r.delivery.clone(),
+            signing_order: r.signing_order.clone(),
+            document_hash: r.document_hash.clone(),
+            signers: d
+                .signers
+                .iter()
+                .map(|s| SignerCreated {
+                    id: s.id,
+                    email: s.email.clone(),
+                    name: s.name.clone(),
+                    access_token: s.access_token.clone(),
+                    sign_url: sign_url(public_url, s),
+                    status: signer_status(s),
+                    position: s.position,
+                    email_sent: s.email_sent,
+                    email_error: s.email_error.clone(),
+                    locale: s.locale.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SignatureRequestView {
+    pub fn new(d: &RequestDetail, public_url: &str) -> Self {
+        let r = &d.request;
+        let status = d.status();
+        SignatureRequestView {
+            id: r.id,
+            status,
+            title: r.title.clone(),
+            message: r.message.clone(),
+            locale: r.locale.clone(),
+            delivery: r.delivery.clone(),
+            signing_order: r.signing_order.clone(),
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+            opened_at: r.opened_at,
+            signed_at: r.signed_at,
+            cancelled_at: r.cancelled_at,
+            cancel_reason: r.cancel_reason.clone(),
+            declined_at: r.declined_at,
+            expires_at: r.expires_at,
+            is_expired: status == RequestStatus::Expired,
+            signers: d
+                .signers
+                .iter()
+                .map(|s| SignerSummary {
+                    id: s.id,
+                    email: s.email.clone(),
+                    name: s.name.clone(),
+                    access_token: s.access_token.clone(),
+                    sign_url: sign_url(public_url, s),
+                    status: signer_status(s),
+                    position: s.position,
+                    sent_at: s.sent_at,
+                    opened_at: s.opened_at,
+                    signed_at: s.signed_at,
+                    declined_at: s.declined_at,
+                    decline_reason: s.decline_reason.clone(),
+                    email_sent: s.email_sent,
+                    email_error: s.email_error.clone(),
+                    locale: s.locale.clone(),
+                })
+                .collect(),
+            document: DocumentInfo {
+                filename: r.document_filename.clone(),
+                size: r.document_size,
+                page_count: r.document_page_count,
+            },
+            document_hash: r.document_hash.clone(),
+            sealed_document_hash: r.sealed_document_hash.clone(),
+            audit_trail: AuditTrail {
+                events: d.events.iter().map(event_view).collect(),
+            },
+            metadata: r
+                .metadata
+                .clone()
+                .and_then(|m| RawValue::from_string(m).ok()),
+        }
+    }
+}
+
+impl SignatureRequestList {
+    pub fn new(p: &Page) -> Self {
+        SignatureRequestList {
+            data: p.rows.iter().map(|r| summary(r, p.now)).collect(),
+            has_more: p.has_more,
+            next_cursor: p.next_cursor.clone(),
+        }
+    }
+}
+
+fn summary(r: &RequestRow, now: DateTime<Utc>) -> SignatureRequestSummary {
+    let status = signeur_service::effective_status(r, now);
+    SignatureRequestSummary {
+        id: r.id,
+        status,
+        title: r.title.clone(),
+        signer_count: r.signer_count,
+        created_at: r.created_at,
+        sent_at: r.sent_at,
+        signed_at: r.signed_at,
+        cancelled_at: r.cancelled_at,
+        expires_at: r.expires_at,
+        is_expired: status == RequestStatus::Expired,
+    }
+}
+
+impl SignerList {
+    pub fn new(d: &RequestDetail, public_url: &str) -> Self {
+        SignerList {
+            data: d
+                .signers
+                .iter()
+                .map(|s| SignerDetail {
+                    id: s.id,
+                    email: s.email.clone(),
+                    name: s.name.clone(),
+                    name_as_invited: s.name.clone(),
+                    name_as_signed: s.name_as_signed.clone(),
+                    access_token: s.access_token.clone(),
+                    sign_url: sign_url(public_url, s),
+                    status: signer_status(s),
+                    position: s.position,
+                    sent_at: s.sent_at,
+                    opened_at: s.opened_at,
+                    signed_at: s.signed_at,
+                    declined_at: s.declined_at,
+                    decline_reason: s.decline_reason.clone(),
+                    invalidated_at: s.invalidated_at,
+                    ip_address: s.ip_address.clone(),
+                    user_agent: s.user_agent.clone(),
+                    email_sent: s.email_sent,
+                    email_error: s.email_error.clone(),
+                    locale: s.locale.clone(),
+                    representing_as_invited: s.representing_as_invited.clone(),
+                    representing_as_signed: s.representing_as_signed.clone(),
+                    representing_role: s.representing_role.clone(),
+                    representing_entity_id: s.representing_entity_id.clone(),
+                    audit_trail: AuditTrail {
+                        events: d
+                            .events
+                            .iter()
+                            .filter(|e| e.signer_id == Some(s.id))
+                            .map(event_view)
+                            .collect(),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&CancelOutcome> for CancelResponse {
+    fn from(c: &CancelOutcome) -> Self {
+        CancelResponse {
+            id: c.id,
+            status: c.status,
+            cancelled_at: c.cancelled_at,
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Organizations and API keys. A key is `sgn_live_` + 256 random bits (base62-free
+//! base64url); only its SHA-256 is stored.
+
+use base64::Engine as _;
+use chrono::Duration;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use signeur_store::{ApiKeyRow, OrgRow};
+
+use crate::{Result, Service, ServiceError};
+
+pub const KEY_PREFIX: &str = "sgn_live_";
+
+/// A freshly created key: the only time its plaintext exists.
+#[derive(Debug, Clone)]
+pub struct ApiKeyCreated {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub key: String,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated {
+    pub org_id: Uuid,
+    pub api_key_id: Uuid,
+}
+
+fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn new_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+impl Service {
+    pub async fn create_org(&self, name: &str) -> Result<OrgRow> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ServiceError::invalid(
+                "invalid_field",
+                "Field 'name' must be 1 to 200 characters.",
+            ));
+        }
+        let org = OrgRow {
+            id: Uuid::new_v4(),
+            name: name.to_string(),
+            created_at: self.clock.now(),
+        };
+        let mut tx = self.db.begin().await?;
+        tx.insert_org(&org).await?;
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    /// On an empty database: the "Default" organization and its first key. None when any
+    /// organization exists already.
+    pub async fn bootstrap(&self) -> Result<Option<(OrgRow, ApiKeyCreated)>> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        if tx.count_orgs().await? > 0 {
+            return Ok(None);
+        }
+        let org = OrgRow {
+            id: Uuid::new_v4(),
+            name: "Default".into(),
+            created_at: now,
+        };
+        tx.insert_org(&org).await?;
+        let key = insert_key(&mut tx, org.id, now).await?;
+        tx.commit().await?;
+        Ok(Some((org, key)))
+    }
+
+    pub async fn create_api_key(&self, org_id: Uuid) -> Result<ApiKeyCreated> {
+        if self.db.get_org(org_id).await?.is_none() {
+            return Err(ServiceError::NotFound("Organization"));
+        }
+        let mut tx = self.db.begin().await?;
+        let key = insert_key(&mut tx, org_id, self.clock.now()).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    pub async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKeyRow>> {
+        if self.db.get_org(org_id).await?.is_none() {
+            return Err(ServiceError::NotFound("Organization"));
+        }
+        Ok(self.db.list_api_keys(org_id).await?)
+    }
+
+    /// The key stops working at once: every request looks the key up.
+    pub async fn revoke_api_key(&self, key_id: Uuid) -> Result<()> {
+        if self.db.revoke_api_key(key_id, self.clock.now()).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("Active API key"))
+        }
+    }
+
+    /// Resolves `Authorization: Bearer …` to an organization.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Authenticated> {
+        if !bearer.starts_with(KEY_PREFIX) || bearer.len() > 200 {
+            return Err(ServiceError::Unauthorized);
+        }
+        let hash = hash_key(bearer);
+        let row = self
+            .db
+            .api_key_by_hash(&hash)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
+        // The lookup is by hash already; compare again in constant time so no code path
+        // depends on how much of a guess matched.
+        if !bool::from(row.key_hash.as_bytes().ct_eq(hash.as_bytes())) || row.revoked_at.is_some() {
+            return Err(ServiceError::Unauthorized);
+        }
+        let now = self.clock.now();
+        // Write last_used_at at most once a minute per key, not on every request.
+        if row
+            .last_used_at
+            .is_none_or(|t| t < now - Duration::seconds(60))
+        {
+            self.db
+                .touch_api_key(row.id, now, now - Duration::seconds(60))
+                .await?;
+        }
+        Ok(Authenticated {
+            org_id: row.org_id,
+            api_key_id: row.id,
+        })
+    }
+}
+
+async fn insert_key(
+    tx: &mut signeur_store::Tx,
+    org_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ApiKeyCreated> {
+    let key = new_key();
+    let row = ApiKeyRow {
+        id: Uuid::new_v4(),
+        org_id,
+        prefix: key[..KEY_PREFIX.len() + 6].to_string(),
+        key_hash: hash_key(&key),
+        created_at: now,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    tx.insert_api_key(&row).await?;
+    Ok(ApiKeyCreated {
+        id: row.id,
+        org_id,
+        key,
+    })
+}

@@ -1,0 +1,137 @@
+//! `Idempotency-Key` on every POST. The key is reserved by a database row before the
+//! request runs, so duplicates are caught across processes and nodes; "the same request"
+//! is the same method, path and SHA-256 of the raw body; only 2xx responses are kept
+//! (24 h, encrypted with the master key since they may carry signing links).
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use signeur_store::Reservation;
+
+use crate::{Result, Service, ServiceError};
+
+pub const MAX_KEY_LEN: usize = 255;
+/// How long replays are served.
+pub const RETENTION_HOURS: i64 = 24;
+/// How long an in-flight reservation blocks duplicates if its process dies mid-request.
+const IN_FLIGHT_LEASE_SECS: i64 = 120;
+const PURPOSE: &str = "idempotent-response";
+
+/// A stored response, replayed byte for byte.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum IdempotencyOutcome {
+    /// Run the request, then call `finish_idempotent`.
+    Proceed,
+    /// Answer with this instead of running the request.
+    Replay(StoredResponse),
+}
+
+/// `Idempotency-Key` values: 1–255 visible ASCII characters; surrounding double quotes
+/// (as some HTTP clients send) are removed.
+pub fn normalize_key(raw: &str) -> Result<String> {
+    let k = raw.trim();
+    let k = k
+        .strip_prefix('"')
+        .and_then(|k| k.strip_suffix('"'))
+        .unwrap_or(k);
+    if k.is_empty()
+        || k.len() > MAX_KEY_LEN
+        || !k.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        return Err(ServiceError::invalid(
+            "invalid_idempotency_key",
+            "Header 'Idempotency-Key' must be 1 to 255 printable ASCII characters.",
+        ));
+    }
+    Ok(k.to_string())
+}
+
+impl Service {
+    pub async fn begin_idempotent(
+        &self,
+        org_id: Uuid,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<IdempotencyOutcome> {
+        let now = self.clock.now();
+        let body_hash = hex::encode(Sha256::digest(body));
+        let reservation = self
+            .db
+            .reserve_idempotency_key(
+                org_id,
+                key,
+                method,
+                path,
+                &body_hash,
+                now,
+                now + Duration::seconds(IN_FLIGHT_LEASE_SECS),
+                now - Duration::hours(RETENTION_HOURS),
+            )
+            .await?;
+        let existing = match reservation {
+            Reservation::Reserved => return Ok(IdempotencyOutcome::Proceed),
+            Reservation::Existing(r) => r,
+        };
+        if existing.method != method || existing.path != path || existing.body_hash != body_hash {
+            return Err(ServiceError::IdempotencyKeyConflict);
+        }
+        let Some(stored) = existing.response_body else {
+            return Err(ServiceError::IdempotencyKeyInUse);
+        };
+        let plain = self.keys.decrypt(PURPOSE, &stored).ok_or_else(|| {
+            ServiceError::Internal(anyhow::anyhow!(
+                "stored idempotent response does not decrypt with the master key"
+            ))
+        })?;
+        let response =
+            serde_json::from_slice(&plain).map_err(|e| ServiceError::Internal(e.into()))?;
+        Ok(IdempotencyOutcome::Replay(response))
+    }
+
+    /// Keeps a 2xx response for replay; anything else frees the key for a retry.
+    pub async fn finish_idempotent(
+        &self,
+        org_id: Uuid,
+        key: &str,
+        response: Option<&StoredResponse>,
+    ) -> Result<()> {
+        match response {
+            Some(r) if (200..300).contains(&r.status) => {
+                let plain = serde_json::to_vec(r).map_err(|e| ServiceError::Internal(e.into()))?;
+                let sealed = self.keys.encrypt(PURPOSE, &plain);
+                self.db
+                    .complete_idempotency_key(org_id, key, r.status, &sealed)
+                    .await?;
+            }
+            _ => self.db.release_idempotency_key(org_id, key).await?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_trimmed_unquoted_and_bounded() {
+        assert_eq!(normalize_key("abc").unwrap(), "abc");
+        assert_eq!(normalize_key("\"0d8a2c41-7e3f\"").unwrap(), "0d8a2c41-7e3f");
+        assert_eq!(normalize_key(&"k".repeat(255)).unwrap().len(), 255);
+        assert!(normalize_key(&"k".repeat(256)).is_err());
+        assert!(normalize_key("").is_err());
+        assert!(normalize_key("\"\"").is_err());
+        assert!(normalize_key("bad\u{7f}").is_err());
+    }
+}

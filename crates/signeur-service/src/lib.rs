@@ -1,0 +1,55 @@
+//! Signeur's use cases. Each public function is one use case and (when it writes) one
+//! database transaction: check state → change rows → append events → enqueue jobs.
+//! Handlers call these and nothing else; tests call them without HTTP.
+
+mod auth;
+pub mod clock;
+mod cursor;
+mod error;
+mod events;
+mod idempotency;
+pub mod jobs;
+pub mod keys;
+mod requests;
+
+use signeur_store::{Blobs, Db};
+
+pub use auth::{ApiKeyCreated, Authenticated};
+pub use clock::Clock;
+pub use error::ServiceError;
+pub use idempotency::normalize_key;
+pub use idempotency::{IdempotencyOutcome, StoredResponse};
+pub use keys::MasterKey;
+pub use requests::{
+    CancelOutcome, ListQuery, Page, RequestDetail, SignedDocument, effective_status,
+};
+pub use signeur_store as store;
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Everything a use case needs; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub db: Db,
+    pub blobs: Blobs,
+    pub clock: Clock,
+    pub keys: MasterKey,
+}
+
+impl Service {
+    pub fn new(db: Db, blobs: Blobs, clock: Clock, keys: MasterKey) -> Self {
+        Service {
+            db,
+            blobs,
+            clock,
+            keys,
+        }
+    }
+
+    /// `/readyz`: the database and the blob store both answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.db.ping().await?;
+        self.blobs.ping().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,428 @@
+//! Signature requests: create, read, list, cancel, download.
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use signeur_core::validate::{self, NewRequest};
+use signeur_core::{Action, Delivery, EventType, RequestStatus, SignerStatus, SigningOrder, time};
+use signeur_store::{EventRow, ListFilter, NewJob, RequestRow, SignerRow};
+
+use crate::jobs::JobKind;
+use crate::{Result, Service, ServiceError, cursor, events};
+
+/// A request with everything a reader sees, as of `now`.
+#[derive(Debug, Clone)]
+pub struct RequestDetail {
+    pub request: RequestRow,
+    pub signers: Vec<SignerRow>,
+    pub events: Vec<EventRow>,
+    pub now: DateTime<Utc>,
+}
+
+impl RequestDetail {
+    /// The status a reader sees (an open request past `expires_at` reads `expired`).
+    pub fn status(&self) -> RequestStatus {
+        effective_status(&self.request, self.now)
+    }
+}
+
+pub fn effective_status(r: &RequestRow, now: DateTime<Utc>) -> RequestStatus {
+    stored_status(r).effective(r.expires_at, now)
+}
+
+fn stored_status(r: &RequestRow) -> RequestStatus {
+    // Only this crate writes the column, always from RequestStatus::as_str.
+    RequestStatus::parse(&r.status).unwrap_or(RequestStatus::Pending)
+}
+
+/// List parameters as they arrived in the query string.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub created_from: Option<String>,
+    pub created_to: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub rows: Vec<RequestRow>,
+    pub has_more: bool,
+    pub next_cursor: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CancelOutcome {
+    pub id: Uuid,
+    pub status: RequestStatus,
+    pub cancelled_at: DateTime<Utc>,
+}
+
+pub struct SignedDocument {
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+const DEFAULT_LIMIT: i64 = 25;
+const MAX_LIMIT: i64 = 100;
+
+fn new_access_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn invalid_filter(field: &str, what: &str) -> ServiceError {
+    ServiceError::invalid(
+        "invalid_filter",
+        format!("Query parameter '{field}' {what}."),
+    )
+}
+
+impl Service {
+    /// Creates a request: checks the body and the PDF, stores the document, then commits
+    /// the request, its signers, its events and its invitation jobs in one transaction.
+    pub async fn create_request(&self, org_id: Uuid, body: &[u8]) -> Result<RequestDetail> {
+        let now = self.clock.now();
+        let new = validate::create_request(body, now)?;
+        let info = signeur_pdf::inspect(&new.document.content).map_err(|e| {
+            let message = match &e {
+                signeur_pdf::InspectError::NotAPdf => "Field 'document.content_base64' is not a PDF document.".to_string(),
+                signeur_pdf::InspectError::Encrypted => {
+                    "Field 'document.content_base64' is an encrypted PDF; upload it without a password or restrictions.".to_string()
+                }
+                signeur_pdf::InspectError::CertifiedLocked => {
+                    "Field 'document.content_base64' is a certified PDF that allows no changes (DocMDP P=1), so it cannot be signed.".to_string()
+                }
+                signeur_pdf::InspectError::Unreadable(why) => {
+                    format!("Field 'document.content_base64' is not a readable PDF: {why}")
+                }
+            };
+            ServiceError::invalid(e.code(), message)
+        })?;
+
+        let request_id = Uuid::new_v4();
+        let blob_key = format!("documents/{org_id}/{request_id}.pdf");
+        // Written before the transaction: if the commit fails, the orphan-blob job removes it.
+        self.blobs.put(&blob_key, &new.document.content).await?;
+
+        let (request, signers) = build_rows(
+            org_id,
+            request_id,
+            &new,
+            blob_key,
+            i64::from(info.page_count),
+            now,
+        );
+        let mut tx = self.db.begin().await?;
+        tx.insert_request(&request).await?;
+        for s in &signers {
+            tx.insert_signer(s).await?;
+        }
+        let signer_list: Vec<_> = signers
+            .iter()
+            .map(|s| json!({"id": s.id, "email": s.email, "name": s.name, "locale": s.locale, "position": s.position}))
+            .collect();
+        let mut evts = vec![
+            events::append(&mut tx, org_id, request_id, None, EventType::SignatureRequestCreated,
+                json!({"signature_request_id": request_id, "title": request.title, "signers": signer_list}), now).await?,
+        ];
+        match new.delivery {
+            Delivery::Api => {
+                let sent: Vec<_> = signers
+                    .iter()
+                    .map(|s| json!({"signer_id": s.id, "email": s.email, "status": s.status, "email_sent": false, "email_error": null}))
+                    .collect();
+                evts.push(
+                    events::append(&mut tx, org_id, request_id, None, EventType::SignatureRequestSent,
+                        json!({"signature_request_id": request_id, "delivery": "api", "signers": sent}), now).await?,
+                );
+            }
+            Delivery::Email => {
+                // The invitations are sent by the email worker; sequential requests invite
+                // only the first signer now.
+                for s in signers
+                    .iter()
+                    .filter(|s| s.position == 0 || new.signing_order == SigningOrder::Parallel)
+                {
+                    let job = NewJob {
+                        kind: JobKind::SendInvitation.as_str().into(),
+                        payload: json!({"signature_request_id": request_id, "signer_id": s.id})
+                            .to_string(),
+                        dedup_key: Some(format!("invite:{}", s.id)),
+                        run_at: now,
+                        max_attempts: 10,
+                    };
+                    tx.enqueue(&job, now).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(RequestDetail {
+            request,
+            signers,
+            events: evts,
+            now,
+        })
+    }
+
+    pub async fn get_request(&self, org_id: Uuid, id: Uuid) -> Result<RequestDetail> {
+        let request = self
+            .db
+            .get_request(org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        let (signers, events) = tokio::try_join!(self.db.signers_of(id), self.db.events_of(id))?;
+        Ok(RequestDetail {
+            request,
+            signers,
+            events,
+            now: self.clock.now(),
+        })
+    }
+
+    pub async fn list_requests(&self, org_id: Uuid, q: &ListQuery) -> Result<Page> {
+        let now = self.clock.now();
+        let status = match q.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(
+                RequestStatus::parse(s)
+                    .ok_or_else(|| invalid_filter("status", "must be one of pending, sent, opened, signed, cancelled, declined, expired, awaiting_stamp, stamp_failed"))?
+                    .as_str()
+                    .to_string(),
+            ),
+        };
+        let bound = |name: &str, v: &Option<String>| -> Result<Option<DateTime<Utc>>> {
+            match v.as_deref() {
+                None | Some("") => Ok(None),
+                Some(s) => time::parse(s)
+                    .map(|t| Some(time::ceil_ms(t)))
+                    .ok_or_else(|| {
+                        invalid_filter(
+                            name,
+                            "must be an ISO-8601 timestamp such as 2026-05-14T10:51:51Z",
+                        )
+                    }),
+            }
+        };
+        let created_from = bound("created_from", &q.created_from)?;
+        let created_to = bound("created_to", &q.created_to)?;
+        let limit = match q.limit.as_deref() {
+            None | Some("") => DEFAULT_LIMIT,
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ServiceError::invalid(
+                        "invalid_limit",
+                        "Query parameter 'limit' must be an integer from 1 to 100.",
+                    )
+                })?,
+        };
+        // What a cursor is bound to: the filters exactly as interpreted.
+        let fingerprint = format!(
+            "status={}&from={}&to={}",
+            status.as_deref().unwrap_or(""),
+            created_from.map(time::format).unwrap_or_default(),
+            created_to.map(time::format).unwrap_or_default()
+        );
+        let after = match q.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(cursor::decode(&self.keys, org_id, &fingerprint, c).ok_or_else(|| {
+                ServiceError::invalid("invalid_cursor", "Query parameter 'cursor' is not a cursor issued for this list and these filters.")
+            })?),
+        };
+        let filter = ListFilter {
+            status,
+            created_from,
+            created_to,
+            after,
+            limit: limit + 1,
+        };
+        let mut rows = self.db.list_requests(org_id, &filter, now).await?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = match rows.last() {
+            Some(last) if has_more => Some(cursor::encode(
+                &self.keys,
+                org_id,
+                &fingerprint,
+                last.created_at,
+                last.id,
+            )),
+            _ => None,
+        };
+        Ok(Page {
+            rows,
+            has_more,
+            next_cursor,
+            now,
+        })
+    }
+
+    /// Cancels an open request and invalidates every link not yet used.
+    pub async fn cancel_request(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        body: &[u8],
+    ) -> Result<CancelOutcome> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let mut r = tx
+            .lock_request(org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        let reason = validate::cancel_reason(body)?;
+        let next = effective_status(&r, now).apply(Action::Cancel)?;
+        r.status = next.as_str().into();
+        r.cancelled_at = Some(now);
+        r.cancel_reason = reason.clone();
+        r.updated_at = now;
+        tx.update_request_status(&r).await?;
+        tx.invalidate_open_signers(id, now).await?;
+        events::append(&mut tx, org_id, id, None, EventType::SignatureRequestCancelled,
+            json!({"signature_request_id": id, "reason": reason, "cancelled_at": time::format(now)}), now).await?;
+        tx.commit().await?;
+        Ok(CancelOutcome {
+            id,
+            status: next,
+            cancelled_at: now,
+        })
+    }
+
+    /// The sealed document of a signed request.
+    pub async fn signed_document(&self, org_id: Uuid, id: Uuid) -> Result<SignedDocument> {
+        let r = self
+            .db
+            .get_request(org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        let status = effective_status(&r, self.clock.now());
+        match status {
+            RequestStatus::Signed => {}
+            RequestStatus::Cancelled | RequestStatus::Declined | RequestStatus::Expired => {
+                return Err(ServiceError::InvalidState(format!(
+                    "The request is '{status}'; its document is no longer available."
+                )));
+            }
+            other => return Err(ServiceError::DocumentNotSigned(other.to_string())),
+        }
+        let key = r.sealed_blob.as_deref().unwrap_or(&r.document_blob);
+        let bytes = self.blobs.get(key).await?.ok_or_else(|| {
+            ServiceError::Internal(anyhow::anyhow!("blob {key} of request {id} is missing"))
+        })?;
+        Ok(SignedDocument {
+            filename: r.document_filename,
+            bytes,
+        })
+    }
+
+    /// The audit-trail PDF is built by the documents issue; the organization check already
+    /// applies so another organization's id is a 404 here as everywhere.
+    pub async fn audit_trail_pdf(&self, org_id: Uuid, id: Uuid) -> Result<Vec<u8>> {
+        self.db
+            .get_request(org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        Err(ServiceError::NotImplemented(
+            "The audit-trail PDF is not available in this version yet.",
+        ))
+    }
+}
+
+fn build_rows(
+    org_id: Uuid,
+    request_id: Uuid,
+    new: &NewRequest,
+    blob_key: String,
+    page_count: i64,
+    now: DateTime<Utc>,
+) -> (RequestRow, Vec<SignerRow>) {
+    let api = new.delivery == Delivery::Api;
+    let request = RequestRow {
+        id: request_id,
+        org_id,
+        title: new.title.clone(),
+        message: new.message.clone(),
+        locale: new.locale.as_str().into(),
+        delivery: new.delivery.as_str().into(),
+        signing_order: new.signing_order.as_str().into(),
+        metadata: new.metadata.clone(),
+        status: if api {
+            RequestStatus::Sent
+        } else {
+            RequestStatus::Pending
+        }
+        .as_str()
+        .into(),
+        document_filename: new.document.filename.clone(),
+        document_hash: hex::encode(Sha256::digest(&new.document.content)),
+        document_size: new.document.content.len() as i64,
+        document_page_count: page_count,
+        document_blob: blob_key,
+        signer_count: new.signers.len() as i64,
+        sealed_blob: None,
+        sealed_document_hash: None,
+        created_at: now,
+        updated_at: now,
+        sent_at: api.then_some(now),
+        opened_at: None,
+        signed_at: None,
+        cancelled_at: None,
+        cancel_reason: None,
+        declined_at: None,
+        expired_at: None,
+        expires_at: new.expires_at,
+    };
+    let signers = new
+        .signers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            // With api delivery the link is handed out now, but in a sequential request
+            // only the first signer's turn has come.
+            let invited = api && (i == 0 || new.signing_order == SigningOrder::Parallel);
+            SignerRow {
+                id: Uuid::new_v4(),
+                request_id,
+                org_id,
+                position: i as i64,
+                email: s.email.clone(),
+                name: s.name.clone(),
+                name_as_signed: None,
+                locale: s.locale.as_str().into(),
+                access_token: new_access_token(),
+                status: if invited {
+                    SignerStatus::Sent
+                } else {
+                    SignerStatus::Pending
+                }
+                .as_str()
+                .into(),
+                sent_at: invited.then_some(now),
+                opened_at: None,
+                signed_at: None,
+                declined_at: None,
+                decline_reason: None,
+                invalidated_at: None,
+                ip_address: None,
+                user_agent: None,
+                representing_as_invited: None,
+                representing_as_signed: None,
+                representing_role: None,
+                representing_entity_id: None,
+                email_sent: false,
+                email_error: None,
+            }
+        })
+        .collect();
+    (request, signers)
+}

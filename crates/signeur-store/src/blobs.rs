@@ -1,0 +1,181 @@
+//! Where documents live: a local directory now, S3 later. Keys are relative paths such as
+//! `documents/{org}/{request}.pdf`; callers never see the backend.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncWriteExt;
+
+use crate::{Result, StoreError};
+
+#[derive(Clone, Debug)]
+pub enum Blobs {
+    Local(PathBuf),
+    Memory(Arc<Mutex<BTreeMap<String, (Vec<u8>, DateTime<Utc>)>>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobInfo {
+    pub key: String,
+    pub modified: DateTime<Utc>,
+}
+
+fn check_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && !key.starts_with('/')
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!("invalid blob key '{key}'")))
+    }
+}
+
+impl Blobs {
+    /// `file:///path` (or a bare path) for a local directory; `memory:` for tests.
+    pub fn from_url(url: &str) -> Result<Blobs> {
+        if url == "memory:" {
+            return Ok(Blobs::memory());
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            return Ok(Blobs::Local(PathBuf::from(path)));
+        }
+        if url.contains("://") {
+            return Err(StoreError::Config(format!(
+                "SIGNEUR_STORAGE_URL scheme '{}' is not supported by this build (use file://)",
+                url.split("://").next().unwrap_or_default()
+            )));
+        }
+        Ok(Blobs::Local(PathBuf::from(url)))
+    }
+
+    pub fn memory() -> Blobs {
+        Blobs::Memory(Arc::default())
+    }
+
+    /// Stores the bytes durably (written to a temporary file, synced, renamed).
+    pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        check_key(key)?;
+        match self {
+            Blobs::Local(root) => {
+                let path = root.join(key);
+                if let Some(dir) = path.parent() {
+                    tokio::fs::create_dir_all(dir).await?;
+                }
+                let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+                let mut f = tokio::fs::File::create(&tmp).await?;
+                f.write_all(bytes).await?;
+                f.sync_all().await?;
+                drop(f);
+                tokio::fs::rename(&tmp, &path).await?;
+                Ok(())
+            }
+            Blobs::Memory(m) => {
+                lock(m).insert(key.to_string(), (bytes.to_vec(), Utc::now()));
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        match self {
+            Blobs::Local(root) => match tokio::fs::read(root.join(key)).await {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Blobs::Memory(m) => Ok(lock(m).get(key).map(|(b, _)| b.clone())),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        match self {
+            Blobs::Local(root) => match tokio::fs::remove_file(root.join(key)).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Blobs::Memory(m) => {
+                lock(m).remove(key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every stored blob with its last modification time.
+    pub async fn list(&self) -> Result<Vec<BlobInfo>> {
+        match self {
+            Blobs::Local(root) => {
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || list_dir(&root))
+                    .await
+                    .map_err(|e| StoreError::Blob(std::io::Error::other(e)))?
+            }
+            Blobs::Memory(m) => Ok(lock(m)
+                .iter()
+                .map(|(k, (_, t))| BlobInfo {
+                    key: k.clone(),
+                    modified: *t,
+                })
+                .collect()),
+        }
+    }
+
+    /// Whether the store can be written (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Blobs::Local(root) => {
+                tokio::fs::create_dir_all(root).await?;
+                let probe = root.join(".readyz");
+                tokio::fs::write(&probe, b"ok").await?;
+                tokio::fs::remove_file(&probe).await?;
+                Ok(())
+            }
+            Blobs::Memory(_) => Ok(()),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn list_dir(root: &Path) -> Result<Vec<BlobInfo>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            let path = entry.path();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                let key = rel.to_string_lossy().replace('\\', "/");
+                if key.starts_with('.') || key.contains(".tmp-") {
+                    continue;
+                }
+                let modified: DateTime<Utc> = meta
+                    .modified()
+                    .map(DateTime::from)
+                    .unwrap_or_else(|_| Utc::now());
+                out.push(BlobInfo { key, modified });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,43 @@
+//! Signeur's storage: one set of SQL on SQLite and PostgreSQL, the migrations for both, and
+//! the blob store for documents.
+//!
+//! Every query is written once with `$1` placeholders and run on either pool through the
+//! [`on_db!`] and [`on_tx!`] macros; the few statements whose SQL must differ (row locks,
+//! `SKIP LOCKED`) say so where they are. Rows are plain structs decoded by name on both
+//! backends. Instants are bound from the application's clock, never `now()` in SQL.
+
+mod blobs;
+mod db;
+mod idempotency;
+mod jobs;
+mod orgs;
+mod requests;
+
+pub use blobs::{BlobInfo, Blobs};
+pub use db::{Backend, Db, Tx, migrations_versions};
+pub use idempotency::{IdempotencyRecord, Reservation};
+pub use jobs::{ClaimedJob, NewJob};
+pub use orgs::{ApiKeyRow, OrgRow};
+pub use requests::{EventRow, ListFilter, RequestRow, SignerRow};
+
+/// Failures of the database or the blob store: never the client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("blob storage: {0}")]
+    Blob(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// A unique constraint refused the write (someone else got there first).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

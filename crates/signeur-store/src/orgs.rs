@@ -1,0 +1,115 @@
+//! Organizations and their API keys.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Db, Result, Tx, on_db, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub prefix: String,
+    pub key_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Tx {
+    pub async fn insert_org(&mut self, org: &OrgRow) -> Result<()> {
+        on_tx!(self, c => sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(org.id)
+            .bind(&org.name)
+            .bind(org.created_at)
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn count_orgs(&mut self) -> Result<i64> {
+        let n: i64 = on_tx!(self, c => sqlx::query_scalar("SELECT COUNT(*) FROM organizations").fetch_one(c).await)?;
+        Ok(n)
+    }
+
+    pub async fn insert_api_key(&mut self, k: &ApiKeyRow) -> Result<()> {
+        on_tx!(self, c => sqlx::query(
+            "INSERT INTO api_keys (id, org_id, prefix, key_hash, created_at, last_used_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(k.id)
+            .bind(k.org_id)
+            .bind(&k.prefix)
+            .bind(&k.key_hash)
+            .bind(k.created_at)
+            .bind(k.last_used_at)
+            .bind(k.revoked_at)
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+impl Db {
+    pub async fn get_org(&self, id: Uuid) -> Result<Option<OrgRow>> {
+        Ok(
+            on_db!(self, p => sqlx::query_as("SELECT id, name, created_at FROM organizations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await)?,
+        )
+    }
+
+    /// The key with this SHA-256, revoked or not.
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>> {
+        Ok(on_db!(self, p => sqlx::query_as(
+            "SELECT id, org_id, prefix, key_hash, created_at, last_used_at, revoked_at FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    pub async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKeyRow>> {
+        Ok(on_db!(self, p => sqlx::query_as(
+            "SELECT id, org_id, prefix, key_hash, created_at, last_used_at, revoked_at FROM api_keys \
+             WHERE org_id = $1 ORDER BY created_at, id")
+            .bind(org_id)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Marks a key used; cheap when called often, since it only writes when the stored
+    /// value is older than `stale_before`.
+    pub async fn touch_api_key(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<()> {
+        on_db!(self, p => sqlx::query(
+            "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)")
+            .bind(id)
+            .bind(now)
+            .bind(stale_before)
+            .execute(p)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Revokes a key; false when there is no such key or it was already revoked.
+    pub async fn revoke_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+        let done = on_db!(self, p => sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+}

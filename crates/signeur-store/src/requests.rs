@@ -1,0 +1,354 @@
+//! Signature requests, their signers and their events.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Db, Result, Tx, on_db, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RequestRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub title: String,
+    pub message: Option<String>,
+    pub locale: String,
+    pub delivery: String,
+    pub signing_order: String,
+    pub metadata: Option<String>,
+    pub status: String,
+    pub document_filename: String,
+    pub document_hash: String,
+    pub document_size: i64,
+    pub document_page_count: i64,
+    pub document_blob: String,
+    pub signer_count: i64,
+    pub sealed_blob: Option<String>,
+    pub sealed_document_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub signed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    pub declined_at: Option<DateTime<Utc>>,
+    pub expired_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+macro_rules! request_columns {
+    () => {
+        "id, org_id, title, message, locale, delivery, signing_order, metadata, status, \
+    document_filename, document_hash, document_size, document_page_count, document_blob, signer_count, sealed_blob, \
+    sealed_document_hash, created_at, updated_at, sent_at, opened_at, signed_at, cancelled_at, cancel_reason, \
+    declined_at, expired_at, expires_at"
+    };
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SignerRow {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub org_id: Uuid,
+    pub position: i64,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub name_as_signed: Option<String>,
+    pub locale: String,
+    pub access_token: String,
+    pub status: String,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub signed_at: Option<DateTime<Utc>>,
+    pub declined_at: Option<DateTime<Utc>>,
+    pub decline_reason: Option<String>,
+    pub invalidated_at: Option<DateTime<Utc>>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub representing_as_invited: Option<String>,
+    pub representing_as_signed: Option<String>,
+    pub representing_role: Option<String>,
+    pub representing_entity_id: Option<String>,
+    pub email_sent: bool,
+    pub email_error: Option<String>,
+}
+
+macro_rules! signer_columns {
+    () => {
+        "id, request_id, org_id, position, email, name, name_as_signed, locale, access_token, \
+    status, sent_at, opened_at, signed_at, declined_at, decline_reason, invalidated_at, ip_address, user_agent, \
+    representing_as_invited, representing_as_signed, representing_role, representing_entity_id, email_sent, email_error"
+    };
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: String,
+    pub org_id: Uuid,
+    pub request_id: Option<Uuid>,
+    pub signer_id: Option<Uuid>,
+    pub seq: i64,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    pub created_at: DateTime<Utc>,
+    pub data: String,
+    pub prev_hash: Option<String>,
+    pub hash: String,
+}
+
+macro_rules! event_columns {
+    () => {
+        "id, org_id, request_id, signer_id, seq, type, created_at, data, prev_hash, hash"
+    };
+}
+
+/// Filters and position of one page of `list_requests`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// The status as a reader sees it (`expired` includes open requests past `expires_at`).
+    pub status: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    /// Keyset position: the last row of the previous page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+impl Tx {
+    pub async fn insert_request(&mut self, r: &RequestRow) -> Result<()> {
+        let sql = "INSERT INTO signature_requests (id, org_id, title, message, locale, delivery, signing_order, \
+            metadata, status, document_filename, document_hash, document_size, document_page_count, document_blob, \
+            created_at, updated_at, sent_at, expires_at, signer_count) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+        on_tx!(self, c => sqlx::query(sql)
+            .bind(r.id)
+            .bind(r.org_id)
+            .bind(&r.title)
+            .bind(&r.message)
+            .bind(&r.locale)
+            .bind(&r.delivery)
+            .bind(&r.signing_order)
+            .bind(&r.metadata)
+            .bind(&r.status)
+            .bind(&r.document_filename)
+            .bind(&r.document_hash)
+            .bind(r.document_size)
+            .bind(r.document_page_count)
+            .bind(&r.document_blob)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind(r.sent_at)
+            .bind(r.expires_at)
+            .bind(r.signer_count)
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn insert_signer(&mut self, s: &SignerRow) -> Result<()> {
+        let sql = "INSERT INTO signers (id, request_id, org_id, position, email, name, locale, access_token, status, \
+            sent_at, email_sent, email_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+        on_tx!(self, c => sqlx::query(sql)
+            .bind(s.id)
+            .bind(s.request_id)
+            .bind(s.org_id)
+            .bind(s.position)
+            .bind(&s.email)
+            .bind(&s.name)
+            .bind(&s.locale)
+            .bind(&s.access_token)
+            .bind(&s.status)
+            .bind(s.sent_at)
+            .bind(s.email_sent)
+            .bind(&s.email_error)
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The request, its row locked for the rest of the transaction (PostgreSQL
+    /// `FOR UPDATE`; SQLite's write transaction already excludes other writers).
+    pub async fn lock_request(&mut self, org_id: Uuid, id: Uuid) -> Result<Option<RequestRow>> {
+        let row = match self {
+            Tx::Sqlite(t) => {
+                let sql = concat!(
+                    "SELECT ",
+                    request_columns!(),
+                    " FROM signature_requests WHERE id = $1 AND org_id = $2"
+                );
+                sqlx::query_as(sql)
+                    .bind(id)
+                    .bind(org_id)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => {
+                let sql = concat!(
+                    "SELECT ",
+                    request_columns!(),
+                    " FROM signature_requests WHERE id = $1 AND org_id = $2 FOR UPDATE"
+                );
+                sqlx::query_as(sql)
+                    .bind(id)
+                    .bind(org_id)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+        };
+        Ok(row)
+    }
+
+    /// Writes the request's status and its status timestamps.
+    pub async fn update_request_status(&mut self, r: &RequestRow) -> Result<()> {
+        let sql = "UPDATE signature_requests SET status = $2, updated_at = $3, sent_at = $4, opened_at = $5, \
+            signed_at = $6, cancelled_at = $7, cancel_reason = $8, declined_at = $9, expired_at = $10 WHERE id = $1";
+        on_tx!(self, c => sqlx::query(sql)
+            .bind(r.id)
+            .bind(&r.status)
+            .bind(r.updated_at)
+            .bind(r.sent_at)
+            .bind(r.opened_at)
+            .bind(r.signed_at)
+            .bind(r.cancelled_at)
+            .bind(&r.cancel_reason)
+            .bind(r.declined_at)
+            .bind(r.expired_at)
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Invalidates every signer of the request who has not signed or declined.
+    pub async fn invalidate_open_signers(
+        &mut self,
+        request_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let n = on_tx!(self, c => sqlx::query(
+            "UPDATE signers SET status = 'invalidated', invalidated_at = $2 \
+             WHERE request_id = $1 AND status IN ('pending', 'sent', 'opened')")
+            .bind(request_id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n)
+    }
+
+    /// The chain head of a request: (last sequence number, last hash). Call after
+    /// [`Tx::lock_request`] so no one else appends in between.
+    pub async fn chain_head(&mut self, request_id: Uuid) -> Result<(i64, Option<String>)> {
+        Ok(on_tx!(self, c => sqlx::query_as(
+            "SELECT event_seq, last_event_hash FROM signature_requests WHERE id = $1")
+            .bind(request_id)
+            .fetch_one(c)
+            .await)?)
+    }
+
+    /// Appends an event and moves the request's chain head to it. The unique
+    /// `(request_id, seq)` makes a forked chain impossible to commit.
+    pub async fn append_event(&mut self, e: &EventRow) -> Result<()> {
+        let sql = concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        );
+        on_tx!(self, c => sqlx::query(sql)
+            .bind(&e.id)
+            .bind(e.org_id)
+            .bind(e.request_id)
+            .bind(e.signer_id)
+            .bind(e.seq)
+            .bind(&e.event_type)
+            .bind(e.created_at)
+            .bind(&e.data)
+            .bind(&e.prev_hash)
+            .bind(&e.hash)
+            .execute(c)
+            .await.map(|r| r.rows_affected()))?;
+        if let Some(request_id) = e.request_id {
+            on_tx!(self, c => sqlx::query(
+                "UPDATE signature_requests SET event_seq = $2, last_event_hash = $3 WHERE id = $1")
+                .bind(request_id)
+                .bind(e.seq)
+                .bind(&e.hash)
+                .execute(c)
+                .await.map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    pub async fn get_request(&self, org_id: Uuid, id: Uuid) -> Result<Option<RequestRow>> {
+        let sql = concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM signature_requests WHERE id = $1 AND org_id = $2"
+        );
+        Ok(on_db!(self, p => sqlx::query_as(sql).bind(id).bind(org_id).fetch_optional(p).await)?)
+    }
+
+    pub async fn signers_of(&self, request_id: Uuid) -> Result<Vec<SignerRow>> {
+        let sql = concat!(
+            "SELECT ",
+            signer_columns!(),
+            " FROM signers WHERE request_id = $1 ORDER BY position"
+        );
+        Ok(on_db!(self, p => sqlx::query_as(sql).bind(request_id).fetch_all(p).await)?)
+    }
+
+    pub async fn events_of(&self, request_id: Uuid) -> Result<Vec<EventRow>> {
+        let sql = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE request_id = $1 ORDER BY seq"
+        );
+        Ok(on_db!(self, p => sqlx::query_as(sql).bind(request_id).fetch_all(p).await)?)
+    }
+
+    /// One page of the organization's requests, newest first, keyset on (created_at, id).
+    pub async fn list_requests(
+        &self,
+        org_id: Uuid,
+        f: &ListFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RequestRow>> {
+        let sql = concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM signature_requests WHERE org_id = $1 \
+             AND ($2 IS NULL OR (CASE WHEN status IN ('pending', 'sent', 'opened') AND expires_at <= $3 \
+                  THEN 'expired' ELSE status END) = $2) \
+             AND ($4 IS NULL OR created_at >= $4) \
+             AND ($5 IS NULL OR created_at < $5) \
+             AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND id < $7)) \
+             ORDER BY created_at DESC, id DESC LIMIT $8"
+        );
+        let (after_t, after_id) = match f.after {
+            Some((t, id)) => (Some(t), Some(id)),
+            None => (None, None),
+        };
+        Ok(on_db!(self, p => sqlx::query_as(sql)
+            .bind(org_id)
+            .bind(&f.status)
+            .bind(now)
+            .bind(f.created_from)
+            .bind(f.created_to)
+            .bind(after_t)
+            .bind(after_id)
+            .bind(f.limit)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Whether any request still points to this blob.
+    pub async fn blob_is_referenced(&self, key: &str) -> Result<bool> {
+        let n: i64 = on_db!(self, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM signature_requests WHERE document_blob = $1 OR sealed_blob = $1")
+            .bind(key)
+            .fetch_one(p)
+            .await)?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,97 @@
+//! Configuration: defaults → `signeur.toml` (or the file in `SIGNEUR_CONFIG`) → `SIGNEUR_*`
+//! environment variables.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use signeur_service::MasterKey;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub storage_url: Option<String>,
+    pub master_key: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub log: String,
+    pub log_format: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            data_dir: PathBuf::from("./signeur-data"),
+            database_url: None,
+            storage_url: None,
+            master_key: None,
+            master_key_file: None,
+            log: "info".into(),
+            log_format: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn load() -> anyhow::Result<Config> {
+        let file = std::env::var("SIGNEUR_CONFIG").unwrap_or_else(|_| "signeur.toml".into());
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&file))
+            .merge(Env::prefixed("SIGNEUR_").ignore(&["config"]))
+            .extract()
+            .context("invalid configuration")
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("signeur.db").display()))
+    }
+
+    pub fn storage_url(&self) -> String {
+        self.storage_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("blobs").display()))
+    }
+
+    pub fn public_url(&self) -> String {
+        let url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen));
+        url.trim_end_matches('/').to_string()
+    }
+
+    fn is_sqlite(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+
+    /// The configured key; on SQLite, generated into `{data}/master.key` on first start.
+    pub fn master_key(&self) -> anyhow::Result<MasterKey> {
+        if let Some(k) = &self.master_key {
+            return MasterKey::from_base64(k).context("SIGNEUR_MASTER_KEY");
+        }
+        if let Some(path) = &self.master_key_file {
+            return MasterKey::read_file(path).context("SIGNEUR_MASTER_KEY_FILE");
+        }
+        if !self.is_sqlite() {
+            bail!(
+                "SIGNEUR_MASTER_KEY or SIGNEUR_MASTER_KEY_FILE is required with PostgreSQL: every node must share it \
+                 (generate one with `head -c 32 /dev/urandom | base64`)"
+            );
+        }
+        MasterKey::load_or_create(&self.data_dir.join("master.key")).context("master key")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}

@@ -1,0 +1,257 @@
+//! The `signeur` binary: the server and the operator commands.
+
+mod config;
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use signeur_http::AppState;
+use signeur_service::jobs::WorkerConfig;
+use signeur_service::store::{Blobs, Db};
+use signeur_service::{Clock, Service};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "signeur", version, about = "Self-hostable e-signature server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server and the background workers (bootstraps an empty database).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// API keys.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization and print its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an organization's keys.
+    List {
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; it stops working at once.
+    Revoke { key_id: Uuid },
+}
+
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_format.as_deref() == Some("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load()?;
+    init_logs(&config);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            connect(&config).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Org {
+            command: OrgCommand::Create { name, json },
+        } => {
+            let service = service(&config, signeur_service::MasterKey::generate()).await?;
+            let org = service.create_org(&name).await?;
+            if json {
+                println!("{}", json!({"id": org.id, "name": org.name}));
+            } else {
+                println!("{}", org.id);
+            }
+            Ok(())
+        }
+        Command::ApiKey { command } => api_key(&config, command).await,
+    }
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url())
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("applying migrations")?;
+    Ok(db)
+}
+
+async fn service(config: &Config, keys: signeur_service::MasterKey) -> anyhow::Result<Service> {
+    let db = connect(config).await?;
+    let blobs = Blobs::from_url(&config.storage_url())?;
+    Ok(Service::new(db, blobs, Clock::System, keys))
+}
+
+async fn api_key(config: &Config, command: ApiKeyCommand) -> anyhow::Result<()> {
+    // Key management never touches encrypted data: no master key needed.
+    let service = service(config, signeur_service::MasterKey::generate()).await?;
+    match command {
+        ApiKeyCommand::Create { org, json } => {
+            let k = service.create_api_key(org).await?;
+            if json {
+                println!("{}", json!({"id": k.id, "key": k.key}));
+            } else {
+                println!("{}", k.key);
+            }
+        }
+        ApiKeyCommand::List { org, json } => {
+            let keys = service.list_api_keys(org).await?;
+            let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(signeur_core::time::format);
+            if json {
+                let rows: Vec<_> = keys
+                    .iter()
+                    .map(|k| {
+                        json!({
+                            "id": k.id,
+                            "prefix": k.prefix,
+                            "created_at": signeur_core::time::format(k.created_at),
+                            "last_used_at": fmt(k.last_used_at),
+                            "revoked_at": fmt(k.revoked_at),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                println!(
+                    "{:<36}  {:<16}  {:<24}  {:<24}  revoked",
+                    "id", "prefix", "created", "last used"
+                );
+                for k in keys {
+                    println!(
+                        "{:<36}  {:<16}  {:<24}  {:<24}  {}",
+                        k.id,
+                        k.prefix,
+                        signeur_core::time::format(k.created_at),
+                        fmt(k.last_used_at).unwrap_or_else(|| "-".into()),
+                        fmt(k.revoked_at).unwrap_or_else(|| "-".into()),
+                    );
+                }
+            }
+        }
+        ApiKeyCommand::Revoke { key_id } => {
+            service.revoke_api_key(key_id).await?;
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(config.data_dir()).context("creating SIGNEUR_DATA_DIR")?;
+    let keys = config.master_key()?;
+    let service = service(&config, keys).await?;
+    if let Some((org, key)) = service.bootstrap().await? {
+        println!(
+            "Signeur created the organization \"{}\" on this empty database.",
+            org.name
+        );
+        println!("organization_id: {}", org.id);
+        println!("api_key: {}", key.key);
+        println!(
+            "This key is shown only once. Try: curl -H 'Authorization: Bearer {}' {}/api/v1/signatures",
+            key.key,
+            config.public_url()
+        );
+    }
+    let addr: SocketAddr = config
+        .listen
+        .parse()
+        .with_context(|| format!("SIGNEUR_LISTEN '{}'", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(listen = %listener.local_addr()?, public_url = %config.public_url(), "signeur is listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = {
+        let service = service.clone();
+        tokio::spawn(async move { service.run_worker(WorkerConfig::default(), stop_rx).await })
+    };
+    let app = signeur_http::router(AppState {
+        service: service.clone(),
+        public_url: config.public_url(),
+    });
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
+    let _ = stop_tx.send(true);
+    if let Err(e) = worker.await {
+        tracing::warn!(error = %e, "worker ended abnormally");
+    }
+    service.db.close().await;
+    if let Err(e) = served {
+        bail!("server error: {e}");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
