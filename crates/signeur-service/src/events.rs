@@ -11,7 +11,7 @@ use crate::Result;
 
 /// Appends one event. The caller has locked the request row ([`Tx::lock_request`]), so
 /// the head read here is still the head when the event is written.
-pub(crate) async fn append(
+pub async fn append(
     tx: &mut Tx,
     org_id: Uuid,
     request_id: Uuid,

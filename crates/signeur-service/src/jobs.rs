@@ -134,7 +134,7 @@ impl Service {
 
     /// Deletes blobs older than [`ORPHAN_GRACE`] that no request points to.
     pub async fn remove_orphan_blobs(&self) -> Result<u64> {
-        let cutoff = chrono::Utc::now() - ORPHAN_GRACE;
+        let cutoff = self.clock.now() - ORPHAN_GRACE;
         let mut removed = 0;
         for blob in self.blobs.list().await? {
             if blob.modified < cutoff && !self.db.blob_is_referenced(&blob.key).await? {

@@ -6,7 +6,7 @@ mod auth;
 pub mod clock;
 mod cursor;
 mod error;
-mod events;
+pub mod events;
 mod idempotency;
 pub mod jobs;
 pub mod keys;

@@ -10,10 +10,13 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{Result, StoreError};
 
+/// Key → (bytes, last modified).
+type MemoryBlobs = BTreeMap<String, (Vec<u8>, DateTime<Utc>)>;
+
 #[derive(Clone, Debug)]
 pub enum Blobs {
     Local(PathBuf),
-    Memory(Arc<Mutex<BTreeMap<String, (Vec<u8>, DateTime<Utc>)>>>),
+    Memory(Arc<Mutex<MemoryBlobs>>),
 }
 
 #[derive(Debug, Clone)]

@@ -70,8 +70,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
     include_str!("../migrations/postgres/0001_core.sql"),
 )];
 
+/// A migration's version and description.
+pub type MigrationId = (i64, &'static str);
+
 /// The migration versions of each backend (a test keeps them in step).
-pub fn migrations_versions() -> (Vec<(i64, &'static str)>, Vec<(i64, &'static str)>) {
+pub fn migrations_versions() -> (Vec<MigrationId>, Vec<MigrationId>) {
     let v = |m: &[(i64, &'static str, &str)]| m.iter().map(|(v, d, _)| (*v, *d)).collect();
     (v(SQLITE_MIGRATIONS), v(POSTGRES_MIGRATIONS))
 }

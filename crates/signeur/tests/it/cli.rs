@@ -1,0 +1,248 @@
+//! The real binary: first start prints a working key; the operator commands.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_signeur");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary's database: SQLite in `data`, or a PostgreSQL schema of its own.
+struct Backend {
+    data: tempfile::TempDir,
+    pg: Option<(String, String, String)>,
+}
+
+impl Backend {
+    async fn new() -> Backend {
+        Backend {
+            data: tempfile::tempdir().unwrap(),
+            pg: pg_schema().await,
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.data.path()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some((_, admin, schema)) = self.pg.take() {
+            drop_pg_schema(admin, schema);
+        }
+    }
+}
+
+fn command(b: &Backend) -> Command {
+    let data = b.path();
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SIGNEUR_DATA_DIR", data)
+        .env("SIGNEUR_LOG", "warn")
+        .env("SIGNEUR_CONFIG", data.join("none.toml"));
+    if let Some((url, _, _)) = &b.pg {
+        c.env("SIGNEUR_DATABASE_URL", url).env(
+            "SIGNEUR_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        );
+    }
+    c
+}
+
+/// Starts `signeur serve` and reads the bootstrap lines from its stdout.
+fn serve(data: &Backend) -> (Server, Option<String>) {
+    let port = free_port();
+    let mut child = command(data)
+        .arg("serve")
+        .env("SIGNEUR_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(k) = line.strip_prefix("api_key: ") {
+                let _ = tx.send(k.to_string());
+            }
+        }
+    });
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (server, rx.recv_timeout(Duration::from_millis(500)).ok());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("signeur serve did not start");
+}
+
+fn run(data: &Backend, args: &[&str]) -> (bool, String) {
+    let out = command(data).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap())
+}
+
+#[tokio::test]
+async fn first_start_prints_a_working_key_and_operator_commands_work() {
+    let dir = Backend::new().await;
+    let (server, key) = serve(&dir);
+    let key = key.expect("first start prints api_key");
+    assert!(key.starts_with("sgn_live_"));
+    if dir.pg.is_none() {
+        assert!(
+            dir.path().join("signeur.db").exists(),
+            "SQLite created in the data dir"
+        );
+        assert!(
+            dir.path().join("master.key").exists(),
+            "master key generated on SQLite"
+        );
+    }
+
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{}/api/v1/signatures", server.base))
+        .bearer_auth(&key)
+        .json(&seed_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = client
+        .get(format!("{}/api/v1/signatures/{id}", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    drop(server);
+
+    // A restart does not bootstrap again, and the data is still there.
+    let (server, again) = serve(&dir);
+    assert_eq!(again, None);
+    let res = client
+        .get(format!("{}/api/v1/signatures/{id}", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Operator commands, with --json: exactly one JSON document on stdout.
+    let (ok, out) = run(&dir, &["org", "create", "--name", "Acme", "--json"]);
+    assert!(ok);
+    let org: Value = serde_json::from_str(&out).unwrap();
+    let org_id = org["id"].as_str().unwrap().to_string();
+    let (ok, out) = run(&dir, &["api-key", "create", "--org", &org_id, "--json"]);
+    assert!(ok);
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let acme_key = created["key"].as_str().unwrap().to_string();
+    let key_id = created["id"].as_str().unwrap().to_string();
+
+    let res = client
+        .get(format!("{}/api/v1/signatures/{id}", server.base))
+        .bearer_auth(&acme_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "another organization's request");
+    let res = client
+        .get(format!("{}/api/v1/signatures", server.base))
+        .bearer_auth(&acme_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let (ok, out) = run(&dir, &["api-key", "list", "--org", &org_id, "--json"]);
+    assert!(ok);
+    let keys: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(keys[0]["id"], key_id.as_str());
+    assert!(keys[0]["last_used_at"].is_string(), "last use recorded");
+    assert_eq!(keys[0]["revoked_at"], Value::Null);
+    assert!(!out.contains(&acme_key), "the key itself is never listed");
+
+    let (ok, _) = run(&dir, &["api-key", "revoke", &key_id]);
+    assert!(ok);
+    let res = client
+        .get(format!("{}/api/v1/signatures", server.base))
+        .bearer_auth(&acme_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "revoked keys stop working at once");
+    let (ok, _) = run(&dir, &["api-key", "revoke", &key_id]);
+    assert!(!ok, "revoking twice is an error");
+    let (ok, _) = run(
+        &dir,
+        &[
+            "api-key",
+            "create",
+            "--org",
+            &uuid::Uuid::new_v4().to_string(),
+        ],
+    );
+    assert!(!ok, "unknown organization");
+}
+
+#[test]
+fn postgres_requires_a_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("SIGNEUR_DATA_DIR", dir.path())
+        .env("SIGNEUR_CONFIG", dir.path().join("none.toml"))
+        .env("SIGNEUR_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env_remove("SIGNEUR_MASTER_KEY")
+        .env_remove("SIGNEUR_MASTER_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SIGNEUR_MASTER_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database() {
+    let dir = Backend::new().await;
+    let (ok, _) = run(&dir, &["migrate"]);
+    assert!(ok);
+    if dir.pg.is_none() {
+        assert!(dir.path().join("signeur.db").exists());
+    }
+    let (ok, _) = run(&dir, &["migrate"]);
+    assert!(ok, "migrating twice is a no-op");
+}

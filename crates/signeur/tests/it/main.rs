@@ -1,0 +1,8 @@
+//! Signeur's integration suite: one test binary, run on SQLite by default and on
+//! PostgreSQL when `SIGNEUR_TEST_DATABASE_URL` is set (`.ci/run` does both).
+
+mod api;
+mod chain;
+mod cli;
+mod jobs;
+mod support;

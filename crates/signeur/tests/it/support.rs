@@ -1,0 +1,221 @@
+//! The test harness: the real router on a real TCP port, against a fresh database —
+//! SQLite in a temp dir by default, PostgreSQL (a schema per test) when
+//! `SIGNEUR_TEST_DATABASE_URL` is set.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+use chrono::Duration;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use signeur_service::store::{Blobs, Db};
+use signeur_service::{Clock, MasterKey, Service};
+
+pub const ONE_PAGE: &[u8] = include_bytes!("../../../signeur-pdf/tests/fixtures/one-page.pdf");
+pub const THREE_PAGES: &[u8] =
+    include_bytes!("../../../signeur-pdf/tests/fixtures/three-pages.pdf");
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub key: String,
+    pub org_id: Uuid,
+    pub service: Service,
+    pub clock: Clock,
+    pub dir: tempfile::TempDir,
+    pg_schema: Option<(String, String)>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+pub fn backend_url() -> Option<String> {
+    std::env::var("SIGNEUR_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+async fn fresh_db(dir: &std::path::Path) -> (Db, Option<(String, String)>) {
+    match backend_url() {
+        None => {
+            let db = Db::connect(&format!("sqlite://{}", dir.join("signeur.db").display()))
+                .await
+                .unwrap();
+            db.migrate().await.unwrap();
+            (db, None)
+        }
+        Some(_) => {
+            let (scoped, admin, schema) = pg_schema().await.unwrap();
+            let db = Db::connect(&scoped).await.unwrap();
+            db.migrate().await.unwrap();
+            (db, Some((admin, schema)))
+        }
+    }
+}
+
+/// A fresh PostgreSQL schema: (URL whose connections use it, admin URL, schema name).
+pub async fn pg_schema() -> Option<(String, String, String)> {
+    let url = backend_url()?;
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let admin = Db::connect(&url).await.unwrap();
+    if let Db::Postgres(p) = &admin {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(p)
+            .await
+            .unwrap();
+    }
+    admin.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some((
+        format!("{url}{sep}options=-c%20search_path%3D{schema}"),
+        url,
+        schema,
+    ))
+}
+
+/// Drops a schema made by [`pg_schema`] (from a thread of its own: callers may be in Drop).
+pub fn drop_pg_schema(url: String, schema: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            if let Ok(Db::Postgres(p)) = Db::connect(&url).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                    .execute(&p)
+                    .await;
+                p.close().await;
+            }
+        });
+    })
+    .join();
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, pg_schema) = fresh_db(dir.path()).await;
+        let clock = Clock::manual(chrono::Utc::now());
+        let blobs =
+            Blobs::from_url(&format!("file://{}", dir.path().join("blobs").display())).unwrap();
+        let service = Service::new(db, blobs, clock.clone(), MasterKey::generate());
+        let (org, key) = service
+            .bootstrap()
+            .await
+            .unwrap()
+            .expect("empty database bootstraps");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let app = signeur_http::router(signeur_http::AppState {
+            service: service.clone(),
+            public_url: base.clone(),
+        });
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            key: key.key,
+            org_id: org.id,
+            service,
+            clock,
+            dir,
+            pg_schema,
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(&self.key)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(&self.key)
+    }
+
+    /// A second organization with its own key.
+    pub async fn other_org(&self) -> (Uuid, String) {
+        let org = self.service.create_org("Other").await.unwrap();
+        let key = self.service.create_api_key(org.id).await.unwrap();
+        (org.id, key.key)
+    }
+
+    pub async fn create(&self, body: &Value) -> Value {
+        let res = self
+            .post("/api/v1/signatures")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Some((url, schema)) = self.pg_schema.take() {
+            drop_pg_schema(url, schema);
+        }
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The seed's example body, delivery `api` so no email is involved.
+pub fn seed_body() -> Value {
+    json!({
+        "title": "Order Agreement #1234",
+        "message": "Please review and sign.",
+        "locale": "en",
+        "delivery": "api",
+        "signers": [
+            { "email": "buyer@example.com", "name": "Anna Buyer" },
+            { "email": "seller@example.com", "name": "Bob Seller", "locale": "fi" }
+        ],
+        "document": { "filename": "contract.pdf", "content_base64": b64(ONE_PAGE) },
+        "metadata": { "deal_id": "D-42" }
+    })
+}
+
+pub async fn error_of(res: Response) -> (StatusCode, String, String) {
+    let status = res.status();
+    let v: Value = res.json().await.unwrap();
+    (
+        status,
+        v["error"].as_str().unwrap_or_default().to_string(),
+        v["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// RFC 3339 UTC with milliseconds and Z.
+pub fn is_wire_time(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    s.len() == 24
+        && s.ends_with('Z')
+        && s.as_bytes()[19] == b'.'
+        && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
