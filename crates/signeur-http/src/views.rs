@@ -177,32 +177,14 @@ pub struct SignatureRequestList {
 /// A signer with everything known about them.
 #[derive(Serialize, ToSchema)]
 pub struct SignerDetail {
-    pub id: Uuid,
-    pub email: Option<String>,
-    pub name: Option<String>,
+    #[serde(flatten)]
+    pub summary: SignerSummary,
     pub name_as_invited: Option<String>,
     pub name_as_signed: Option<String>,
-    pub access_token: String,
-    pub sign_url: String,
-    #[schema(value_type = String, example = "signed")]
-    pub status: SignerStatus,
-    pub position: i64,
-    #[serde(serialize_with = "ms_opt::serialize")]
-    pub sent_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ms_opt::serialize")]
-    pub opened_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ms_opt::serialize")]
-    pub signed_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "ms_opt::serialize")]
-    pub declined_at: Option<DateTime<Utc>>,
-    pub decline_reason: Option<String>,
     #[serde(serialize_with = "ms_opt::serialize")]
     pub invalidated_at: Option<DateTime<Utc>>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
-    pub email_sent: bool,
-    pub email_error: Option<String>,
-    pub locale: String,
     pub representing_as_invited: Option<String>,
     pub representing_as_signed: Option<String>,
     pub representing_role: Option<String>,
@@ -236,6 +218,26 @@ fn signer_status(s: &SignerRow) -> SignerStatus {
 
 fn sign_url(public_url: &str, s: &SignerRow) -> String {
     format!("{public_url}/sign/{}", s.access_token)
+}
+
+fn signer_summary(s: &SignerRow, public_url: &str) -> SignerSummary {
+    SignerSummary {
+        id: s.id,
+        email: s.email.clone(),
+        name: s.name.clone(),
+        access_token: s.access_token.clone(),
+        sign_url: sign_url(public_url, s),
+        status: signer_status(s),
+        position: s.position,
+        sent_at: s.sent_at,
+        opened_at: s.opened_at,
+        signed_at: s.signed_at,
+        declined_at: s.declined_at,
+        decline_reason: s.decline_reason.clone(),
+        email_sent: s.email_sent,
+        email_error: s.email_error.clone(),
+        locale: s.locale.clone(),
+    }
 }
 
 fn event_view(e: &EventRow) -> EventView {
@@ -307,23 +309,7 @@ impl SignatureRequestView {
             signers: d
                 .signers
                 .iter()
-                .map(|s| SignerSummary {
-                    id: s.id,
-                    email: s.email.clone(),
-                    name: s.name.clone(),
-                    access_token: s.access_token.clone(),
-                    sign_url: sign_url(public_url, s),
-                    status: signer_status(s),
-                    position: s.position,
-                    sent_at: s.sent_at,
-                    opened_at: s.opened_at,
-                    signed_at: s.signed_at,
-                    declined_at: s.declined_at,
-                    decline_reason: s.decline_reason.clone(),
-                    email_sent: s.email_sent,
-                    email_error: s.email_error.clone(),
-                    locale: s.locale.clone(),
-                })
+                .map(|s| signer_summary(s, public_url))
                 .collect(),
             document: DocumentInfo {
                 filename: r.document_filename.clone(),
@@ -376,26 +362,12 @@ impl SignerList {
                 .signers
                 .iter()
                 .map(|s| SignerDetail {
-                    id: s.id,
-                    email: s.email.clone(),
-                    name: s.name.clone(),
+                    summary: signer_summary(s, public_url),
                     name_as_invited: s.name.clone(),
                     name_as_signed: s.name_as_signed.clone(),
-                    access_token: s.access_token.clone(),
-                    sign_url: sign_url(public_url, s),
-                    status: signer_status(s),
-                    position: s.position,
-                    sent_at: s.sent_at,
-                    opened_at: s.opened_at,
-                    signed_at: s.signed_at,
-                    declined_at: s.declined_at,
-                    decline_reason: s.decline_reason.clone(),
                     invalidated_at: s.invalidated_at,
                     ip_address: s.ip_address.clone(),
                     user_agent: s.user_agent.clone(),
-                    email_sent: s.email_sent,
-                    email_error: s.email_error.clone(),
-                    locale: s.locale.clone(),
                     representing_as_invited: s.representing_as_invited.clone(),
                     representing_as_signed: s.representing_as_signed.clone(),
                     representing_role: s.representing_role.clone(),

@@ -68,39 +68,30 @@ impl Db {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<ClaimedJob>> {
-        let jobs = match self {
-            Db::Postgres(p) => {
-                sqlx::query_as(
+        // PostgreSQL skips rows another worker is claiming; SQLite has one writer, so the
+        // single UPDATE … RETURNING is the claim there.
+        macro_rules! claim_sql {
+            ($lock:literal) => {
+                concat!(
                     "UPDATE jobs SET leased_until = $2, attempts = attempts + 1 WHERE id IN ( \
                        SELECT id FROM jobs WHERE kind = $4 AND failed_at IS NULL AND run_at <= $1 \
-                       AND (leased_until IS NULL OR leased_until <= $1) \
-                       ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, kind, payload, attempts, max_attempts",
+                       AND (leased_until IS NULL OR leased_until <= $1) ORDER BY run_at LIMIT $3",
+                    $lock,
+                    ") RETURNING id, kind, payload, attempts, max_attempts"
                 )
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .bind(kind)
-                .fetch_all(p)
-                .await?
-            }
-            // SQLite has one writer: the single UPDATE … RETURNING is the claim.
-            Db::Sqlite(p) => {
-                sqlx::query_as(
-                    "UPDATE jobs SET leased_until = $2, attempts = attempts + 1 WHERE id IN ( \
-                       SELECT id FROM jobs WHERE kind = $4 AND failed_at IS NULL AND run_at <= $1 \
-                       AND (leased_until IS NULL OR leased_until <= $1) \
-                       ORDER BY run_at LIMIT $3) \
-                     RETURNING id, kind, payload, attempts, max_attempts",
-                )
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .bind(kind)
-                .fetch_all(p)
-                .await?
-            }
+            };
+        }
+        let sql = match self {
+            Db::Postgres(_) => claim_sql!(" FOR UPDATE SKIP LOCKED"),
+            Db::Sqlite(_) => claim_sql!(""),
         };
+        let jobs = on_db!(self, p => sqlx::query_as(sql)
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .bind(kind)
+            .fetch_all(p)
+            .await)?;
         Ok(jobs)
     }
 

@@ -169,32 +169,20 @@ impl Tx {
     /// The request, its row locked for the rest of the transaction (PostgreSQL
     /// `FOR UPDATE`; SQLite's write transaction already excludes other writers).
     pub async fn lock_request(&mut self, org_id: Uuid, id: Uuid) -> Result<Option<RequestRow>> {
-        let row = match self {
-            Tx::Sqlite(t) => {
-                let sql = concat!(
-                    "SELECT ",
-                    request_columns!(),
-                    " FROM signature_requests WHERE id = $1 AND org_id = $2"
-                );
-                sqlx::query_as(sql)
-                    .bind(id)
-                    .bind(org_id)
-                    .fetch_optional(&mut **t)
-                    .await?
-            }
-            Tx::Postgres(t) => {
-                let sql = concat!(
-                    "SELECT ",
-                    request_columns!(),
-                    " FROM signature_requests WHERE id = $1 AND org_id = $2 FOR UPDATE"
-                );
-                sqlx::query_as(sql)
-                    .bind(id)
-                    .bind(org_id)
-                    .fetch_optional(&mut **t)
-                    .await?
-            }
+        let sql = match self {
+            Tx::Postgres(_) => concat!(
+                "SELECT ",
+                request_columns!(),
+                " FROM signature_requests WHERE id = $1 AND org_id = $2 FOR UPDATE"
+            ),
+            Tx::Sqlite(_) => concat!(
+                "SELECT ",
+                request_columns!(),
+                " FROM signature_requests WHERE id = $1 AND org_id = $2"
+            ),
         };
+        let row =
+            on_tx!(self, c => sqlx::query_as(sql).bind(id).bind(org_id).fetch_optional(c).await)?;
         Ok(row)
     }
 
