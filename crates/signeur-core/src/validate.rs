@@ -414,8 +414,13 @@ fn decode_base64(s: &str) -> Result<Vec<u8>> {
     if significant / 4 * 3 > MAX_DOCUMENT_BYTES + 3 {
         return Err(too_large());
     }
-    let compact: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let bytes = ENGINE.decode(&compact).map_err(|_| {
+    let decoded = if significant == s.len() {
+        ENGINE.decode(s)
+    } else {
+        let compact: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        ENGINE.decode(&compact)
+    };
+    let bytes = decoded.map_err(|_| {
         ValidationError::new(
             "invalid_base64",
             "Field 'document.content_base64' is not valid base64.",

@@ -1,47 +1,43 @@
-//! Appending to a request's hash chain, inside the caller's transaction.
+//! Events on a request's hash chain. Building an event moves the chain head kept on the
+//! request row; the caller writes the events and the row in one transaction, after locking
+//! the row (or creating it), so concurrent writers can never fork the chain.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use signeur_core::{EventType, event, time};
-use signeur_store::{EventRow, Tx};
+use signeur_store::{EventRow, RequestRow};
 
-use crate::Result;
-
-/// Appends one event. The caller has locked the request row ([`Tx::lock_request`]), so
-/// the head read here is still the head when the event is written.
-pub async fn append(
-    tx: &mut Tx,
-    org_id: Uuid,
-    request_id: Uuid,
+/// The next event of `request`'s chain; `request.event_seq`/`last_event_hash` move to it.
+pub fn append(
+    request: &mut RequestRow,
     signer_id: Option<Uuid>,
     event_type: EventType,
     data: Value,
     now: DateTime<Utc>,
-) -> Result<EventRow> {
-    let (seq, prev_hash) = tx.chain_head(request_id).await?;
+) -> EventRow {
     let id = format!("evt_{}", Uuid::new_v4());
-    let created_at = time::format(now);
+    let prev_hash = request.last_event_hash.take();
     let hash = event::chain_hash(
         &id,
         event_type.as_str(),
-        &created_at,
+        &time::format(now),
         &data,
         prev_hash.as_deref(),
     );
-    let row = EventRow {
+    request.event_seq += 1;
+    request.last_event_hash = Some(hash.clone());
+    EventRow {
         id,
-        org_id,
-        request_id: Some(request_id),
+        org_id: request.org_id,
+        request_id: Some(request.id),
         signer_id,
-        seq: seq + 1,
+        seq: request.event_seq,
         event_type: event_type.as_str().to_string(),
         created_at: now,
         data: data.to_string(),
         prev_hash,
         hash,
-    };
-    tx.append_event(&row).await?;
-    Ok(row)
+    }
 }

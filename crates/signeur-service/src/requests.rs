@@ -112,7 +112,7 @@ impl Service {
         // Written before the transaction: if the commit fails, the orphan-blob job removes it.
         self.blobs.put(&blob_key, &new.document.content).await?;
 
-        let (request, signers) = build_rows(
+        let (mut request, signers) = build_rows(
             org_id,
             request_id,
             &new,
@@ -120,29 +120,31 @@ impl Service {
             i64::from(info.page_count),
             now,
         );
-        let mut tx = self.db.begin().await?;
-        tx.insert_request(&request).await?;
-        for s in &signers {
-            tx.insert_signer(s).await?;
-        }
         let signer_list: Vec<_> = signers
             .iter()
             .map(|s| json!({"id": s.id, "email": s.email, "name": s.name, "locale": s.locale, "position": s.position}))
             .collect();
-        let mut evts = vec![
-            events::append(&mut tx, org_id, request_id, None, EventType::SignatureRequestCreated,
-                json!({"signature_request_id": request_id, "title": request.title, "signers": signer_list}), now).await?,
-        ];
+        let mut evts = vec![events::append(
+            &mut request,
+            None,
+            EventType::SignatureRequestCreated,
+            json!({"signature_request_id": request_id, "title": new.title, "signers": signer_list}),
+            now,
+        )];
+        let mut jobs = Vec::new();
         match new.delivery {
             Delivery::Api => {
                 let sent: Vec<_> = signers
                     .iter()
                     .map(|s| json!({"signer_id": s.id, "email": s.email, "status": s.status, "email_sent": false, "email_error": null}))
                     .collect();
-                evts.push(
-                    events::append(&mut tx, org_id, request_id, None, EventType::SignatureRequestSent,
-                        json!({"signature_request_id": request_id, "delivery": "api", "signers": sent}), now).await?,
-                );
+                evts.push(events::append(
+                    &mut request,
+                    None,
+                    EventType::SignatureRequestSent,
+                    json!({"signature_request_id": request_id, "delivery": "api", "signers": sent}),
+                    now,
+                ));
             }
             Delivery::Email => {
                 // The invitations are sent by the email worker; sequential requests invite
@@ -151,17 +153,23 @@ impl Service {
                     .iter()
                     .filter(|s| s.position == 0 || new.signing_order == SigningOrder::Parallel)
                 {
-                    let job = NewJob {
+                    jobs.push(NewJob {
                         kind: JobKind::SendInvitation.as_str().into(),
                         payload: json!({"signature_request_id": request_id, "signer_id": s.id})
                             .to_string(),
                         dedup_key: Some(format!("invite:{}", s.id)),
                         run_at: now,
                         max_attempts: 10,
-                    };
-                    tx.enqueue(&job, now).await?;
+                    });
                 }
             }
+        }
+        let mut tx = self.db.begin().await?;
+        tx.insert_request(&request).await?;
+        tx.insert_signers(&signers).await?;
+        tx.insert_events(&evts).await?;
+        for job in &jobs {
+            tx.enqueue(job, now).await?;
         }
         tx.commit().await?;
         Ok(RequestDetail {
@@ -173,12 +181,14 @@ impl Service {
     }
 
     pub async fn get_request(&self, org_id: Uuid, id: Uuid) -> Result<RequestDetail> {
-        let request = self
-            .db
-            .get_request(org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("Signature request"))?;
-        let (signers, events) = tokio::try_join!(self.db.signers_of(id), self.db.events_of(id))?;
+        // Three reads at once; the signers and events are used only if the request is the
+        // caller's organization's.
+        let (request, signers, events) = tokio::try_join!(
+            self.db.get_request(org_id, id),
+            self.db.signers_of(id),
+            self.db.events_of(id)
+        )?;
+        let request = request.ok_or(ServiceError::NotFound("Signature request"))?;
         Ok(RequestDetail {
             request,
             signers,
@@ -286,10 +296,16 @@ impl Service {
         r.cancelled_at = Some(now);
         r.cancel_reason = reason.clone();
         r.updated_at = now;
+        let event = events::append(
+            &mut r,
+            None,
+            EventType::SignatureRequestCancelled,
+            json!({"signature_request_id": id, "reason": reason, "cancelled_at": time::format(now)}),
+            now,
+        );
         tx.update_request_status(&r).await?;
         tx.invalidate_open_signers(id, now).await?;
-        events::append(&mut tx, org_id, id, None, EventType::SignatureRequestCancelled,
-            json!({"signature_request_id": id, "reason": reason, "cancelled_at": time::format(now)}), now).await?;
+        tx.insert_events(&[event]).await?;
         tx.commit().await?;
         Ok(CancelOutcome {
             id,
@@ -381,6 +397,8 @@ fn build_rows(
         declined_at: None,
         expired_at: None,
         expires_at: new.expires_at,
+        event_seq: 0,
+        last_event_hash: None,
     };
     let signers = new
         .signers

@@ -12,12 +12,30 @@ use sqlx::{Postgres, SqlSafeStr, Sqlite, Transaction};
 
 use crate::{Result, StoreError};
 
-/// Runs `$body` with `$c` bound to the pool of whichever backend `$db` is.
+/// Runs `$body` with `$c` bound to the (reading) pool of whichever backend `$db` is.
 #[macro_export]
 macro_rules! on_db {
     ($db:expr, $c:ident => $body:expr) => {
         match $db {
-            $crate::Db::Sqlite($c) => $body,
+            $crate::Db::Sqlite(pools) => {
+                let $c = &pools.read;
+                $body
+            }
+            $crate::Db::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Like [`on_db!`] for a statement that writes: on SQLite it runs on the one writer
+/// connection. Never call it while holding a [`Tx`]: on SQLite that waits for itself.
+#[macro_export]
+macro_rules! on_db_write {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite(pools) => {
+                let $c = &pools.write;
+                $body
+            }
             $crate::Db::Postgres($c) => $body,
         }
     };
@@ -48,8 +66,17 @@ pub enum Backend {
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
     Postgres(PgPool),
+}
+
+/// SQLite allows one writer at a time. Writes go through a pool of one connection, so
+/// writers queue fairly in-process instead of sleeping in SQLite's busy handler; reads use
+/// their own pool and never wait for writers (WAL).
+#[derive(Clone, Debug)]
+pub struct SqlitePools {
+    pub read: SqlitePool,
+    pub write: SqlitePool,
 }
 
 /// A write transaction. On SQLite it starts with `BEGIN IMMEDIATE`: the one writer lock is
@@ -113,12 +140,17 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
-                .connect_with(opts)
+                .connect_with(opts.read_only(true))
                 .await?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(SqlitePools { read, write }))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -145,7 +177,7 @@ impl Db {
     /// Applies every migration not yet applied.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Db::Sqlite(p) => migrator(SQLITE_MIGRATIONS).run(p).await?,
+            Db::Sqlite(p) => migrator(SQLITE_MIGRATIONS).run(&p.write).await?,
             Db::Postgres(p) => migrator(POSTGRES_MIGRATIONS).run(p).await?,
         }
         Ok(())
@@ -153,7 +185,7 @@ impl Db {
 
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(p) => Tx::Sqlite(p.write.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -165,7 +197,13 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        on_db!(self, p => p.close().await)
+        match self {
+            Db::Sqlite(p) => {
+                p.read.close().await;
+                p.write.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, Result, on_db};
+use crate::{Db, Result, on_db_write};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IdempotencyRecord {
@@ -41,7 +41,7 @@ impl Db {
         locked_until: DateTime<Utc>,
         expired_before: DateTime<Utc>,
     ) -> Result<Reservation> {
-        let inserted = on_db!(self, p => sqlx::query(
+        let inserted = on_db_write!(self, p => sqlx::query(
             "INSERT INTO idempotency_keys (org_id, key, method, path, body_hash, locked_until, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, key) DO NOTHING")
             .bind(org_id)
@@ -57,7 +57,7 @@ impl Db {
         if inserted == 1 {
             return Ok(Reservation::Reserved);
         }
-        let taken_over = on_db!(self, p => sqlx::query(
+        let taken_over = on_db_write!(self, p => sqlx::query(
             "UPDATE idempotency_keys SET method = $3, path = $4, body_hash = $5, locked_until = $6, \
              status_code = NULL, response_body = NULL, created_at = $7 \
              WHERE org_id = $1 AND key = $2 AND (created_at < $8 OR (status_code IS NULL AND locked_until <= $7))")
@@ -75,7 +75,7 @@ impl Db {
         if taken_over == 1 {
             return Ok(Reservation::Reserved);
         }
-        let existing: Option<IdempotencyRecord> = on_db!(self, p => sqlx::query_as(
+        let existing: Option<IdempotencyRecord> = on_db_write!(self, p => sqlx::query_as(
             "SELECT method, path, body_hash, locked_until, status_code, response_body, created_at \
              FROM idempotency_keys WHERE org_id = $1 AND key = $2")
             .bind(org_id)
@@ -109,7 +109,7 @@ impl Db {
         status: u16,
         body: &[u8],
     ) -> Result<()> {
-        on_db!(self, p => sqlx::query(
+        on_db_write!(self, p => sqlx::query(
             "UPDATE idempotency_keys SET status_code = $3, response_body = $4, locked_until = NULL \
              WHERE org_id = $1 AND key = $2")
             .bind(org_id)
@@ -123,7 +123,7 @@ impl Db {
 
     /// Forgets a reservation whose request did not succeed, so the client may retry.
     pub async fn release_idempotency_key(&self, org_id: Uuid, key: &str) -> Result<()> {
-        on_db!(self, p => sqlx::query("DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 AND status_code IS NULL")
+        on_db_write!(self, p => sqlx::query("DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 AND status_code IS NULL")
             .bind(org_id)
             .bind(key)
             .execute(p)
@@ -133,7 +133,7 @@ impl Db {
 
     /// Deletes completed keys created before `before`; returns how many.
     pub async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64> {
-        let n = on_db!(self, p => sqlx::query(
+        let n = on_db_write!(self, p => sqlx::query(
             "DELETE FROM idempotency_keys WHERE created_at < $1 AND (status_code IS NOT NULL OR locked_until < $1)")
             .bind(before)
             .execute(p)

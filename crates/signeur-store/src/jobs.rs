@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, Result, Tx, on_db, on_tx};
+use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
 
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -85,7 +85,7 @@ impl Db {
             Db::Postgres(_) => claim_sql!(" FOR UPDATE SKIP LOCKED"),
             Db::Sqlite(_) => claim_sql!(""),
         };
-        let jobs = on_db!(self, p => sqlx::query_as(sql)
+        let jobs = on_db_write!(self, p => sqlx::query_as(sql)
             .bind(now)
             .bind(lease_until)
             .bind(limit)
@@ -97,13 +97,13 @@ impl Db {
 
     /// The job is done: it leaves the table (and frees its dedup key).
     pub async fn complete_job(&self, id: Uuid) -> Result<()> {
-        on_db!(self, p => sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+        on_db_write!(self, p => sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The attempt failed; try again at `run_at`.
     pub async fn retry_job(&self, id: Uuid, run_at: DateTime<Utc>, error: &str) -> Result<()> {
-        on_db!(self, p => sqlx::query("UPDATE jobs SET run_at = $2, leased_until = NULL, last_error = $3 WHERE id = $1")
+        on_db_write!(self, p => sqlx::query("UPDATE jobs SET run_at = $2, leased_until = NULL, last_error = $3 WHERE id = $1")
             .bind(id)
             .bind(run_at)
             .bind(error)
@@ -114,7 +114,7 @@ impl Db {
 
     /// The job gave up; it stays in the table for operators, its dedup key released.
     pub async fn fail_job(&self, id: Uuid, now: DateTime<Utc>, error: &str) -> Result<()> {
-        on_db!(self, p => sqlx::query(
+        on_db_write!(self, p => sqlx::query(
             "UPDATE jobs SET failed_at = $2, leased_until = NULL, last_error = $3, dedup_key = NULL WHERE id = $1")
             .bind(id)
             .bind(now)

@@ -14,7 +14,7 @@ mod orgs;
 mod requests;
 
 pub use blobs::{BlobInfo, Blobs};
-pub use db::{Backend, Db, Tx, migrations_versions};
+pub use db::{Backend, Db, SqlitePools, Tx, migrations_versions};
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, NewJob};
 pub use orgs::{ApiKeyRow, OrgRow};

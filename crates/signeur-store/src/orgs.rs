@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, Result, Tx, on_db, on_tx};
+use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgRow {
@@ -92,7 +92,7 @@ impl Db {
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> Result<()> {
-        on_db!(self, p => sqlx::query(
+        on_db_write!(self, p => sqlx::query(
             "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)")
             .bind(id)
             .bind(now)
@@ -104,7 +104,7 @@ impl Db {
 
     /// Revokes a key; false when there is no such key or it was already revoked.
     pub async fn revoke_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
-        let done = on_db!(self, p => sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        let done = on_db_write!(self, p => sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .bind(now)
             .execute(p)

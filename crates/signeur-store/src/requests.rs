@@ -34,6 +34,9 @@ pub struct RequestRow {
     pub declined_at: Option<DateTime<Utc>>,
     pub expired_at: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
+    /// The hash chain's head: the last event's sequence number and hash.
+    pub event_seq: i64,
+    pub last_event_hash: Option<String>,
 }
 
 macro_rules! request_columns {
@@ -41,7 +44,7 @@ macro_rules! request_columns {
         "id, org_id, title, message, locale, delivery, signing_order, metadata, status, \
     document_filename, document_hash, document_size, document_page_count, document_blob, signer_count, sealed_blob, \
     sealed_document_hash, created_at, updated_at, sent_at, opened_at, signed_at, cancelled_at, cancel_reason, \
-    declined_at, expired_at, expires_at"
+    declined_at, expired_at, expires_at, event_seq, last_event_hash"
     };
 }
 
@@ -118,8 +121,8 @@ impl Tx {
     pub async fn insert_request(&mut self, r: &RequestRow) -> Result<()> {
         let sql = "INSERT INTO signature_requests (id, org_id, title, message, locale, delivery, signing_order, \
             metadata, status, document_filename, document_hash, document_size, document_page_count, document_blob, \
-            created_at, updated_at, sent_at, expires_at, signer_count) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+            created_at, updated_at, sent_at, expires_at, signer_count, event_seq, last_event_hash) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
         on_tx!(self, c => sqlx::query(sql)
             .bind(r.id)
             .bind(r.org_id)
@@ -140,29 +143,38 @@ impl Tx {
             .bind(r.sent_at)
             .bind(r.expires_at)
             .bind(r.signer_count)
+            .bind(r.event_seq)
+            .bind(&r.last_event_hash)
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
-    pub async fn insert_signer(&mut self, s: &SignerRow) -> Result<()> {
-        let sql = "INSERT INTO signers (id, request_id, org_id, position, email, name, locale, access_token, status, \
-            sent_at, email_sent, email_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-        on_tx!(self, c => sqlx::query(sql)
-            .bind(s.id)
-            .bind(s.request_id)
-            .bind(s.org_id)
-            .bind(s.position)
-            .bind(&s.email)
-            .bind(&s.name)
-            .bind(&s.locale)
-            .bind(&s.access_token)
-            .bind(&s.status)
-            .bind(s.sent_at)
-            .bind(s.email_sent)
-            .bind(&s.email_error)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
+    pub async fn insert_signers(&mut self, signers: &[SignerRow]) -> Result<()> {
+        if signers.is_empty() {
+            return Ok(());
+        }
+        on_tx!(self, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO signers (id, request_id, org_id, position, email, name, locale, access_token, status, \
+                 sent_at, email_sent, email_error) ",
+            );
+            q.push_values(signers, |mut b, s| {
+                b.push_bind(s.id)
+                    .push_bind(s.request_id)
+                    .push_bind(s.org_id)
+                    .push_bind(s.position)
+                    .push_bind(s.email.clone())
+                    .push_bind(s.name.clone())
+                    .push_bind(s.locale.clone())
+                    .push_bind(s.access_token.clone())
+                    .push_bind(s.status.clone())
+                    .push_bind(s.sent_at)
+                    .push_bind(s.email_sent)
+                    .push_bind(s.email_error.clone());
+            });
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -189,7 +201,8 @@ impl Tx {
     /// Writes the request's status and its status timestamps.
     pub async fn update_request_status(&mut self, r: &RequestRow) -> Result<()> {
         let sql = "UPDATE signature_requests SET status = $2, updated_at = $3, sent_at = $4, opened_at = $5, \
-            signed_at = $6, cancelled_at = $7, cancel_reason = $8, declined_at = $9, expired_at = $10 WHERE id = $1";
+            signed_at = $6, cancelled_at = $7, cancel_reason = $8, declined_at = $9, expired_at = $10, \
+            event_seq = $11, last_event_hash = $12 WHERE id = $1";
         on_tx!(self, c => sqlx::query(sql)
             .bind(r.id)
             .bind(&r.status)
@@ -201,6 +214,8 @@ impl Tx {
             .bind(&r.cancel_reason)
             .bind(r.declined_at)
             .bind(r.expired_at)
+            .bind(r.event_seq)
+            .bind(&r.last_event_hash)
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
         Ok(())
@@ -223,46 +238,29 @@ impl Tx {
         Ok(n)
     }
 
-    /// The chain head of a request: (last sequence number, last hash). Call after
-    /// [`Tx::lock_request`] so no one else appends in between.
-    pub async fn chain_head(&mut self, request_id: Uuid) -> Result<(i64, Option<String>)> {
-        Ok(on_tx!(self, c => sqlx::query_as(
-            "SELECT event_seq, last_event_hash FROM signature_requests WHERE id = $1")
-            .bind(request_id)
-            .fetch_one(c)
-            .await)?)
-    }
-
-    /// Appends an event and moves the request's chain head to it. The unique
+    /// Inserts events built on the request's chain head (see `RequestRow::event_seq`); the
+    /// caller writes the new head with the request row in the same transaction. The unique
     /// `(request_id, seq)` makes a forked chain impossible to commit.
-    pub async fn append_event(&mut self, e: &EventRow) -> Result<()> {
-        let sql = concat!(
-            "INSERT INTO events (",
-            event_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        );
-        on_tx!(self, c => sqlx::query(sql)
-            .bind(&e.id)
-            .bind(e.org_id)
-            .bind(e.request_id)
-            .bind(e.signer_id)
-            .bind(e.seq)
-            .bind(&e.event_type)
-            .bind(e.created_at)
-            .bind(&e.data)
-            .bind(&e.prev_hash)
-            .bind(&e.hash)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-        if let Some(request_id) = e.request_id {
-            on_tx!(self, c => sqlx::query(
-                "UPDATE signature_requests SET event_seq = $2, last_event_hash = $3 WHERE id = $1")
-                .bind(request_id)
-                .bind(e.seq)
-                .bind(&e.hash)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
+    pub async fn insert_events(&mut self, events: &[EventRow]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
         }
+        on_tx!(self, c => {
+            let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO events (", event_columns!(), ") "));
+            q.push_values(events, |mut b, e| {
+                b.push_bind(e.id.clone())
+                    .push_bind(e.org_id)
+                    .push_bind(e.request_id)
+                    .push_bind(e.signer_id)
+                    .push_bind(e.seq)
+                    .push_bind(e.event_type.clone())
+                    .push_bind(e.created_at)
+                    .push_bind(e.data.clone())
+                    .push_bind(e.prev_hash.clone())
+                    .push_bind(e.hash.clone());
+            });
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 }

@@ -23,18 +23,16 @@ async fn concurrent_writers_never_fork_a_chain() {
         tokio::spawn(async move {
             let now = service.clock.now();
             let mut tx = service.db.begin().await.unwrap();
-            tx.lock_request(org, id).await.unwrap().unwrap();
-            signeur_service::events::append(
-                &mut tx,
-                org,
-                id,
+            let mut row = tx.lock_request(org, id).await.unwrap().unwrap();
+            let event = signeur_service::events::append(
+                &mut row,
                 None,
                 EventType::SignerOpened,
                 json!({"signature_request_id": id, "writer": i}),
                 now,
-            )
-            .await
-            .unwrap();
+            );
+            tx.update_request_status(&row).await.unwrap();
+            tx.insert_events(&[event]).await.unwrap();
             tx.commit().await.unwrap();
         })
     });
@@ -81,7 +79,7 @@ async fn a_forked_append_cannot_commit() {
     let mut forged = events[1].clone();
     forged.id = format!("evt_{}", Uuid::new_v4());
     let mut tx = app.service.db.begin().await.unwrap();
-    let err = tx.append_event(&forged).await.unwrap_err();
+    let err = tx.insert_events(&[forged]).await.unwrap_err();
     assert!(err.is_unique_violation(), "{err}");
 }
 
