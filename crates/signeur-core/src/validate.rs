@@ -450,7 +450,9 @@ fn too_large() -> ValidationError {
 
 /// Validates the optional body of a cancel: `{ "reason": "…" }` (an empty body is fine).
 pub fn cancel_reason(body: &[u8]) -> Result<Option<String>> {
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
+    // No body, or JSON `null` (the documented body is optional and nullable): no reason.
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() || trimmed == b"null" {
         return Ok(None);
     }
     let raw: &RawValue = serde_json::from_slice(body)

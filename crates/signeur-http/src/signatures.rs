@@ -32,7 +32,7 @@ pub struct CreateSigner {
     /// Required unless `delivery` is `api`.
     #[schema(format = Email, max_length = 254)]
     email: Option<String>,
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     name: Option<String>,
     #[schema(pattern = "^(en|fi|fr|de)$")]
     locale: Option<String>,
@@ -42,7 +42,11 @@ pub struct CreateSigner {
 #[allow(dead_code)]
 pub struct CreateDocument {
     /// Original filename of the PDF.
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F/\\\\]*[^\\s\\x00-\\x1F\\x7F-\\x9F/\\\\][^\\x00-\\x1F\\x7F-\\x9F/\\\\]*$"
+    )]
     filename: String,
     /// The PDF, base64 (at most 10 MB decoded).
     #[schema(format = Byte)]
@@ -53,9 +57,16 @@ pub struct CreateDocument {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct CreateSignatureRequest {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     title: String,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
+    )]
     message: Option<String>,
     /// Default locale of the signers: en, fi, fr or de.
     #[schema(pattern = "^(en|fi|fr|de)$")]
@@ -63,9 +74,10 @@ pub struct CreateSignatureRequest {
     #[schema(min_items = 1, max_items = 20)]
     signers: Option<Vec<CreateSigner>>,
     /// Legacy single-signer body.
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     signer_email: Option<String>,
     /// Legacy single-signer body.
+    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     signer_name: Option<String>,
     document: CreateDocument,
     /// `email` (Signeur sends the invitations) or `api` (you hand out `sign_url`).
@@ -84,20 +96,62 @@ pub struct CreateSignatureRequest {
 #[allow(dead_code)]
 pub struct CancelBody {
     /// Stored in the audit trail (at most 500 characters).
-    #[schema(max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
+    )]
     reason: Option<String>,
+}
+
+/// An empty query value means "not given", as the service reads it.
+fn or_empty(schema: utoipa::openapi::schema::ObjectBuilder) -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(schema)
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
+        .build()
+        .into()
+}
+
+fn date_time_or_empty() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+    )
+}
+
+fn limit_or_empty() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(100)),
+    )
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// pending | sent | opened | signed | cancelled | declined | expired | awaiting_stamp | stamp_failed
+    #[param(
+        pattern = "^(pending|sent|opened|signed|cancelled|declined|expired|awaiting_stamp|stamp_failed)?$"
+    )]
     status: Option<String>,
     /// Requests created at or after this instant (RFC 3339).
+    #[param(schema_with = date_time_or_empty)]
     created_from: Option<String>,
     /// Requests created before this instant (RFC 3339).
+    #[param(schema_with = date_time_or_empty)]
     created_to: Option<String>,
     /// Page size, 1–100 (default 25).
+    #[param(schema_with = limit_or_empty)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -107,7 +161,7 @@ pub struct ListParams {
     post, path = "/api/v1/signatures", tag = TAG,
     summary = "Create a signature request",
     request_body(content = CreateSignatureRequest, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, pattern = "^([!#-~]([ -~]{0,253}[!-~])?|\"([ -~]{0,253}[!#-~])?|\"[ -~]{1,255}\")$", description = "Replays the first response for 24 h")),
     responses(
         (status = 201, description = "Created", body = SignatureRequestCreated),
         (status = 400, description = "Invalid body or document", body = ErrorBody),
@@ -215,7 +269,7 @@ pub async fn list_signers(
     summary = "Cancel a signature request",
     params(
         ("id" = Uuid, Path, description = "Signature request id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, pattern = "^([!#-~]([ -~]{0,253}[!-~])?|\"([ -~]{0,253}[!#-~])?|\"[ -~]{1,255}\")$", description = "Replays the first response for 24 h"),
     ),
     request_body(content = Option<CancelBody>, content_type = "application/json"),
     responses(
@@ -240,6 +294,12 @@ pub async fn cancel_signature(
         .await?;
     Ok(Json(CancelResponse::from(&outcome)))
 }
+
+/// A PDF file, as raw bytes.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(value_type = String, format = Binary)]
+pub struct PdfFile(Vec<u8>);
 
 fn pdf_response(filename: &str, bytes: Vec<u8>) -> Response {
     let mut res = (
@@ -272,7 +332,7 @@ fn pdf_response(filename: &str, bytes: Vec<u8>) -> Response {
     summary = "Download the signed PDF",
     params(("id" = Uuid, Path, description = "Signature request id")),
     responses(
-        (status = 200, description = "The sealed PDF", content_type = "application/pdf", body = Vec<u8>),
+        (status = 200, description = "The sealed PDF", content_type = "application/pdf", body = PdfFile),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request in this organization", body = ErrorBody),
         (status = 409, description = "Not signed yet (document_not_signed), or cancelled/declined/expired (invalid_state)", body = ErrorBody),
@@ -296,7 +356,7 @@ pub async fn download_document(
     summary = "Download the audit-trail PDF",
     params(("id" = Uuid, Path, description = "Signature request id")),
     responses(
-        (status = 200, description = "The audit trail as PDF", content_type = "application/pdf", body = Vec<u8>),
+        (status = 200, description = "The audit trail as PDF", content_type = "application/pdf", body = PdfFile),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request in this organization", body = ErrorBody),
         (status = 501, description = "Not built yet in this version", body = ErrorBody),

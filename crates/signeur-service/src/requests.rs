@@ -212,6 +212,9 @@ impl Service {
             match v.as_deref() {
                 None | Some("") => Ok(None),
                 Some(s) => time::parse(s)
+                    // SQLite compares timestamps as text: a year past 9999 ("+10000-…") would
+                    // sort before every stored one and invert the filter.
+                    .filter(|t| (0..=9999).contains(&chrono::Datelike::year(t)))
                     .map(|t| Some(time::ceil_ms(t)))
                     .ok_or_else(|| {
                         invalid_filter(

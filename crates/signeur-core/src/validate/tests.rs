@@ -336,6 +336,7 @@ fn base64_may_be_wrapped_or_unpadded() {
 fn cancel_reason_rules() {
     assert_eq!(cancel_reason(b"").unwrap(), None);
     assert_eq!(cancel_reason(b"{}").unwrap(), None);
+    assert_eq!(cancel_reason(b" null ").unwrap(), None);
     assert_eq!(
         cancel_reason(br#"{"reason":"Sent to wrong recipient"}"#)
             .unwrap()

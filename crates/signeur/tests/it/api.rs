@@ -1050,6 +1050,8 @@ async fn filters_and_their_errors() {
         ("status=done", "invalid_filter"),
         ("created_from=yesterday", "invalid_filter"),
         ("created_to=2026-13-01", "invalid_filter"),
+        // Past year 9999 in UTC: refused rather than compared as text.
+        ("created_to=9999-12-31T23:59:59-23:59", "invalid_filter"),
         ("cursor=garbage", "invalid_cursor"),
     ] {
         let (status, error, message) = error_of(
