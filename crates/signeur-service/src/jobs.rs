@@ -18,7 +18,7 @@ pub enum JobKind {
     PurgeIdempotencyKeys,
     /// Deletes blobs no committed row points to.
     RemoveOrphanBlobs,
-    /// Emails one signer their invitation (run by the email worker, a later issue).
+    /// Emails one signer their invitation.
     SendInvitation,
 }
 
@@ -32,8 +32,15 @@ impl JobKind {
     }
 }
 
+/// Kinds the worker enqueues for itself every few minutes.
+const PERIODIC: &[JobKind] = &[JobKind::PurgeIdempotencyKeys, JobKind::RemoveOrphanBlobs];
+
 /// Kinds this build's worker runs. Others stay queued for the build that knows them.
-const RUNNABLE: &[JobKind] = &[JobKind::PurgeIdempotencyKeys, JobKind::RemoveOrphanBlobs];
+const RUNNABLE: &[JobKind] = &[
+    JobKind::PurgeIdempotencyKeys,
+    JobKind::RemoveOrphanBlobs,
+    JobKind::SendInvitation,
+];
 
 /// A blob younger than this may belong to a create whose transaction has not committed.
 pub const ORPHAN_GRACE: Duration = Duration::hours(1);
@@ -64,7 +71,7 @@ impl Service {
     /// Enqueues the periodic jobs unless one of each is already waiting (dedup keys).
     pub async fn schedule_periodic_jobs(&self) -> Result<()> {
         let now = self.clock.now();
-        for kind in RUNNABLE {
+        for kind in PERIODIC {
             let job = NewJob {
                 kind: kind.as_str().into(),
                 payload: "{}".into(),
@@ -104,7 +111,7 @@ impl Service {
                 .remove_orphan_blobs()
                 .await
                 .map(|n| format!("{n} blobs removed")),
-            JobKind::SendInvitation => Ok("left for the email worker".into()),
+            JobKind::SendInvitation => self.run_invitation_job(&job.payload).await,
         };
         let now = self.clock.now();
         match outcome {
@@ -125,6 +132,20 @@ impl Service {
             }
         }
         Ok(())
+    }
+
+    async fn run_invitation_job(&self, payload: &str) -> Result<String> {
+        let p: serde_json::Value =
+            serde_json::from_str(payload).map_err(|e| crate::ServiceError::Internal(e.into()))?;
+        let id = |k: &str| -> Result<uuid::Uuid> {
+            p[k].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                crate::ServiceError::Internal(anyhow::anyhow!("invitation job without {k}"))
+            })
+        };
+        let (org, request, signer) = (id("org_id")?, id("signature_request_id")?, id("signer_id")?);
+        let outcome = self.send_invitation(org, request, signer).await?;
+        self.mark_sent_if_pending(org, request).await?;
+        Ok(format!("{outcome:?}"))
     }
 
     pub async fn purge_idempotency_keys(&self) -> Result<u64> {

@@ -8,8 +8,10 @@ mod cursor;
 mod error;
 pub mod events;
 mod idempotency;
+mod invitations;
 pub mod jobs;
 pub mod keys;
+pub mod mail;
 mod requests;
 
 use signeur_store::{Blobs, Db};
@@ -19,6 +21,7 @@ pub use clock::Clock;
 pub use error::ServiceError;
 pub use idempotency::normalize_key;
 pub use idempotency::{IdempotencyOutcome, StoredResponse};
+pub use invitations::InviteOutcome;
 pub use keys::MasterKey;
 pub use requests::{
     CancelOutcome, ListQuery, Page, RequestDetail, SignedDocument, effective_status,
@@ -34,6 +37,7 @@ pub struct Service {
     pub blobs: Blobs,
     pub clock: Clock,
     pub keys: MasterKey,
+    pub mail: mail::MailSettings,
 }
 
 impl Service {
@@ -43,7 +47,14 @@ impl Service {
             blobs,
             clock,
             keys,
+            mail: mail::MailSettings::memory("http://127.0.0.1:8080"),
         }
+    }
+
+    /// Replaces the mail settings (by default, messages are kept in memory).
+    pub fn with_mail(mut self, mail: mail::MailSettings) -> Self {
+        self.mail = mail;
+        self
     }
 
     /// `/readyz`: the database and the blob store both answer.

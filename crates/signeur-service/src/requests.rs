@@ -132,6 +132,7 @@ impl Service {
             now,
         )];
         let mut jobs = Vec::new();
+        let mut invited = Vec::new();
         match new.delivery {
             Delivery::Api => {
                 let sent: Vec<_> = signers
@@ -153,12 +154,14 @@ impl Service {
                     .iter()
                     .filter(|s| s.position == 0 || new.signing_order == SigningOrder::Parallel)
                 {
+                    invited.push(s.id);
                     jobs.push(NewJob {
                         kind: JobKind::SendInvitation.as_str().into(),
-                        payload: json!({"signature_request_id": request_id, "signer_id": s.id})
+                        payload: json!({"org_id": org_id, "signature_request_id": request_id, "signer_id": s.id})
                             .to_string(),
-                        dedup_key: Some(format!("invite:{}", s.id)),
-                        run_at: now,
+                        dedup_key: Some(crate::invitations::invitation_dedup_key(s.id)),
+                        // The create attempts it first; the worker only after that window.
+                        run_at: now + invitation_window(&self.mail),
                         max_attempts: 10,
                     });
                 }
@@ -172,12 +175,16 @@ impl Service {
             tx.enqueue(job, now).await?;
         }
         tx.commit().await?;
-        Ok(RequestDetail {
-            request,
-            signers,
-            events: evts,
-            now,
-        })
+        if invited.is_empty() {
+            return Ok(RequestDetail {
+                request,
+                signers,
+                events: evts,
+                now,
+            });
+        }
+        self.attempt_invitations(org_id, request_id, invited).await;
+        self.get_request(org_id, request_id).await
     }
 
     pub async fn get_request(&self, org_id: Uuid, id: Uuid) -> Result<RequestDetail> {
@@ -355,6 +362,11 @@ impl Service {
             "The audit-trail PDF is not available in this version yet.",
         ))
     }
+}
+
+/// How long the worker leaves a new request's invitations to the create that made them.
+fn invitation_window(mail: &crate::mail::MailSettings) -> chrono::Duration {
+    chrono::Duration::from_std(mail.timeout).unwrap_or_default() + chrono::Duration::seconds(5)
 }
 
 fn build_rows(

@@ -101,6 +101,16 @@ impl Db {
         Ok(())
     }
 
+    /// Removes the unfinished job with this dedup key (its work was done another way).
+    pub async fn complete_job_by_dedup_key(&self, dedup_key: &str) -> Result<()> {
+        on_db_write!(self, p => sqlx::query("DELETE FROM jobs WHERE dedup_key = $1")
+            .bind(dedup_key)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// The attempt failed; try again at `run_at`.
     pub async fn retry_job(&self, id: Uuid, run_at: DateTime<Utc>, error: &str) -> Result<()> {
         on_db_write!(self, p => sqlx::query("UPDATE jobs SET run_at = $2, leased_until = NULL, last_error = $3 WHERE id = $1")

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, Result, Tx, on_db, on_tx};
+use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RequestRow {
@@ -265,7 +265,77 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// The invitation reached the SMTP server: the signer is `sent`.
+    pub async fn record_invitation_sent(
+        &mut self,
+        signer_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_tx!(self, c => sqlx::query(
+            "UPDATE signers SET status = 'sent', sent_at = $2, email_sent = TRUE, email_error = NULL \
+             WHERE id = $1 AND status = 'pending'")
+            .bind(signer_id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The invitation was refused for good; the signer stays `pending` (not invited).
+    pub async fn record_invitation_failed(&mut self, signer_id: Uuid, error: &str) -> Result<()> {
+        on_tx!(self, c => sqlx::query("UPDATE signers SET email_sent = FALSE, email_error = $2 WHERE id = $1")
+            .bind(signer_id)
+            .bind(error)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
 impl Db {
+    pub async fn get_signer(&self, request_id: Uuid, signer_id: Uuid) -> Result<Option<SignerRow>> {
+        let sql = concat!(
+            "SELECT ",
+            signer_columns!(),
+            " FROM signers WHERE id = $1 AND request_id = $2"
+        );
+        Ok(
+            on_db!(self, p => sqlx::query_as(sql).bind(signer_id).bind(request_id).fetch_optional(p).await)?,
+        )
+    }
+
+    /// Stores a fresh access code's hash; attempts and lockout start over.
+    pub async fn set_access_code(
+        &self,
+        signer_id: Uuid,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_db_write!(self, p => sqlx::query(
+            "UPDATE signers SET access_code_hash = $2, access_code_rotated_at = $3, access_code_attempts = 0, \
+             locked_until = NULL WHERE id = $1")
+            .bind(signer_id)
+            .bind(hash)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The bcrypt hash of the signer's current access code.
+    pub async fn access_code_hash(&self, signer_id: Uuid) -> Result<Option<String>> {
+        let hash: Option<Option<String>> = on_db!(self, p => sqlx::query_scalar(
+            "SELECT access_code_hash FROM signers WHERE id = $1")
+            .bind(signer_id)
+            .fetch_optional(p)
+            .await)?;
+        Ok(hash.flatten())
+    }
+
     pub async fn get_request(&self, org_id: Uuid, id: Uuid) -> Result<Option<RequestRow>> {
         let sql = concat!(
             "SELECT ",

@@ -8,7 +8,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
 use signeur_service::MasterKey;
+use signeur_service::mail::{MailSettings, Mailer};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -22,6 +25,9 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     pub log: String,
     pub log_format: Option<String>,
+    pub smtp_url: Option<String>,
+    pub smtp_timeout_secs: u64,
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -36,6 +42,9 @@ impl Default for Config {
             master_key_file: None,
             log: "info".into(),
             log_format: None,
+            smtp_url: None,
+            smtp_timeout_secs: 10,
+            mail_from: "Signeur <no-reply@localhost>".into(),
         }
     }
 }
@@ -89,6 +98,27 @@ impl Config {
             );
         }
         MasterKey::load_or_create(&self.data_dir.join("master.key")).context("master key")
+    }
+
+    /// SMTP when `SIGNEUR_SMTP_URL` is set, else `.eml` files in `{data}/outbox`.
+    pub fn mail(&self) -> anyhow::Result<MailSettings> {
+        let timeout = Duration::from_secs(self.smtp_timeout_secs.max(1));
+        let mailer = Mailer::from_config(
+            self.smtp_url.as_deref(),
+            timeout,
+            self.data_dir.join("outbox"),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let from = self
+            .mail_from
+            .parse()
+            .with_context(|| format!("SIGNEUR_MAIL_FROM '{}'", self.mail_from))?;
+        Ok(MailSettings {
+            mailer,
+            from,
+            timeout,
+            public_url: self.public_url(),
+        })
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -35,6 +35,8 @@ enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// Send a test message with the configured mail settings.
+    SendTestEmail { address: String },
     /// API keys.
     ApiKey {
         #[command(subcommand)]
@@ -111,6 +113,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::ApiKey { command } => api_key(&config, command).await,
+        Command::SendTestEmail { address } => {
+            let service = service(&config, signeur_service::MasterKey::generate()).await?;
+            service
+                .send_test_email(&address)
+                .await
+                .map_err(|e| anyhow::anyhow!("sending to {address}: {e}"))?;
+            println!("sent a test message to {address}");
+            Ok(())
+        }
     }
 }
 
@@ -125,7 +136,7 @@ async fn connect(config: &Config) -> anyhow::Result<Db> {
 async fn service(config: &Config, keys: signeur_service::MasterKey) -> anyhow::Result<Service> {
     let db = connect(config).await?;
     let blobs = Blobs::from_url(&config.storage_url())?;
-    Ok(Service::new(db, blobs, Clock::System, keys))
+    Ok(Service::new(db, blobs, Clock::System, keys).with_mail(config.mail()?))
 }
 
 async fn api_key(config: &Config, command: ApiKeyCommand) -> anyhow::Result<()> {

@@ -201,39 +201,40 @@ async fn list_signers_has_every_seed_field() {
 }
 
 #[tokio::test]
-async fn email_delivery_stays_pending_with_invitations_queued() {
+async fn email_delivery_invites_at_create() {
     let app = TestApp::start().await;
     let mut body = seed_body();
     body.as_object_mut().unwrap().remove("delivery");
     let v = app.create(&body).await;
-    assert_eq!(v["status"], "pending");
-    assert!(
-        v["signers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["status"] == "pending" && s["email_sent"] == false)
-    );
-    let jobs = app
-        .service
-        .db
-        .pending_jobs("send_invitation")
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 2);
-
-    // Sequential: only the first signer is invited now.
-    body["signing_order"] = json!("sequential");
-    app.create(&body).await;
     assert_eq!(
+        v["status"], "sent",
+        "the batch was attempted before the response"
+    );
+    for s in v["signers"].as_array().unwrap() {
+        assert_eq!(
+            (s["status"].as_str(), s["email_sent"].as_bool()),
+            (Some("sent"), Some(true))
+        );
+        assert_eq!(s["email_error"], Value::Null);
+    }
+    assert_eq!(app.service.mail.mailer.sent().len(), 2);
+    assert!(
         app.service
             .db
             .pending_jobs("send_invitation")
             .await
             .unwrap()
-            .len(),
-        3
+            .is_empty(),
+        "done, not re-sent by the worker"
     );
+
+    // Sequential: only the first signer is invited now.
+    body["signing_order"] = json!("sequential");
+    let v = app.create(&body).await;
+    assert_eq!(v["signers"][0]["status"], "sent");
+    assert_eq!(v["signers"][1]["status"], "pending");
+    assert_eq!(v["signers"][1]["email_sent"], false);
+    assert_eq!(app.service.mail.mailer.sent().len(), 3);
 }
 
 #[tokio::test]

@@ -182,22 +182,3 @@ async fn periodic_jobs_purge_keys_and_orphan_blobs() {
         .unwrap();
     assert!(res.headers().get("idempotent-replayed").is_none());
 }
-
-#[tokio::test]
-async fn invitation_jobs_wait_for_the_email_worker() {
-    let app = TestApp::start().await;
-    let mut body = seed_body();
-    body.as_object_mut().unwrap().remove("delivery");
-    app.create(&body).await;
-    app.service.run_due_jobs().await.unwrap();
-    assert_eq!(
-        app.service
-            .db
-            .pending_jobs("send_invitation")
-            .await
-            .unwrap()
-            .len(),
-        2,
-        "never claimed by this build"
-    );
-}

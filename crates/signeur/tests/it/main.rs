@@ -4,5 +4,7 @@
 mod api;
 mod chain;
 mod cli;
+mod email;
 mod jobs;
+mod smtp;
 mod support;

@@ -12,6 +12,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use signeur_service::mail::{MailSettings, Mailer};
 use signeur_service::store::{Blobs, Db};
 use signeur_service::{Clock, MasterKey, Service};
 
@@ -96,20 +97,32 @@ pub fn drop_pg_schema(url: String, schema: String) {
 
 impl TestApp {
     pub async fn start() -> TestApp {
+        TestApp::start_with_smtp(None).await
+    }
+
+    /// With `Some(url)`, invitations go to that SMTP server (2 s timeout); otherwise they
+    /// are kept in memory (`app.service.mail.mailer.sent()`).
+    pub async fn start_with_smtp(smtp_url: Option<String>) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let (db, pg_schema) = fresh_db(dir.path()).await;
         let clock = Clock::manual(chrono::Utc::now());
         let blobs =
             Blobs::from_url(&format!("file://{}", dir.path().join("blobs").display())).unwrap();
-        let service = Service::new(db, blobs, clock.clone(), MasterKey::generate());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let mut mail = MailSettings::memory(&base);
+        if let Some(url) = smtp_url {
+            mail.timeout = std::time::Duration::from_secs(2);
+            mail.mailer =
+                Mailer::from_config(Some(&url), mail.timeout, dir.path().join("outbox")).unwrap();
+        }
+        let service = Service::new(db, blobs, clock.clone(), MasterKey::generate()).with_mail(mail);
         let (org, key) = service
             .bootstrap()
             .await
             .unwrap()
             .expect("empty database bootstraps");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let base = format!("http://{addr}");
         let app = signeur_http::router(signeur_http::AppState {
             service: service.clone(),
             public_url: base.clone(),

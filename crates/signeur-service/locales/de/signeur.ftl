@@ -1,0 +1,12 @@
+invitation-subject = { $org } bittet Sie, ein Dokument zu unterschreiben
+greeting = Hallo { $name },
+greeting-anonymous = Hallo,
+invitation-intro = { $org } bittet Sie, „{ $title }“ zu unterschreiben.
+invitation-message = Nachricht von { $org }:
+invitation-open = Dokument öffnen
+invitation-code = Ihr Zugangscode:
+invitation-code-hint = Geben Sie diesen Code ein, wenn die Signaturseite danach fragt. Geben Sie ihn nicht weiter.
+invitation-expires = Der Link läuft am { $date } ab.
+footer = Diese Nachricht wurde von Signeur im Auftrag von { $org } gesendet.
+test-subject = Signeur-Testnachricht
+test-body = Dies ist eine Testnachricht von Signeur. Ihre E-Mail-Einstellungen funktionieren.

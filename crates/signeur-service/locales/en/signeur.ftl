@@ -1,0 +1,12 @@
+invitation-subject = { $org } asks you to sign a document
+greeting = Hello { $name },
+greeting-anonymous = Hello,
+invitation-intro = { $org } asks you to sign “{ $title }”.
+invitation-message = Message from { $org }:
+invitation-open = Open the document
+invitation-code = Your access code:
+invitation-code-hint = Enter this code when the signing page asks for it. Do not share it.
+invitation-expires = The link expires on { $date }.
+footer = This message was sent by Signeur on behalf of { $org }.
+test-subject = Signeur test message
+test-body = This is a test message from Signeur. Your mail settings work.

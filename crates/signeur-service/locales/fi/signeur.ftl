@@ -1,0 +1,12 @@
+invitation-subject = { $org } pyytää sinua allekirjoittamaan asiakirjan
+greeting = Hei { $name },
+greeting-anonymous = Hei,
+invitation-intro = { $org } pyytää sinua allekirjoittamaan asiakirjan ”{ $title }”.
+invitation-message = Viesti lähettäjältä { $org }:
+invitation-open = Avaa asiakirja
+invitation-code = Pääsykoodisi:
+invitation-code-hint = Syötä koodi, kun allekirjoitussivu pyytää sitä. Älä kerro sitä muille.
+invitation-expires = Linkki vanhenee { $date }.
+footer = Tämän viestin lähetti Signeur organisaation { $org } puolesta.
+test-subject = Signeurin testiviesti
+test-body = Tämä on Signeurin testiviesti. Sähköpostiasetuksesi toimivat.

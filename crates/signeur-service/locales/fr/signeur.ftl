@@ -1,0 +1,12 @@
+invitation-subject = { $org } vous invite à signer un document
+greeting = Bonjour { $name },
+greeting-anonymous = Bonjour,
+invitation-intro = { $org } vous invite à signer « { $title } ».
+invitation-message = Message de { $org } :
+invitation-open = Ouvrir le document
+invitation-code = Votre code d’accès :
+invitation-code-hint = Saisissez ce code lorsque la page de signature le demande. Ne le communiquez à personne.
+invitation-expires = Le lien expire le { $date }.
+footer = Ce message a été envoyé par Signeur pour le compte de { $org }.
+test-subject = Message de test Signeur
+test-body = Ceci est un message de test de Signeur. Vos réglages de messagerie fonctionnent.

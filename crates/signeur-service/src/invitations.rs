@@ -1,0 +1,234 @@
+//! Invitations: a fresh access code per invitation (bcrypt-hashed, never logged), the
+//! localized message, the SMTP attempt, and what it changes.
+
+use rand::Rng;
+use serde_json::json;
+use uuid::Uuid;
+
+use signeur_core::{EventType, Locale, RequestStatus, SignerStatus};
+
+use crate::mail::{self, MailError};
+use crate::requests::effective_status;
+use crate::{Result, Service, ServiceError, events};
+
+/// bcrypt cost for access codes: a 6-digit code is guarded by the attempt limit; the hash
+/// only has to keep a stolen database from revealing live codes instantly.
+const ACCESS_CODE_COST: u32 = 10;
+
+/// What became of one invitation attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteOutcome {
+    /// The SMTP server accepted it.
+    Sent,
+    /// Refused for good; recorded on the signer with a `signer.email_failed` event.
+    Failed(String),
+    /// Nothing to do: the signer is no longer waiting or the request is no longer open.
+    Skipped,
+}
+
+pub fn invitation_dedup_key(signer_id: Uuid) -> String {
+    format!("invite:{signer_id}")
+}
+
+fn new_access_code() -> String {
+    format!("{:06}", rand::rng().random_range(0..1_000_000u32))
+}
+
+impl Service {
+    /// Sends one signer their invitation. A transient failure is an error (the job retries
+    /// it); a permanent one is an outcome (recorded, not retried).
+    pub async fn send_invitation(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+    ) -> Result<InviteOutcome> {
+        let Some(request) = self.db.get_request(org_id, request_id).await? else {
+            return Ok(InviteOutcome::Skipped);
+        };
+        let Some(signer) = self.db.get_signer(request_id, signer_id).await? else {
+            return Ok(InviteOutcome::Skipped);
+        };
+        let now = self.clock.now();
+        let open = effective_status(&request, now).is_open();
+        if !open || signer.status != SignerStatus::Pending.as_str() {
+            return Ok(InviteOutcome::Skipped);
+        }
+        let Some(email) = signer.email.clone() else {
+            return Ok(InviteOutcome::Skipped);
+        };
+        let org = self
+            .db
+            .get_org(org_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Organization"))?;
+        let code = new_access_code();
+        let hash = hash_code(code.clone()).await?;
+        self.db.set_access_code(signer_id, &hash, now).await?;
+
+        let locale = Locale::parse(&signer.locale).unwrap_or(Locale::En);
+        let link = format!("{}/sign/{}", self.mail.public_url, signer.access_token);
+        let ctx = minijinja::context! {
+            lang => locale.as_str(),
+            name => &signer.name,
+            org => &org.name,
+            title => request.title,
+            message => request.message,
+            link => link,
+            code => code,
+            expires => request.expires_at.format("%Y-%m-%d").to_string(),
+        };
+        let subject = mail::translate(locale, "invitation-subject", &[("org", org.name.clone())])
+            .map_err(anyhow::Error::msg)?;
+        let (text, html) = mail::render("invitation", ctx).map_err(anyhow::Error::msg)?;
+        let sent = match mail::build(&self.mail.from, &email, &subject, text, html) {
+            Ok(message) => {
+                match tokio::time::timeout(self.mail.timeout, self.mail.mailer.send(message)).await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(MailError {
+                        permanent: false,
+                        message: "the SMTP server did not answer in time".into(),
+                    }),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(()) => {
+                let mut tx = self.db.begin().await?;
+                tx.record_invitation_sent(signer_id, self.clock.now())
+                    .await?;
+                tx.commit().await?;
+                tracing::info!(signature_request = %request_id, signer = %signer_id, "invitation sent");
+                Ok(InviteOutcome::Sent)
+            }
+            Err(e) if e.permanent => {
+                let now = self.clock.now();
+                let mut tx = self.db.begin().await?;
+                let Some(mut row) = tx.lock_request(org_id, request_id).await? else {
+                    return Ok(InviteOutcome::Skipped);
+                };
+                tx.record_invitation_failed(signer_id, &e.message).await?;
+                let event = events::append(
+                    &mut row,
+                    Some(signer_id),
+                    EventType::SignerEmailFailed,
+                    json!({
+                        "signature_request_id": request_id, "signer_id": signer_id,
+                        "signer_email": email, "signer_name": signer.name, "email_error": e.message,
+                    }),
+                    now,
+                );
+                tx.update_request_status(&row).await?;
+                tx.insert_events(&[event]).await?;
+                tx.commit().await?;
+                tracing::warn!(signature_request = %request_id, signer = %signer_id, error = %e.message, "invitation refused");
+                Ok(InviteOutcome::Failed(e.message))
+            }
+            Err(e) => Err(ServiceError::Internal(anyhow::anyhow!(
+                "invitation not delivered yet: {}",
+                e.message
+            ))),
+        }
+    }
+
+    /// Moves a `pending` request to `sent` once its invitations were attempted, with the
+    /// `signature_request.sent` event carrying each signer's `email_sent`/`email_error`.
+    pub async fn mark_sent_if_pending(&self, org_id: Uuid, request_id: Uuid) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let Some(mut row) = tx.lock_request(org_id, request_id).await? else {
+            return Ok(());
+        };
+        if effective_status(&row, now) != RequestStatus::Pending {
+            return Ok(());
+        }
+        let signers = self.db.signers_of(request_id).await?;
+        row.status = RequestStatus::Pending
+            .apply(signeur_core::Action::Send)?
+            .as_str()
+            .into();
+        row.sent_at = Some(now);
+        row.updated_at = now;
+        let per_signer: Vec<_> = signers
+            .iter()
+            .map(|s| json!({"signer_id": s.id, "email": s.email, "status": s.status, "email_sent": s.email_sent, "email_error": s.email_error}))
+            .collect();
+        let event = events::append(
+            &mut row,
+            None,
+            EventType::SignatureRequestSent,
+            json!({"signature_request_id": request_id, "delivery": "email", "signers": per_signer}),
+            now,
+        );
+        tx.update_request_status(&row).await?;
+        tx.insert_events(&[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The create flow's first attempt: each invitation runs in a task of its own (so a
+    /// slow server cannot cut one off half-way); the caller waits at most the SMTP timeout.
+    /// Whatever is not done by then stays queued for the worker.
+    pub(crate) async fn attempt_invitations(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_ids: Vec<Uuid>,
+    ) {
+        let tasks: Vec<_> = signer_ids
+            .into_iter()
+            .map(|signer_id| {
+                let service = self.clone();
+                tokio::spawn(async move {
+                    match service.send_invitation(org_id, request_id, signer_id).await {
+                        Ok(InviteOutcome::Sent) | Ok(InviteOutcome::Failed(_)) => {
+                            if let Err(e) = service.db.complete_job_by_dedup_key(&invitation_dedup_key(signer_id)).await {
+                                tracing::warn!(error = %e, "could not remove a finished invitation job");
+                            }
+                        }
+                        Ok(InviteOutcome::Skipped) => {}
+                        Err(e) => tracing::info!(signer = %signer_id, error = %e, "invitation left for the worker"),
+                    }
+                })
+            })
+            .collect();
+        let _ = tokio::time::timeout(self.mail.timeout, futures::future::join_all(tasks)).await;
+        if let Err(e) = self.mark_sent_if_pending(org_id, request_id).await {
+            tracing::warn!(error = %e, "could not mark the request sent");
+        }
+    }
+
+    /// Whether `code` is the signer's current access code.
+    pub async fn verify_access_code(&self, signer_id: Uuid, code: &str) -> Result<bool> {
+        let Some(hash) = self.db.access_code_hash(signer_id).await? else {
+            return Ok(false);
+        };
+        let code = code.to_string();
+        tokio::task::spawn_blocking(move || bcrypt::verify(code, &hash).unwrap_or(false))
+            .await
+            .map_err(|e| ServiceError::Internal(e.into()))
+    }
+
+    /// Sends a test message (`signeur send-test-email`).
+    pub async fn send_test_email(&self, to: &str) -> std::result::Result<(), MailError> {
+        let subject = mail::translate(Locale::En, "test-subject", &[]).unwrap_or_default();
+        let body = mail::translate(Locale::En, "test-body", &[]).unwrap_or_default();
+        let message = mail::build(
+            &self.mail.from,
+            to,
+            &subject,
+            body.clone(),
+            format!("<p>{body}</p>"),
+        )?;
+        self.mail.mailer.send(message).await
+    }
+}
+
+async fn hash_code(code: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || bcrypt::hash(code, ACCESS_CODE_COST))
+        .await
+        .map_err(|e| ServiceError::Internal(e.into()))?
+        .map_err(|e| ServiceError::Internal(e.into()))
+}

@@ -1,0 +1,322 @@
+//! Email: the transports behind one small type, and the localized messages.
+//!
+//! `Mailer::Smtp` talks to a real server (lettre; STARTTLS when offered, `smtps://` for TLS
+//! from the start, credentials in the URL, pooled connections); `Mailer::File` writes each
+//! message as an `.eml` file into the outbox directory, so the embedded default works with
+//! no mail server; `Mailer::Memory` keeps them for unit tests.
+//!
+//! Message texts live in Fluent files (`locales/{en,fi,fr,de}/signeur.ftl`), the layout in
+//! minijinja templates (`templates/*.txt`, `*.html`; HTML is autoescaped). The recipient
+//! address is the only value from a request that goes into a header.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fluent_templates::fluent_bundle::FluentValue;
+use fluent_templates::{LanguageIdentifier, Loader};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::value::Kwargs;
+use minijinja::{Environment, State, Value};
+
+use signeur_core::Locale;
+
+fluent_templates::static_loader! {
+    pub static LOCALES = {
+        locales: "./locales",
+        fallback_language: "en",
+        customise: |bundle| bundle.set_use_isolating(false),
+    };
+}
+
+/// Where messages go.
+#[derive(Clone)]
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(PathBuf),
+    Memory(Arc<Mutex<Vec<Message>>>),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mailer::Smtp(_) => f.write_str("Mailer::Smtp"),
+            Mailer::File(p) => write!(f, "Mailer::File({})", p.display()),
+            Mailer::Memory(_) => f.write_str("Mailer::Memory"),
+        }
+    }
+}
+
+/// A failed delivery attempt.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct MailError {
+    /// The server refused for good (5xx, invalid recipient): retrying cannot help.
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl From<SmtpError> for MailError {
+    fn from(e: SmtpError) -> Self {
+        MailError {
+            permanent: e.is_permanent(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// How the server sends mail.
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    pub mailer: Mailer,
+    pub from: Mailbox,
+    /// Per SMTP conversation; also the budget for the invitations inside a create.
+    pub timeout: Duration,
+    /// Base of the links in messages, without a trailing slash.
+    pub public_url: String,
+}
+
+impl MailSettings {
+    /// Messages kept in memory (tests).
+    pub fn memory(public_url: &str) -> MailSettings {
+        MailSettings {
+            mailer: Mailer::Memory(Arc::default()),
+            from: default_from(),
+            timeout: Duration::from_secs(10),
+            public_url: public_url.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+pub fn default_from() -> Mailbox {
+    Mailbox::new(
+        Some("Signeur".into()),
+        lettre::Address::new("no-reply", "localhost").expect("a valid address"),
+    )
+}
+
+impl Mailer {
+    /// `smtp://[user:pass@]host:port` (STARTTLS when offered; `?tls=required` to insist),
+    /// `smtps://…` (TLS from the start); without a URL, `.eml` files into `outbox`.
+    pub fn from_config(
+        smtp_url: Option<&str>,
+        timeout: Duration,
+        outbox: PathBuf,
+    ) -> Result<Mailer, String> {
+        let Some(url) = smtp_url.filter(|u| !u.is_empty()) else {
+            return Ok(Mailer::File(outbox));
+        };
+        let url = if url.starts_with("smtp://") && !url.contains("tls=") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}tls=opportunistic")
+        } else {
+            url.to_string()
+        };
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+            .map_err(|e| format!("SIGNEUR_SMTP_URL: {e}"))?
+            .timeout(Some(timeout))
+            .build();
+        Ok(Mailer::Smtp(transport))
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), MailError> {
+        match self {
+            Mailer::Smtp(t) => {
+                t.send(message).await?;
+                Ok(())
+            }
+            Mailer::File(dir) => {
+                tokio::fs::create_dir_all(dir).await.map_err(transient)?;
+                let id = AsyncFileTransport::<Tokio1Executor>::new(dir)
+                    .send(message)
+                    .await
+                    .map_err(transient)?;
+                tracing::info!(file = %dir.join(format!("{id}.eml")).display(), "email written to the outbox");
+                Ok(())
+            }
+            Mailer::Memory(m) => {
+                m.lock().unwrap_or_else(|p| p.into_inner()).push(message);
+                Ok(())
+            }
+        }
+    }
+
+    /// Messages kept by a memory mailer.
+    pub fn sent(&self) -> Vec<Message> {
+        match self {
+            Mailer::Memory(m) => m.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn transient(e: impl std::fmt::Display) -> MailError {
+    MailError {
+        permanent: false,
+        message: e.to_string(),
+    }
+}
+
+fn language(locale: Locale) -> LanguageIdentifier {
+    match locale {
+        Locale::En => fluent_templates::langid!("en"),
+        Locale::Fi => fluent_templates::langid!("fi"),
+        Locale::Fr => fluent_templates::langid!("fr"),
+        Locale::De => fluent_templates::langid!("de"),
+    }
+}
+
+/// One translated string; a missing key is an error (never silently empty text).
+pub fn translate(locale: Locale, key: &str, args: &[(&str, String)]) -> Result<String, String> {
+    let args: HashMap<Cow<'static, str>, FluentValue> = args
+        .iter()
+        .map(|(k, v)| (Cow::Owned(k.to_string()), FluentValue::from(v.clone())))
+        .collect();
+    LOCALES
+        .try_lookup_with_args(&language(locale), key, &args)
+        .ok_or_else(|| format!("no translation '{key}' for {locale}"))
+}
+
+fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Error> {
+    let locale = state
+        .lookup("lang")
+        .and_then(|v| v.as_str().and_then(Locale::parse))
+        .unwrap_or(Locale::En);
+    let mut args = Vec::new();
+    for name in kwargs.args() {
+        let v: Value = kwargs.get(name)?;
+        args.push((name, v.to_string()));
+    }
+    translate(locale, key, &args)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::UndefinedError, e))
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in [
+        (
+            "invitation.txt",
+            include_str!("../templates/invitation.txt"),
+        ),
+        (
+            "invitation.html",
+            include_str!("../templates/invitation.html"),
+        ),
+    ] {
+        env.add_template(name, source)
+            .expect("templates are valid (a unit test renders each)");
+    }
+    env.add_function("t", t);
+    env
+}
+
+static ENV: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(environment);
+
+/// Renders `{name}.txt` and `{name}.html` with `ctx` (which must carry `lang`).
+pub fn render(name: &str, ctx: Value) -> Result<(String, String), String> {
+    let text = ENV
+        .get_template(&format!("{name}.txt"))
+        .and_then(|t| t.render(&ctx))
+        .map_err(|e| e.to_string())?;
+    let html = ENV
+        .get_template(&format!("{name}.html"))
+        .and_then(|t| t.render(&ctx))
+        .map_err(|e| e.to_string())?;
+    Ok((text, html))
+}
+
+/// A message with a plain-text and an HTML part.
+pub fn build(
+    from: &Mailbox,
+    to: &str,
+    subject: &str,
+    text: String,
+    html: String,
+) -> Result<Message, MailError> {
+    let to: Mailbox = to.parse().map_err(|e| MailError {
+        permanent: true,
+        message: format!("invalid recipient: {e}"),
+    })?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| MailError {
+            permanent: true,
+            message: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: &[&str] = &[
+        "invitation-subject",
+        "greeting",
+        "greeting-anonymous",
+        "invitation-intro",
+        "invitation-message",
+        "invitation-open",
+        "invitation-code",
+        "invitation-code-hint",
+        "invitation-expires",
+        "footer",
+        "test-subject",
+        "test-body",
+    ];
+
+    #[test]
+    fn every_key_exists_in_every_locale() {
+        for locale in Locale::ALL {
+            let path = format!(
+                "{}/locales/{}/signeur.ftl",
+                env!("CARGO_MANIFEST_DIR"),
+                locale.as_str()
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            let ids: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim()))
+                .collect();
+            for key in KEYS {
+                assert!(ids.contains(key), "{key} missing in {path}");
+            }
+            for id in &ids {
+                assert!(KEYS.contains(id), "{id} in {path} is not a known key");
+            }
+        }
+    }
+
+    #[test]
+    fn invitation_renders_in_each_language_and_escapes_html() {
+        for locale in Locale::ALL {
+            let ctx = minijinja::context! {
+                lang => locale.as_str(), name => "Anna <b>", org => "Acme & Co", title => "Deal \"42\"",
+                message => "Please <sign>", link => "http://127.0.0.1/sign/abc", code => "012345",
+                expires => "2026-12-25",
+            };
+            let (text, html) = render("invitation", ctx).unwrap();
+            assert!(
+                text.contains("012345") && text.contains("http://127.0.0.1/sign/abc"),
+                "{text}"
+            );
+            assert!(text.contains("Anna <b>"), "plain text is not escaped");
+            assert!(
+                html.contains("Anna &lt;b&gt;")
+                    && html.contains("Please &lt;sign&gt;")
+                    && !html.contains("<sign>")
+            );
+            assert!(html.contains(&format!("lang=\"{}\"", locale.as_str())));
+            let expected = translate(*locale, "invitation-open", &[]).unwrap();
+            assert!(text.contains(&expected), "{locale}: {text}");
+        }
+        let fi = translate(Locale::Fi, "invitation-subject", &[("org", "Acme".into())]).unwrap();
+        assert_eq!(fi, "Acme pyytää sinua allekirjoittamaan asiakirjan");
+    }
+}
