@@ -463,5 +463,19 @@ pub fn cancel_reason(body: &[u8]) -> Result<Option<String>> {
     top.text("reason", MAX_REASON_CHARS, true)
 }
 
+/// Validates the optional body of a resend: `{ "locale": "fi" }` (an empty body is fine).
+pub fn resend_locale(body: &[u8]) -> Result<Option<Locale>> {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() || trimmed == b"null" {
+        return Ok(None);
+    }
+    let raw: &RawValue = serde_json::from_slice(body)
+        .map_err(|e| ValidationError::new("invalid_json", format!("Malformed JSON: {e}")))?;
+    let top = Fields::parse(raw, "")?.ok_or_else(|| {
+        ValidationError::new("invalid_json", "The request body must be a JSON object.")
+    })?;
+    top.locale("locale")
+}
+
 #[cfg(test)]
 mod tests;

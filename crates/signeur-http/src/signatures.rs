@@ -16,7 +16,8 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::Caller;
 use crate::views::{
-    CancelResponse, SignatureRequestCreated, SignatureRequestList, SignatureRequestView, SignerList,
+    CancelResponse, ResendResponse, SignatureRequestCreated, SignatureRequestList,
+    SignatureRequestView, SignerList,
 };
 
 pub const TAG: &str = "Signature requests";
@@ -293,6 +294,47 @@ pub async fn cancel_signature(
         .cancel_request(caller.org_id, request_id(&id)?, &body)
         .await?;
     Ok(Json(CancelResponse::from(&outcome)))
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ResendBody {
+    /// Override the signer's email locale for this send and keep it on the signer.
+    #[schema(pattern = "^(en|fi|fr|de)$")]
+    locale: Option<String>,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signatures/{id}/signers/{signer_id}/resend", tag = TAG,
+    summary = "Resend the invitation with a new access code",
+    params(
+        ("id" = Uuid, Path, description = "Signature request id"),
+        ("signer_id" = Uuid, Path, description = "Signer id"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, pattern = "^([!#-~]([ -~]{0,253}[!-~])?|\"([ -~]{0,253}[!#-~])?|\"[ -~]{1,255}\")$", description = "Replays the first response for 24 h"),
+    ),
+    request_body(content = Option<ResendBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new code was generated and the invitation sent (see email_sent)", body = ResendResponse),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
+        (status = 409, description = "The signer signed or declined, the request is no longer open, or it is not their turn", body = ErrorBody),
+        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resend_invitation(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, signer_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<ResendResponse>, ApiError> {
+    let signer_id = Uuid::parse_str(&signer_id).map_err(|_| ApiError::not_found("Signer"))?;
+    let outcome = st
+        .service
+        .resend_invitation(caller.org_id, request_id(&id)?, signer_id, &body)
+        .await?;
+    Ok(Json(ResendResponse::from(&outcome)))
 }
 
 /// A PDF file, as raw bytes.

@@ -206,6 +206,30 @@ pub struct CancelResponse {
     pub cancelled_at: DateTime<Utc>,
 }
 
+/// The answer to a resend.
+#[derive(Serialize, ToSchema)]
+pub struct ResendResponse {
+    pub ok: bool,
+    pub signer_id: Uuid,
+    /// True exactly when the SMTP server accepted the new invitation.
+    pub email_sent: bool,
+    pub email_error: Option<String>,
+    #[serde(serialize_with = "ms::serialize")]
+    pub access_code_rotated_at: DateTime<Utc>,
+}
+
+impl From<&signeur_service::ResendOutcome> for ResendResponse {
+    fn from(r: &signeur_service::ResendOutcome) -> Self {
+        ResendResponse {
+            ok: true,
+            signer_id: r.signer_id,
+            email_sent: r.email_sent,
+            email_error: r.email_error.clone(),
+            access_code_rotated_at: r.access_code_rotated_at,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     #[schema(example = "ok")]

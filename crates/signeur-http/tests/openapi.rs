@@ -44,6 +44,7 @@ fn every_route_is_in_the_spec() {
         "/api/v1/signatures",
         "/api/v1/signatures/{id}",
         "/api/v1/signatures/{id}/signers",
+        "/api/v1/signatures/{id}/signers/{signer_id}/resend",
         "/api/v1/signatures/{id}/cancel",
         "/api/v1/signatures/{id}/document",
         "/api/v1/signatures/{id}/audit-trail.pdf",

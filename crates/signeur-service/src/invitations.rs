@@ -1,11 +1,14 @@
 //! Invitations: a fresh access code per invitation (bcrypt-hashed, never logged), the
 //! localized message, the SMTP attempt, and what it changes.
 
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
 
-use signeur_core::{EventType, Locale, RequestStatus, SignerStatus};
+use signeur_core::validate;
+use signeur_core::{EventType, Locale, RequestStatus, SignerStatus, SigningOrder};
+use signeur_store::{RequestRow, SignerRow};
 
 use crate::mail::{self, MailError};
 use crate::requests::effective_status;
@@ -14,6 +17,15 @@ use crate::{Result, Service, ServiceError, events};
 /// bcrypt cost for access codes: a 6-digit code is guarded by the attempt limit; the hash
 /// only has to keep a stolen database from revealing live codes instantly.
 const ACCESS_CODE_COST: u32 = 10;
+
+/// The answer to a resend.
+#[derive(Debug, Clone)]
+pub struct ResendOutcome {
+    pub signer_id: Uuid,
+    pub email_sent: bool,
+    pub email_error: Option<String>,
+    pub access_code_rotated_at: DateTime<Utc>,
+}
 
 /// What became of one invitation attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,32 +61,56 @@ impl Service {
         let Some(signer) = self.db.get_signer(request_id, signer_id).await? else {
             return Ok(InviteOutcome::Skipped);
         };
-        let now = self.clock.now();
-        let open = effective_status(&request, now).is_open();
-        if !open || signer.status != SignerStatus::Pending.as_str() {
+        let open = effective_status(&request, self.clock.now()).is_open();
+        if !open || signer.status != SignerStatus::Pending.as_str() || signer.email.is_none() {
             return Ok(InviteOutcome::Skipped);
         }
-        let Some(email) = signer.email.clone() else {
-            return Ok(InviteOutcome::Skipped);
-        };
+        let (sent, _) = self.deliver_invitation(&request, &signer).await?;
+        match sent {
+            Ok(()) => Ok(InviteOutcome::Sent),
+            Err(e) if e.permanent => {
+                self.record_refusal(org_id, request_id, &signer, &e.message)
+                    .await?;
+                Ok(InviteOutcome::Failed(e.message))
+            }
+            Err(e) => Err(ServiceError::Internal(anyhow::anyhow!(
+                "invitation not delivered yet: {}",
+                e.message
+            ))),
+        }
+    }
+
+    /// Rotates the access code, builds the message in the signer's language and hands it to
+    /// the mailer (within the SMTP timeout). On success the signer is recorded `sent`.
+    /// Returns the delivery result and when the code was rotated.
+    async fn deliver_invitation(
+        &self,
+        request: &RequestRow,
+        signer: &SignerRow,
+    ) -> Result<(Result<(), MailError>, DateTime<Utc>)> {
+        let email = signer.email.clone().ok_or(ServiceError::InvalidState(
+            "The signer has no email address.".into(),
+        ))?;
         let org = self
             .db
-            .get_org(org_id)
+            .get_org(request.org_id)
             .await?
             .ok_or(ServiceError::NotFound("Organization"))?;
         let code = new_access_code();
         let hash = hash_code(code.clone()).await?;
-        self.db.set_access_code(signer_id, &hash, now).await?;
+        let rotated_at = self.clock.now();
+        self.db
+            .set_access_code(signer.id, &hash, rotated_at)
+            .await?;
 
         let locale = Locale::parse(&signer.locale).unwrap_or(Locale::En);
-        let link = format!("{}/sign/{}", self.mail.public_url, signer.access_token);
         let ctx = minijinja::context! {
             lang => locale.as_str(),
             name => &signer.name,
             org => &org.name,
-            title => request.title,
-            message => request.message,
-            link => link,
+            title => &request.title,
+            message => &request.message,
+            link => format!("{}/sign/{}", self.mail.public_url, signer.access_token),
             code => code,
             expires => request.expires_at.format("%Y-%m-%d").to_string(),
         };
@@ -94,43 +130,128 @@ impl Service {
             }
             Err(e) => Err(e),
         };
-        match sent {
-            Ok(()) => {
-                let mut tx = self.db.begin().await?;
-                tx.record_invitation_sent(signer_id, self.clock.now())
-                    .await?;
-                tx.commit().await?;
-                tracing::info!(signature_request = %request_id, signer = %signer_id, "invitation sent");
-                Ok(InviteOutcome::Sent)
-            }
-            Err(e) if e.permanent => {
-                let now = self.clock.now();
-                let mut tx = self.db.begin().await?;
-                let Some(mut row) = tx.lock_request(org_id, request_id).await? else {
-                    return Ok(InviteOutcome::Skipped);
-                };
-                tx.record_invitation_failed(signer_id, &e.message).await?;
-                let event = events::append(
-                    &mut row,
-                    Some(signer_id),
-                    EventType::SignerEmailFailed,
-                    json!({
-                        "signature_request_id": request_id, "signer_id": signer_id,
-                        "signer_email": email, "signer_name": signer.name, "email_error": e.message,
-                    }),
-                    now,
-                );
-                tx.update_request_status(&row).await?;
-                tx.insert_events(&[event]).await?;
-                tx.commit().await?;
-                tracing::warn!(signature_request = %request_id, signer = %signer_id, error = %e.message, "invitation refused");
-                Ok(InviteOutcome::Failed(e.message))
-            }
-            Err(e) => Err(ServiceError::Internal(anyhow::anyhow!(
-                "invitation not delivered yet: {}",
-                e.message
-            ))),
+        if sent.is_ok() {
+            let mut tx = self.db.begin().await?;
+            tx.record_invitation_sent(signer.id, self.clock.now())
+                .await?;
+            tx.commit().await?;
+            tracing::info!(signature_request = %request.id, signer = %signer.id, "invitation sent");
         }
+        Ok((sent, rotated_at))
+    }
+
+    /// A refused invitation: the reason on the signer and a `signer.email_failed` event.
+    async fn record_refusal(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer: &SignerRow,
+        error: &str,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let Some(mut row) = tx.lock_request(org_id, request_id).await? else {
+            return Ok(());
+        };
+        tx.record_invitation_failed(signer.id, error).await?;
+        let event = events::append(
+            &mut row,
+            Some(signer.id),
+            EventType::SignerEmailFailed,
+            json!({
+                "signature_request_id": request_id, "signer_id": signer.id,
+                "signer_email": signer.email, "signer_name": signer.name, "email_error": error,
+            }),
+            now,
+        );
+        tx.update_request_status(&row).await?;
+        tx.insert_events(&[event]).await?;
+        tx.commit().await?;
+        tracing::warn!(signature_request = %request_id, signer = %signer.id, error = %error, "invitation refused");
+        Ok(())
+    }
+
+    /// `POST …/signers/{signer_id}/resend`: a new code (the old one stops working at once),
+    /// attempts and lockout reset, the invitation sent again now; an optional locale
+    /// override is kept on the signer.
+    pub async fn resend_invitation(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        body: &[u8],
+    ) -> Result<ResendOutcome> {
+        let request = self
+            .db
+            .get_request(org_id, request_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        let mut signer = self
+            .db
+            .get_signer(request_id, signer_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signer"))?;
+        let locale = validate::resend_locale(body)?;
+        let status = effective_status(&request, self.clock.now());
+        if !status.is_open() {
+            return Err(ServiceError::InvalidState(format!(
+                "The request is '{status}'; invitations can no longer be sent."
+            )));
+        }
+        let signer_status = SignerStatus::parse(&signer.status).unwrap_or(SignerStatus::Pending);
+        if !signer_status.is_open() {
+            return Err(ServiceError::InvalidState(format!(
+                "The signer is '{signer_status}'; there is nothing to resend."
+            )));
+        }
+        if signer.email.is_none() {
+            return Err(ServiceError::InvalidState(
+                "The signer has no email address: hand out their sign_url instead.".into(),
+            ));
+        }
+        if signer_status == SignerStatus::Pending
+            && request.signing_order == SigningOrder::Sequential.as_str()
+        {
+            let signers = self.db.signers_of(request_id).await?;
+            let turn = signers
+                .iter()
+                .filter(|s| s.status != SignerStatus::Signed.as_str())
+                .map(|s| s.position)
+                .min();
+            if turn != Some(signer.position) {
+                return Err(ServiceError::InvalidState(
+                    "It is not this signer's turn yet (sequential signing).".into(),
+                ));
+            }
+        }
+        if let Some(locale) = locale {
+            self.db
+                .set_signer_locale(signer_id, locale.as_str())
+                .await?;
+            signer.locale = locale.as_str().into();
+        }
+        let (sent, rotated_at) = self.deliver_invitation(&request, &signer).await?;
+        let email_error = match sent {
+            Ok(()) => None,
+            Err(e) => {
+                if e.permanent {
+                    self.record_refusal(org_id, request_id, &signer, &e.message)
+                        .await?;
+                } else {
+                    let mut tx = self.db.begin().await?;
+                    tx.record_invitation_failed(signer_id, &e.message).await?;
+                    tx.commit().await?;
+                }
+                Some(e.message)
+            }
+        };
+        self.mark_sent_if_pending(org_id, request_id).await?;
+        Ok(ResendOutcome {
+            signer_id,
+            email_sent: email_error.is_none(),
+            email_error,
+            access_code_rotated_at: rotated_at,
+        })
     }
 
     /// Moves a `pending` request to `sent` once its invitations were attempted, with the

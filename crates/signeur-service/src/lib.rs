@@ -21,7 +21,7 @@ pub use clock::Clock;
 pub use error::ServiceError;
 pub use idempotency::normalize_key;
 pub use idempotency::{IdempotencyOutcome, StoredResponse};
-pub use invitations::InviteOutcome;
+pub use invitations::{InviteOutcome, ResendOutcome};
 pub use keys::MasterKey;
 pub use requests::{
     CancelOutcome, ListQuery, Page, RequestDetail, SignedDocument, effective_status,

@@ -266,15 +266,16 @@ impl Tx {
 }
 
 impl Tx {
-    /// The invitation reached the SMTP server: the signer is `sent`.
+    /// The invitation reached the SMTP server: a `pending` signer becomes `sent`.
     pub async fn record_invitation_sent(
         &mut self,
         signer_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<()> {
         on_tx!(self, c => sqlx::query(
-            "UPDATE signers SET status = 'sent', sent_at = $2, email_sent = TRUE, email_error = NULL \
-             WHERE id = $1 AND status = 'pending'")
+            "UPDATE signers SET status = CASE WHEN status = 'pending' THEN 'sent' ELSE status END, \
+             sent_at = COALESCE(sent_at, $2), email_sent = TRUE, email_error = NULL \
+             WHERE id = $1 AND status IN ('pending', 'sent', 'opened')")
             .bind(signer_id)
             .bind(now)
             .execute(c)
@@ -320,6 +321,16 @@ impl Db {
             .bind(signer_id)
             .bind(hash)
             .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn set_signer_locale(&self, signer_id: Uuid, locale: &str) -> Result<()> {
+        on_db_write!(self, p => sqlx::query("UPDATE signers SET locale = $2 WHERE id = $1")
+            .bind(signer_id)
+            .bind(locale)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;

@@ -230,3 +230,163 @@ async fn api_delivery_sends_no_email() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(smtp.messages().is_empty());
 }
+
+#[tokio::test]
+async fn resend_rotates_the_code_and_keeps_the_new_locale() {
+    let smtp = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(Some(smtp.url())).await;
+    let v = app
+        .create(&email_body(
+            json!([{"email": "anna@example.com", "name": "Anna"}]),
+        ))
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let signer = v["signers"][0]["id"].as_str().unwrap().to_string();
+    let signer_id = signer.parse().unwrap();
+    let first = code_in(&smtp.wait_for(1).await[0].text());
+    assert!(
+        app.service
+            .verify_access_code(signer_id, &first)
+            .await
+            .unwrap()
+    );
+
+    app.advance(Duration::seconds(5));
+    let path = format!("/api/v1/signatures/{id}/signers/{signer}/resend");
+    let res = app
+        .post(&path)
+        .header("Idempotency-Key", "resend-1")
+        .json(&json!({"locale": "fi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["signer_id"], signer.as_str());
+    assert_eq!(r["email_sent"], true);
+    assert_eq!(r["email_error"], Value::Null);
+    assert!(is_wire_time(&r["access_code_rotated_at"]));
+
+    let messages = smtp.wait_for(2).await;
+    assert_eq!(messages.len(), 2);
+    let second_text = messages[1].text();
+    assert!(
+        second_text.contains("Pääsykoodisi"),
+        "resent in Finnish: {second_text}"
+    );
+    let second = code_in(&second_text);
+    assert!(
+        !app.service
+            .verify_access_code(signer_id, &first)
+            .await
+            .unwrap(),
+        "the old code stops working at once"
+    );
+    assert!(
+        app.service
+            .verify_access_code(signer_id, &second)
+            .await
+            .unwrap()
+    );
+    let signers: Value = app
+        .get(&format!("/api/v1/signatures/{id}/signers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(signers["data"][0]["locale"], "fi", "the override is kept");
+
+    // The same key replays instead of sending a third message.
+    let res = app
+        .post(&path)
+        .header("Idempotency-Key", "resend-1")
+        .json(&json!({"locale": "fi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers().get("idempotent-replayed").unwrap(), "true");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn resend_refusals() {
+    let app = TestApp::start().await;
+    let v = app
+        .create(&email_body(
+            json!([{"email": "anna@example.com"}, {"email": "bob@example.com"}]),
+        ))
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let signer = v["signers"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/signatures/{id}/signers/{signer}/resend");
+
+    let (status, code, message) = error_of(
+        app.post(&path)
+            .json(&json!({"locale": "sv"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status.as_u16(), code.as_str()), (400, "invalid_locale"));
+    assert!(message.contains("'locale'"));
+    let unknown = format!(
+        "/api/v1/signatures/{id}/signers/{}/resend",
+        uuid::Uuid::new_v4()
+    );
+    assert_eq!(
+        error_of(app.post(&unknown).send().await.unwrap()).await.1,
+        "not_found"
+    );
+    let (_, other_key) = app.other_org().await;
+    let res = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(other_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(res).await.1, "not_found");
+
+    // A signer handed a link by the integrator has no email to resend to.
+    let api = app
+        .create(&json!({
+            "title": "t", "delivery": "api", "signers": [{"name": "No Email"}],
+            "document": {"filename": "c.pdf", "content_base64": b64(ONE_PAGE)}
+        }))
+        .await;
+    let api_path = format!(
+        "/api/v1/signatures/{}/signers/{}/resend",
+        api["id"].as_str().unwrap(),
+        api["signers"][0]["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        error_of(app.post(&api_path).send().await.unwrap()).await.1,
+        "invalid_state"
+    );
+
+    // Sequential: the second signer's turn has not come.
+    let mut seq = email_body(json!([{"email": "anna@example.com"}, {"email": "bob@example.com"}]));
+    seq["signing_order"] = json!("sequential");
+    let s = app.create(&seq).await;
+    let second = format!(
+        "/api/v1/signatures/{}/signers/{}/resend",
+        s["id"].as_str().unwrap(),
+        s["signers"][1]["id"].as_str().unwrap()
+    );
+    let (status, code, _) = error_of(app.post(&second).send().await.unwrap()).await;
+    assert_eq!((status.as_u16(), code.as_str()), (409, "invalid_state"));
+
+    // Cancelled: links are invalidated, nothing to resend.
+    app.post(&format!("/api/v1/signatures/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = error_of(app.post(&path).send().await.unwrap()).await;
+    assert_eq!((status.as_u16(), code.as_str()), (409, "invalid_state"));
+    assert!(message.contains("cancelled"), "{message}");
+}
