@@ -65,7 +65,7 @@ impl Service {
         if !open || signer.status != SignerStatus::Pending.as_str() || signer.email.is_none() {
             return Ok(InviteOutcome::Skipped);
         }
-        let (sent, _) = self.deliver_invitation(&request, &signer).await?;
+        let (sent, _) = self.deliver_invitation(&request, &signer, false).await?;
         match sent {
             Ok(()) => Ok(InviteOutcome::Sent),
             Err(e) if e.permanent => {
@@ -87,6 +87,7 @@ impl Service {
         &self,
         request: &RequestRow,
         signer: &SignerRow,
+        resent: bool,
     ) -> Result<(Result<(), MailError>, DateTime<Utc>)> {
         let email = signer.email.clone().ok_or(ServiceError::InvalidState(
             "The signer has no email address.".into(),
@@ -103,20 +104,20 @@ impl Service {
             .set_access_code(signer.id, &hash, rotated_at)
             .await?;
 
-        let locale = Locale::parse(&signer.locale).unwrap_or(Locale::En);
-        let ctx = minijinja::context! {
-            lang => locale.as_str(),
-            name => &signer.name,
-            org => &org.name,
-            title => &request.title,
-            message => &request.message,
-            link => format!("{}/sign/{}", self.mail.public_url, signer.access_token),
-            code => code,
-            expires => request.expires_at.format("%Y-%m-%d").to_string(),
-        };
-        let subject = mail::translate(locale, "invitation-subject", &[("org", org.name.clone())])
-            .map_err(anyhow::Error::msg)?;
-        let (text, html) = mail::render("invitation", ctx).map_err(anyhow::Error::msg)?;
+        let link = format!("{}/sign/{}", self.mail.public_url, signer.access_token);
+        let expires = request.expires_at.format("%Y-%m-%d").to_string();
+        let (subject, text, html) = mail::render_invitation(&mail::Invitation {
+            locale: Locale::parse(&signer.locale).unwrap_or(Locale::En),
+            name: signer.name.as_deref(),
+            org: &org.name,
+            title: &request.title,
+            message: request.message.as_deref(),
+            link: &link,
+            code: &code,
+            expires: &expires,
+            resent,
+        })
+        .map_err(anyhow::Error::msg)?;
         let sent = match mail::build(&self.mail.from, &email, &subject, text, html) {
             Ok(message) => {
                 match tokio::time::timeout(self.mail.timeout, self.mail.mailer.send(message)).await
@@ -230,7 +231,7 @@ impl Service {
                 .await?;
             signer.locale = locale.as_str().into();
         }
-        let (sent, rotated_at) = self.deliver_invitation(&request, &signer).await?;
+        let (sent, rotated_at) = self.deliver_invitation(&request, &signer, true).await?;
         let email_error = match sent {
             Ok(()) => None,
             Err(e) => {
@@ -330,6 +331,64 @@ impl Service {
         tokio::task::spawn_blocking(move || bcrypt::verify(code, &hash).unwrap_or(false))
             .await
             .map_err(|e| ServiceError::Internal(e.into()))
+    }
+
+    /// Sends one signer a notice. A transient failure is an error (the job retries it); a
+    /// refusal is logged and not retried.
+    pub async fn send_notice(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        kind: mail::NoticeKind,
+    ) -> Result<()> {
+        let (Some(request), Some(signer), Some(org)) = (
+            self.db.get_request(org_id, request_id).await?,
+            self.db.get_signer(request_id, signer_id).await?,
+            self.db.get_org(org_id).await?,
+        ) else {
+            return Ok(());
+        };
+        let Some(email) = signer.email.as_deref() else {
+            return Ok(());
+        };
+        let expires = request.expires_at.format("%Y-%m-%d").to_string();
+        let link = format!("{}/sign/{}", self.mail.public_url, signer.access_token);
+        let (subject, text, html) = mail::render_notice(&mail::Notice {
+            kind,
+            locale: Locale::parse(&signer.locale).unwrap_or(Locale::En),
+            name: signer.name.as_deref(),
+            org: &org.name,
+            title: &request.title,
+            link: (kind == mail::NoticeKind::Reminder).then_some(link.as_str()),
+            reason: match kind {
+                mail::NoticeKind::Cancelled => request.cancel_reason.as_deref(),
+                _ => None,
+            },
+            signer: None,
+            expires: &expires,
+        })
+        .map_err(anyhow::Error::msg)?;
+        let message = match mail::build(&self.mail.from, email, &subject, text, html) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(signer = %signer_id, error = %e, "notice not sent");
+                return Ok(());
+            }
+        };
+        match tokio::time::timeout(self.mail.timeout, self.mail.mailer.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.permanent => {
+                tracing::warn!(signer = %signer_id, error = %e, "notice refused");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(ServiceError::Internal(anyhow::anyhow!(
+                "notice not delivered yet: {e}"
+            ))),
+            Err(_) => Err(ServiceError::Internal(anyhow::anyhow!(
+                "the SMTP server did not answer in time"
+            ))),
+        }
     }
 
     /// Sends a test message (`signeur send-test-email`).

@@ -20,6 +20,8 @@ pub enum JobKind {
     RemoveOrphanBlobs,
     /// Emails one signer their invitation.
     SendInvitation,
+    /// Emails one signer a notice (cancelled, declined, completed, reminder).
+    SendNotice,
 }
 
 impl JobKind {
@@ -28,6 +30,7 @@ impl JobKind {
             JobKind::PurgeIdempotencyKeys => "purge_idempotency_keys",
             JobKind::RemoveOrphanBlobs => "remove_orphan_blobs",
             JobKind::SendInvitation => "send_invitation",
+            JobKind::SendNotice => "send_notice",
         }
     }
 }
@@ -40,6 +43,7 @@ const RUNNABLE: &[JobKind] = &[
     JobKind::PurgeIdempotencyKeys,
     JobKind::RemoveOrphanBlobs,
     JobKind::SendInvitation,
+    JobKind::SendNotice,
 ];
 
 /// A blob younger than this may belong to a create whose transaction has not committed.
@@ -112,6 +116,7 @@ impl Service {
                 .await
                 .map(|n| format!("{n} blobs removed")),
             JobKind::SendInvitation => self.run_invitation_job(&job.payload).await,
+            JobKind::SendNotice => self.run_notice_job(&job.payload).await,
         };
         let now = self.clock.now();
         match outcome {
@@ -146,6 +151,35 @@ impl Service {
         let outcome = self.send_invitation(org, request, signer).await?;
         self.mark_sent_if_pending(org, request).await?;
         Ok(format!("{outcome:?}"))
+    }
+
+    async fn run_notice_job(&self, payload: &str) -> Result<String> {
+        let p: serde_json::Value =
+            serde_json::from_str(payload).map_err(|e| crate::ServiceError::Internal(e.into()))?;
+        let id = |k: &str| -> Result<uuid::Uuid> {
+            p[k].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                crate::ServiceError::Internal(anyhow::anyhow!("notice job without {k}"))
+            })
+        };
+        let kind = match p["kind"].as_str() {
+            Some("cancelled") => crate::mail::NoticeKind::Cancelled,
+            Some("declined") => crate::mail::NoticeKind::Declined,
+            Some("completed") => crate::mail::NoticeKind::Completed,
+            Some("reminder") => crate::mail::NoticeKind::Reminder,
+            other => {
+                return Err(crate::ServiceError::Internal(anyhow::anyhow!(
+                    "unknown notice kind {other:?}"
+                )));
+            }
+        };
+        self.send_notice(
+            id("org_id")?,
+            id("signature_request_id")?,
+            id("signer_id")?,
+            kind,
+        )
+        .await?;
+        Ok(format!("{kind:?} notice sent"))
     }
 
     pub async fn purge_idempotency_keys(&self) -> Result<u64> {

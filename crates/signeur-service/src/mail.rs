@@ -206,6 +206,8 @@ fn environment() -> Environment<'static> {
             "invitation.html",
             include_str!("../templates/invitation.html"),
         ),
+        ("notice.txt", include_str!("../templates/notice.txt")),
+        ("notice.html", include_str!("../templates/notice.html")),
     ] {
         env.add_template(name, source)
             .expect("templates are valid (a unit test renders each)");
@@ -227,6 +229,100 @@ pub fn render(name: &str, ctx: Value) -> Result<(String, String), String> {
         .and_then(|t| t.render(&ctx))
         .map_err(|e| e.to_string())?;
     Ok((text, html))
+}
+
+/// An invitation (first or resent) to one signer.
+pub struct Invitation<'a> {
+    pub locale: Locale,
+    pub name: Option<&'a str>,
+    pub org: &'a str,
+    pub title: &'a str,
+    pub message: Option<&'a str>,
+    pub link: &'a str,
+    pub code: &'a str,
+    pub expires: &'a str,
+    pub resent: bool,
+}
+
+/// Subject, text and HTML of an invitation.
+pub fn render_invitation(i: &Invitation<'_>) -> Result<(String, String, String), String> {
+    let subject = translate(
+        i.locale,
+        "invitation-subject",
+        &[("org", i.org.to_string())],
+    )?;
+    let ctx = minijinja::context! {
+        lang => i.locale.as_str(), name => i.name, org => i.org, title => i.title, message => i.message,
+        link => i.link, code => i.code, expires => i.expires, resent => i.resent,
+    };
+    let (text, html) = render("invitation", ctx)?;
+    Ok((subject, text, html))
+}
+
+/// The notices a signer may receive besides invitations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Everyone signed; links to the sealed document.
+    Completed,
+    /// A signer declined; the request is closed.
+    Declined,
+    /// The sender cancelled.
+    Cancelled,
+    /// Still waiting for this signer.
+    Reminder,
+}
+
+impl NoticeKind {
+    pub const ALL: &'static [NoticeKind] = &[
+        NoticeKind::Completed,
+        NoticeKind::Declined,
+        NoticeKind::Cancelled,
+        NoticeKind::Reminder,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            NoticeKind::Completed => "completed",
+            NoticeKind::Declined => "declined",
+            NoticeKind::Cancelled => "cancelled",
+            NoticeKind::Reminder => "reminder",
+        }
+    }
+}
+
+pub struct Notice<'a> {
+    pub kind: NoticeKind,
+    pub locale: Locale,
+    pub name: Option<&'a str>,
+    pub org: &'a str,
+    pub title: &'a str,
+    /// The document (completed) or the signing page (reminder).
+    pub link: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// Who declined.
+    pub signer: Option<&'a str>,
+    pub expires: &'a str,
+}
+
+/// Subject, text and HTML of a notice.
+pub fn render_notice(n: &Notice<'_>) -> Result<(String, String, String), String> {
+    let key = n.kind.key();
+    let subject = translate(
+        n.locale,
+        &format!("{key}-subject"),
+        &[("org", n.org.to_string())],
+    )?;
+    let link_label = if n.kind == NoticeKind::Completed {
+        "completed-download"
+    } else {
+        "invitation-open"
+    };
+    let ctx = minijinja::context! {
+        lang => n.locale.as_str(), kind => key, name => n.name, org => n.org, title => n.title, link => n.link,
+        link_label => link_label, reason => n.reason, signer => n.signer.unwrap_or("—"), expires => n.expires,
+    };
+    let (text, html) = render("notice", ctx)?;
+    Ok((subject, text, html))
 }
 
 /// A message with a plain-text and an HTML part.
@@ -269,6 +365,17 @@ mod tests {
         "footer",
         "test-subject",
         "test-body",
+        "invitation-resent",
+        "notice-reason",
+        "completed-subject",
+        "completed-body",
+        "completed-download",
+        "declined-subject",
+        "declined-body",
+        "cancelled-subject",
+        "cancelled-body",
+        "reminder-subject",
+        "reminder-body",
     ];
 
     #[test]
@@ -289,6 +396,57 @@ mod tests {
             }
             for id in &ids {
                 assert!(KEYS.contains(id), "{id} in {path} is not a known key");
+            }
+        }
+    }
+
+    /// Every message in every language, committed under `src/snapshots/` (insta).
+    #[test]
+    fn snapshots_of_every_message() {
+        for locale in Locale::ALL {
+            for resent in [false, true] {
+                let (subject, text, html) = render_invitation(&Invitation {
+                    locale: *locale,
+                    name: Some("Anna Buyer"),
+                    org: "Acme Oy",
+                    title: "Order Agreement #1234",
+                    message: Some("Please review and sign."),
+                    link: "https://sign.example.com/sign/TOKEN",
+                    code: "012345",
+                    expires: "2026-12-25",
+                    resent,
+                })
+                .unwrap();
+                let name = format!(
+                    "invitation{}_{}",
+                    if resent { "_resent" } else { "" },
+                    locale.as_str()
+                );
+                insta::assert_snapshot!(
+                    name,
+                    format!("Subject: {subject}\n\n{text}\n----- html -----\n{html}")
+                );
+            }
+            for kind in NoticeKind::ALL {
+                let (subject, text, html) = render_notice(&Notice {
+                    kind: *kind,
+                    locale: *locale,
+                    name: Some("Anna Buyer"),
+                    org: "Acme Oy",
+                    title: "Order Agreement #1234",
+                    link: matches!(kind, NoticeKind::Completed | NoticeKind::Reminder)
+                        .then_some("https://sign.example.com/x"),
+                    reason: (*kind != NoticeKind::Completed && *kind != NoticeKind::Reminder)
+                        .then_some("Wrong amount"),
+                    signer: Some("Bob Seller"),
+                    expires: "2026-12-25",
+                })
+                .unwrap();
+                let name = format!("{}_{}", kind.key(), locale.as_str());
+                insta::assert_snapshot!(
+                    name,
+                    format!("Subject: {subject}\n\n{text}\n----- html -----\n{html}")
+                );
             }
         }
     }

@@ -313,6 +313,23 @@ impl Service {
             json!({"signature_request_id": id, "reason": reason, "cancelled_at": time::format(now)}),
             now,
         );
+        // Signers who were emailed an invitation hear that it no longer stands.
+        if r.delivery == Delivery::Email.as_str() {
+            for s in self.db.signers_of(id).await? {
+                let invited = s.email_sent && matches!(s.status.as_str(), "sent" | "opened");
+                if invited {
+                    let job = NewJob {
+                        kind: JobKind::SendNotice.as_str().into(),
+                        payload: json!({"org_id": org_id, "signature_request_id": id, "signer_id": s.id, "kind": "cancelled"})
+                            .to_string(),
+                        dedup_key: Some(format!("notice:cancelled:{}", s.id)),
+                        run_at: now,
+                        max_attempts: 10,
+                    };
+                    tx.enqueue(&job, now).await?;
+                }
+            }
+        }
         tx.update_request_status(&r).await?;
         tx.invalidate_open_signers(id, now).await?;
         tx.insert_events(&[event]).await?;

@@ -390,3 +390,38 @@ async fn resend_refusals() {
     assert_eq!((status.as_u16(), code.as_str()), (409, "invalid_state"));
     assert!(message.contains("cancelled"), "{message}");
 }
+
+#[tokio::test]
+async fn cancelling_tells_the_invited_signers() {
+    let smtp = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(Some(smtp.url())).await;
+    let v = app
+        .create(&email_body(json!([
+            {"email": "anna@example.com", "name": "Anna", "locale": "de"},
+            {"email": "nobody@example.com", "name": "Nobody"},
+        ])))
+        .await;
+    smtp.wait_for(2).await;
+    let id = v["id"].as_str().unwrap();
+    let res = app
+        .post(&format!("/api/v1/signatures/{id}/cancel"))
+        .json(&json!({"reason": "Falscher Betrag"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.service.run_due_jobs().await.unwrap(), 2);
+    let messages = smtp.wait_for(4).await;
+    assert_eq!(messages.len(), 4);
+    let anna = messages
+        .iter()
+        .filter(|m| m.to == vec!["anna@example.com".to_string()])
+        .nth(1)
+        .unwrap();
+    let text = anna.text();
+    assert!(
+        text.contains("zurückgezogen") && text.contains("Falscher Betrag"),
+        "{text}"
+    );
+    assert!(!text.contains("/sign/"), "no link to a dead page");
+}
