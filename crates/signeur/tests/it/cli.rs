@@ -76,8 +76,13 @@ fn command(b: &Backend) -> Command {
 
 /// Starts `signeur serve` and reads the bootstrap lines from its stdout.
 fn serve(data: &Backend) -> (Server, Option<String>) {
+    serve_with(data, &[])
+}
+
+fn serve_with(data: &Backend, env: &[(&str, &str)]) -> (Server, Option<String>) {
     let port = free_port();
     let mut child = command(data)
+        .envs(env.iter().copied())
         .arg("serve")
         .env("SIGNEUR_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
@@ -245,4 +250,140 @@ async fn migrate_creates_the_database() {
     }
     let (ok, _) = run(&dir, &["migrate"]);
     assert!(ok, "migrating twice is a no-op");
+}
+
+/// Against Python's aiosmtpd (`SIGNEUR_TEST_AIOSMTPD=python3`, set by `.ci/run`): three
+/// signers in three languages, invited while the SMTP server is down, receive their
+/// invitations once it is up — after Signeur itself was restarted in between.
+#[tokio::test]
+async fn aiosmtpd_gets_invitations_queued_across_a_restart() {
+    let Some(python) = std::env::var("SIGNEUR_TEST_AIOSMTPD")
+        .ok()
+        .filter(|p| !p.is_empty())
+    else {
+        eprintln!("SIGNEUR_TEST_AIOSMTPD is not set: the aiosmtpd run is left to .ci/run");
+        return;
+    };
+    let dir = Backend::new().await;
+    let maildir = tempfile::tempdir().unwrap();
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.path().join(sub)).unwrap();
+    }
+    let smtp_port = free_port();
+    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
+    // A stable public URL: the restarted server listens on another port.
+    let env = [
+        ("SIGNEUR_SMTP_URL", smtp_url.as_str()),
+        ("SIGNEUR_SMTP_TIMEOUT_SECS", "1"),
+        ("SIGNEUR_PUBLIC_URL", "https://sign.example.test"),
+    ];
+
+    let (server, key) = serve_with(&dir, &env);
+    let key = key.unwrap();
+    let mut body = seed_body();
+    body.as_object_mut().unwrap().remove("delivery");
+    body["signers"] = serde_json::json!([
+        {"email": "anna@example.com", "name": "Anna", "locale": "en"},
+        {"email": "veikko@example.fi", "name": "Veikko", "locale": "fi"},
+        {"email": "greta@example.de", "name": "Greta", "locale": "de"},
+    ]);
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{}/api/v1/signatures", server.base))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    for s in created["signers"].as_array().unwrap() {
+        assert_eq!(
+            (s["email_sent"].as_bool(), s["email_error"].is_null()),
+            (Some(false), true),
+            "queued: {s}"
+        );
+    }
+    drop(server);
+
+    let mut smtpd = Command::new(&python)
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{smtp_port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(maildir.path())
+        .spawn()
+        .expect("python with aiosmtpd");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", smtp_port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (server, _) = serve_with(&dir, &env);
+    let new = maildir.path().join("new");
+    let mut files = Vec::new();
+    for _ in 0..300 {
+        files = std::fs::read_dir(&new)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if files.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = smtpd.kill();
+    let _ = smtpd.wait();
+    assert_eq!(files.len(), 3, "one invitation each, after the restart");
+    for (signer, phrase) in created["signers"].as_array().unwrap().iter().zip([
+        "Your access code",
+        "Pääsykoodisi",
+        "Ihr Zugangscode",
+    ]) {
+        let email = signer["email"].as_str().unwrap();
+        let messages: Vec<crate::smtp::Received> = files
+            .iter()
+            .map(|f| crate::smtp::Received {
+                from: String::new(),
+                to: Vec::new(),
+                raw: std::fs::read_to_string(f).unwrap(),
+            })
+            .filter(|m| m.header("To").is_some_and(|t| t.contains(email)))
+            .collect();
+        assert_eq!(messages.len(), 1, "{email}");
+        let text = messages[0].text();
+        assert!(text.contains(phrase), "{email}: {text}");
+        assert!(text.contains(signer["sign_url"].as_str().unwrap()), "{text}\n{}", signer["sign_url"]);
+        assert!(
+            text.split(|c: char| !c.is_ascii_digit())
+                .any(|w| w.len() == 6),
+            "a 6-digit code"
+        );
+    }
+    let got: Value = client
+        .get(format!(
+            "{}/api/v1/signatures/{}",
+            server.base,
+            created["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        got["signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "sent" && s["email_sent"] == true),
+        "{got}"
+    );
 }
