@@ -358,7 +358,11 @@ async fn aiosmtpd_gets_invitations_queued_across_a_restart() {
         assert_eq!(messages.len(), 1, "{email}");
         let text = messages[0].text();
         assert!(text.contains(phrase), "{email}: {text}");
-        assert!(text.contains(signer["sign_url"].as_str().unwrap()), "{text}\n{}", signer["sign_url"]);
+        assert!(
+            text.contains(signer["sign_url"].as_str().unwrap()),
+            "{text}\n{}",
+            signer["sign_url"]
+        );
         assert!(
             text.split(|c: char| !c.is_ascii_digit())
                 .any(|w| w.len() == 6),
