@@ -448,33 +448,34 @@ fn too_large() -> ValidationError {
     )
 }
 
-/// Validates the optional body of a cancel: `{ "reason": "…" }` (an empty body is fine).
-pub fn cancel_reason(body: &[u8]) -> Result<Option<String>> {
-    // No body, or JSON `null` (the documented body is optional and nullable): no reason.
+/// An optional JSON object body: none, empty or `null` (the documented bodies are optional
+/// and nullable) is `None`.
+fn optional_object(body: &[u8]) -> Result<Option<Fields<'_>>> {
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() || trimmed == b"null" {
         return Ok(None);
     }
     let raw: &RawValue = serde_json::from_slice(body)
         .map_err(|e| ValidationError::new("invalid_json", format!("Malformed JSON: {e}")))?;
-    let top = Fields::parse(raw, "")?.ok_or_else(|| {
+    Fields::parse(raw, "")?.map(Some).ok_or_else(|| {
         ValidationError::new("invalid_json", "The request body must be a JSON object.")
-    })?;
-    top.text("reason", MAX_REASON_CHARS, true)
+    })
 }
 
-/// Validates the optional body of a resend: `{ "locale": "fi" }` (an empty body is fine).
-pub fn resend_locale(body: &[u8]) -> Result<Option<Locale>> {
-    let trimmed = body.trim_ascii();
-    if trimmed.is_empty() || trimmed == b"null" {
-        return Ok(None);
+/// Validates the optional body of a cancel: `{ "reason": "…" }`.
+pub fn cancel_reason(body: &[u8]) -> Result<Option<String>> {
+    match optional_object(body)? {
+        Some(top) => top.text("reason", MAX_REASON_CHARS, true),
+        None => Ok(None),
     }
-    let raw: &RawValue = serde_json::from_slice(body)
-        .map_err(|e| ValidationError::new("invalid_json", format!("Malformed JSON: {e}")))?;
-    let top = Fields::parse(raw, "")?.ok_or_else(|| {
-        ValidationError::new("invalid_json", "The request body must be a JSON object.")
-    })?;
-    top.locale("locale")
+}
+
+/// Validates the optional body of a resend: `{ "locale": "fi" }`.
+pub fn resend_locale(body: &[u8]) -> Result<Option<Locale>> {
+    match optional_object(body)? {
+        Some(top) => top.locale("locale"),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ impl Service {
     pub async fn bootstrap(&self) -> Result<Option<(OrgRow, ApiKeyCreated)>> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
+        tx.lock_for_bootstrap().await?;
         if tx.count_orgs().await? > 0 {
             return Ok(None);
         }

@@ -57,6 +57,26 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::seconds((10i64 << exp).min(3600))
 }
 
+/// A job's JSON payload; a malformed one is an internal error (we wrote it).
+struct JobPayload(serde_json::Value);
+
+impl JobPayload {
+    fn parse(payload: &str) -> Result<JobPayload> {
+        serde_json::from_str(payload)
+            .map(JobPayload)
+            .map_err(|e| crate::ServiceError::Internal(e.into()))
+    }
+
+    fn id(&self, key: &str) -> Result<uuid::Uuid> {
+        self.0[key]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                crate::ServiceError::Internal(anyhow::anyhow!("job payload without {key}"))
+            })
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
     /// How often the worker looks for due jobs.
@@ -140,28 +160,20 @@ impl Service {
     }
 
     async fn run_invitation_job(&self, payload: &str) -> Result<String> {
-        let p: serde_json::Value =
-            serde_json::from_str(payload).map_err(|e| crate::ServiceError::Internal(e.into()))?;
-        let id = |k: &str| -> Result<uuid::Uuid> {
-            p[k].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
-                crate::ServiceError::Internal(anyhow::anyhow!("invitation job without {k}"))
-            })
-        };
-        let (org, request, signer) = (id("org_id")?, id("signature_request_id")?, id("signer_id")?);
+        let p = JobPayload::parse(payload)?;
+        let (org, request, signer) = (
+            p.id("org_id")?,
+            p.id("signature_request_id")?,
+            p.id("signer_id")?,
+        );
         let outcome = self.send_invitation(org, request, signer).await?;
         self.mark_sent_if_pending(org, request).await?;
         Ok(format!("{outcome:?}"))
     }
 
     async fn run_notice_job(&self, payload: &str) -> Result<String> {
-        let p: serde_json::Value =
-            serde_json::from_str(payload).map_err(|e| crate::ServiceError::Internal(e.into()))?;
-        let id = |k: &str| -> Result<uuid::Uuid> {
-            p[k].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
-                crate::ServiceError::Internal(anyhow::anyhow!("notice job without {k}"))
-            })
-        };
-        let kind = match p["kind"].as_str() {
+        let p = JobPayload::parse(payload)?;
+        let kind = match p.0["kind"].as_str() {
             Some("cancelled") => crate::mail::NoticeKind::Cancelled,
             Some("declined") => crate::mail::NoticeKind::Declined,
             Some("completed") => crate::mail::NoticeKind::Completed,
@@ -173,9 +185,9 @@ impl Service {
             }
         };
         self.send_notice(
-            id("org_id")?,
-            id("signature_request_id")?,
-            id("signer_id")?,
+            p.id("org_id")?,
+            p.id("signature_request_id")?,
+            p.id("signer_id")?,
             kind,
         )
         .await?;

@@ -34,6 +34,17 @@ impl Tx {
         Ok(())
     }
 
+    /// Serializes first-start bootstraps of several nodes: PostgreSQL takes a transaction
+    /// advisory lock; SQLite's write transaction already excludes other writers.
+    pub async fn lock_for_bootstrap(&mut self) -> Result<()> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock(7349021)")
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn count_orgs(&mut self) -> Result<i64> {
         let n: i64 = on_tx!(self, c => sqlx::query_scalar("SELECT COUNT(*) FROM organizations").fetch_one(c).await)?;
         Ok(n)
