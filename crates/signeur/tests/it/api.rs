@@ -153,13 +153,8 @@ async fn list_signers_has_every_seed_field() {
         .unwrap()
         .to_string();
     let v: Value = app
-        .get(&format!("/api/v1/signatures/{id}/signers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/signatures/{id}/signers"))
+        .await;
     let data = v["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
     let fields = [
@@ -246,13 +241,8 @@ async fn sequential_api_delivery_hands_out_only_the_first_turn() {
     assert_eq!(v["signers"][0]["status"], "sent");
     assert_eq!(v["signers"][1]["status"], "pending");
     let got: Value = app
-        .get(&format!("/api/v1/signatures/{}", v["id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/signatures/{}", v["id"].as_str().unwrap()))
+        .await;
     assert_eq!(got["signers"][1]["sent_at"], Value::Null);
 }
 
@@ -417,14 +407,7 @@ async fn bad_input_is_a_precise_400_and_writes_nothing() {
         );
     }
     // Nothing was written by any of them.
-    let list: Value = app
-        .get("/api/v1/signatures")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/signatures").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
 }
 
@@ -441,14 +424,7 @@ async fn accepted_pdf_shapes() {
         let mut b = seed_body();
         b["document"]["content_base64"] = json!(b64(&fixture(name)));
         let id = app.create(&b).await["id"].as_str().unwrap().to_string();
-        let v: Value = app
-            .get(&format!("/api/v1/signatures/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.get_json(&format!("/api/v1/signatures/{id}")).await;
         assert_eq!(v["document"]["page_count"], pages, "{name}");
     }
 }
@@ -634,14 +610,7 @@ async fn another_organizations_request_is_a_404_everywhere() {
         .unwrap();
     assert_eq!(list["data"], json!([]));
     // Still there, untouched, for its owner.
-    let v: Value = app
-        .get(&format!("/api/v1/signatures/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json(&format!("/api/v1/signatures/{id}")).await;
     assert_eq!(v["status"], "sent");
     // Malformed ids name nothing.
     assert_eq!(
@@ -701,24 +670,12 @@ async fn cancel_invalidates_links_and_records_the_reason() {
     assert_eq!(v["status"], "cancelled");
     assert!(is_wire_time(&v["cancelled_at"]));
 
-    let got: Value = app
-        .get(&format!("/api/v1/signatures/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/v1/signatures/{id}")).await;
     assert_eq!(got["status"], "cancelled");
     assert_eq!(got["cancelled_at"], v["cancelled_at"]);
     let signers: Value = app
-        .get(&format!("/api/v1/signatures/{id}/signers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/signatures/{id}/signers"))
+        .await;
     for s in signers["data"].as_array().unwrap() {
         assert_eq!(s["status"], "invalidated");
         assert_eq!(s["invalidated_at"], v["cancelled_at"]);
@@ -793,26 +750,12 @@ async fn expiry_is_computed_on_read() {
         .to_string();
 
     app.advance(Duration::hours(1));
-    let v: Value = app
-        .get(&format!("/api/v1/signatures/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json(&format!("/api/v1/signatures/{id}")).await;
     assert_eq!(v["status"], "expired");
     assert_eq!(v["is_expired"], true);
     assert_eq!(v["expires_at"], signeur_core::time::format(expires));
 
-    let list: Value = app
-        .get("/api/v1/signatures?status=expired")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/signatures?status=expired").await;
     let ids: Vec<_> = list["data"]
         .as_array()
         .unwrap()
@@ -820,14 +763,7 @@ async fn expiry_is_computed_on_read() {
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, vec![id.clone()]);
-    let list: Value = app
-        .get("/api/v1/signatures?status=sent")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/signatures?status=sent").await;
     let ids: Vec<_> = list["data"]
         .as_array()
         .unwrap()
@@ -891,7 +827,7 @@ async fn list_all(app: &TestApp, query: &str, limit: usize) -> Vec<String> {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let v: Value = app.get(&url).send().await.unwrap().json().await.unwrap();
+        let v: Value = app.get_json(&url).await;
         let page = v["data"].as_array().unwrap();
         assert!(page.len() <= limit);
         ids.extend(page.iter().map(|r| r["id"].as_str().unwrap().to_string()));
@@ -929,14 +865,7 @@ async fn pagination_is_newest_first_without_gaps_or_duplicates() {
         all.iter().collect::<HashSet<_>>(),
         created.iter().collect::<HashSet<_>>()
     );
-    let v: Value = app
-        .get("/api/v1/signatures")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json("/api/v1/signatures").await;
     assert_eq!(v["data"].as_array().unwrap().len(), 23, "default limit 25");
     let times: Vec<String> = v["data"]
         .as_array()
@@ -1087,14 +1016,7 @@ async fn cursors_are_bound_to_their_filters_and_organization() {
         app.advance(Duration::milliseconds(1));
         app.create(&seed_body()).await;
     }
-    let v: Value = app
-        .get("/api/v1/signatures?limit=1&status=sent")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json("/api/v1/signatures?limit=1&status=sent").await;
     let cursor = v["next_cursor"].as_str().unwrap().to_string();
     assert_eq!(
         app.get(&format!(
@@ -1222,14 +1144,7 @@ async fn idempotent_create_replays_and_detects_conflicts() {
     assert_eq!(res.status(), 201);
     assert!(res.headers().get("idempotent-replayed").is_none());
 
-    let list: Value = app
-        .get("/api/v1/signatures")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/signatures").await;
     assert_eq!(
         list["data"].as_array().unwrap().len(),
         1,
@@ -1350,14 +1265,7 @@ async fn parallel_duplicates_create_exactly_one_request() {
         }
     }
     assert_eq!(created, 1, "replayed {replayed}, in use {in_use}");
-    let list: Value = app
-        .get("/api/v1/signatures")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/signatures").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
 

@@ -127,14 +127,7 @@ async fn a_refused_recipient_is_reported_not_retried() {
     let error = v["signers"][1]["email_error"].as_str().unwrap();
     assert!(error.contains("550"), "{error}");
     let id = v["id"].as_str().unwrap();
-    let got: Value = app
-        .get(&format!("/api/v1/signatures/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/v1/signatures/{id}")).await;
     let failed: Vec<_> = got["audit_trail"]["events"]
         .as_array()
         .unwrap()
@@ -203,13 +196,8 @@ async fn invitations_queued_while_smtp_is_down_arrive_when_it_is_back() {
     let messages = smtp.wait_for(1).await;
     assert_eq!(messages.len(), 1);
     let got: Value = app
-        .get(&format!("/api/v1/signatures/{}", v["id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/signatures/{}", v["id"].as_str().unwrap()))
+        .await;
     assert_eq!(got["signers"][0]["status"], "sent");
     assert_eq!(got["signers"][0]["email_sent"], true);
     assert!(
@@ -290,13 +278,8 @@ async fn resend_rotates_the_code_and_keeps_the_new_locale() {
             .unwrap()
     );
     let signers: Value = app
-        .get(&format!("/api/v1/signatures/{id}/signers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/signatures/{id}/signers"))
+        .await;
     assert_eq!(signers["data"][0]["locale"], "fi", "the override is kept");
 
     // The same key replays instead of sending a third message.

@@ -156,6 +156,11 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(&self.key)
     }
 
+    /// GET with the key, expecting JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).send().await.unwrap().json().await.unwrap()
+    }
+
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(&self.key)
     }
