@@ -28,9 +28,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// Also the source of `sign_url` and other links (`Service::sign_url`).
     pub service: Service,
-    /// Base of `sign_url` and other links, without a trailing slash.
-    pub public_url: String,
 }
 
 #[derive(OpenApi)]

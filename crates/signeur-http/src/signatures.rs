@@ -137,6 +137,21 @@ fn limit_or_empty() -> utoipa::openapi::schema::Schema {
     )
 }
 
+/// The `Idempotency-Key` header every POST accepts (see `normalize_key` for the rules).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyHeader {
+    /// Replays the first response for 24 h
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        pattern = "^([!#-~]([ -~]{0,253}[!-~])?|\"([ -~]{0,253}[!#-~])?|\"[ -~]{1,255}\")$"
+    )]
+    idempotency_key: Option<String>,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
@@ -162,7 +177,7 @@ pub struct ListParams {
     post, path = "/api/v1/signatures", tag = TAG,
     summary = "Create a signature request",
     request_body(content = CreateSignatureRequest, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, pattern = "^([!#-~]([ -~]{0,253}[!-~])?|\"([ -~]{0,253}[!#-~])?|\"[ -~]{1,255}\")$", description = "Replays the first response for 24 h")),
+    params(IdempotencyHeader),
     responses(
         (status = 201, description = "Created", body = SignatureRequestCreated),
         (status = 400, description = "Invalid body or document", body = ErrorBody),
@@ -180,7 +195,7 @@ pub async fn create_signature(
     let detail = st.service.create_request(caller.org_id, &body).await?;
     Ok((
         StatusCode::CREATED,
-        Json(SignatureRequestCreated::new(&detail, &st.public_url)),
+        Json(SignatureRequestCreated::new(&detail, &st.service)),
     )
         .into_response())
 }
@@ -239,7 +254,7 @@ pub async fn get_signature(
         .service
         .get_request(caller.org_id, request_id(&id)?)
         .await?;
-    Ok(Json(SignatureRequestView::new(&detail, &st.public_url)))
+    Ok(Json(SignatureRequestView::new(&detail, &st.service)))
 }
 
 #[utoipa::path(
@@ -262,7 +277,7 @@ pub async fn list_signers(
         .service
         .get_request(caller.org_id, request_id(&id)?)
         .await?;
-    Ok(Json(SignerList::new(&detail, &st.public_url)))
+    Ok(Json(SignerList::new(&detail, &st.service)))
 }
 
 #[utoipa::path(
@@ -270,7 +285,7 @@ pub async fn list_signers(
     summary = "Cancel a signature request",
     params(
         ("id" = Uuid, Path, description = "Signature request id"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, pattern = "^([!#-~]([ -~]{0,253}[!-~])?|\"([ -~]{0,253}[!#-~])?|\"[ -~]{1,255}\")$", description = "Replays the first response for 24 h"),
+        IdempotencyHeader,
     ),
     request_body(content = Option<CancelBody>, content_type = "application/json"),
     responses(
@@ -310,7 +325,7 @@ pub struct ResendBody {
     params(
         ("id" = Uuid, Path, description = "Signature request id"),
         ("signer_id" = Uuid, Path, description = "Signer id"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, pattern = "^([!#-~]([ -~]{0,253}[!-~])?|\"([ -~]{0,253}[!#-~])?|\"[ -~]{1,255}\")$", description = "Replays the first response for 24 h"),
+        IdempotencyHeader,
     ),
     request_body(content = Option<ResendBody>, content_type = "application/json"),
     responses(

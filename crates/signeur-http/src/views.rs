@@ -11,7 +11,7 @@ use uuid::Uuid;
 use signeur_core::time::{ms, ms_opt};
 use signeur_core::{RequestStatus, SignerStatus};
 use signeur_service::store::{EventRow, RequestRow, SignerRow};
-use signeur_service::{CancelOutcome, Page, RequestDetail};
+use signeur_service::{CancelOutcome, Page, RequestDetail, Service};
 
 #[derive(Serialize, ToSchema)]
 pub struct SignerCreated {
@@ -240,17 +240,13 @@ fn signer_status(s: &SignerRow) -> SignerStatus {
     SignerStatus::parse(&s.status).unwrap_or(SignerStatus::Pending)
 }
 
-fn sign_url(public_url: &str, s: &SignerRow) -> String {
-    format!("{public_url}/sign/{}", s.access_token)
-}
-
-fn signer_summary(s: &SignerRow, public_url: &str) -> SignerSummary {
+fn signer_summary(s: &SignerRow, links: &Service) -> SignerSummary {
     SignerSummary {
         id: s.id,
         email: s.email.clone(),
         name: s.name.clone(),
         access_token: s.access_token.clone(),
-        sign_url: sign_url(public_url, s),
+        sign_url: links.sign_url(&s.access_token),
         status: signer_status(s),
         position: s.position,
         sent_at: s.sent_at,
@@ -277,7 +273,7 @@ fn event_view(e: &EventRow) -> EventView {
 }
 
 impl SignatureRequestCreated {
-    pub fn new(d: &RequestDetail, public_url: &str) -> Self {
+    pub fn new(d: &RequestDetail, links: &Service) -> Self {
         let r = &d.request;
         SignatureRequestCreated {
             id: r.id,
@@ -297,7 +293,7 @@ impl SignatureRequestCreated {
                     email: s.email.clone(),
                     name: s.name.clone(),
                     access_token: s.access_token.clone(),
-                    sign_url: sign_url(public_url, s),
+                    sign_url: links.sign_url(&s.access_token),
                     status: signer_status(s),
                     position: s.position,
                     email_sent: s.email_sent,
@@ -310,7 +306,7 @@ impl SignatureRequestCreated {
 }
 
 impl SignatureRequestView {
-    pub fn new(d: &RequestDetail, public_url: &str) -> Self {
+    pub fn new(d: &RequestDetail, links: &Service) -> Self {
         let r = &d.request;
         let status = d.status();
         SignatureRequestView {
@@ -330,11 +326,7 @@ impl SignatureRequestView {
             declined_at: r.declined_at,
             expires_at: r.expires_at,
             is_expired: status == RequestStatus::Expired,
-            signers: d
-                .signers
-                .iter()
-                .map(|s| signer_summary(s, public_url))
-                .collect(),
+            signers: d.signers.iter().map(|s| signer_summary(s, links)).collect(),
             document: DocumentInfo {
                 filename: r.document_filename.clone(),
                 size: r.document_size,
@@ -380,13 +372,13 @@ fn summary(r: &RequestRow, now: DateTime<Utc>) -> SignatureRequestSummary {
 }
 
 impl SignerList {
-    pub fn new(d: &RequestDetail, public_url: &str) -> Self {
+    pub fn new(d: &RequestDetail, links: &Service) -> Self {
         SignerList {
             data: d
                 .signers
                 .iter()
                 .map(|s| SignerDetail {
-                    summary: signer_summary(s, public_url),
+                    summary: signer_summary(s, links),
                     name_as_invited: s.name.clone(),
                     name_as_signed: s.name_as_signed.clone(),
                     invalidated_at: s.invalidated_at,

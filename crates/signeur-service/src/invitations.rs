@@ -104,7 +104,7 @@ impl Service {
             .set_access_code(signer.id, &hash, rotated_at)
             .await?;
 
-        let link = format!("{}/sign/{}", self.mail.public_url, signer.access_token);
+        let link = self.sign_url(&signer.access_token);
         let expires = request.expires_at.format("%Y-%m-%d").to_string();
         let (subject, text, html) = mail::render_invitation(&mail::Invitation {
             locale: Locale::parse(&signer.locale).unwrap_or(Locale::En),
@@ -353,7 +353,7 @@ impl Service {
             return Ok(());
         };
         let expires = request.expires_at.format("%Y-%m-%d").to_string();
-        let link = format!("{}/sign/{}", self.mail.public_url, signer.access_token);
+        let link = self.sign_url(&signer.access_token);
         let (subject, text, html) = mail::render_notice(&mail::Notice {
             kind,
             locale: Locale::parse(&signer.locale).unwrap_or(Locale::En),

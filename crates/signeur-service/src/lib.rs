@@ -57,6 +57,16 @@ impl Service {
         self
     }
 
+    /// Base of the links Signeur hands out, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.mail.public_url
+    }
+
+    /// The signing link of a signer.
+    pub fn sign_url(&self, access_token: &str) -> String {
+        format!("{}/sign/{access_token}", self.public_url())
+    }
+
     /// `/readyz`: the database and the blob store both answer.
     pub async fn ready(&self) -> Result<()> {
         self.db.ping().await?;

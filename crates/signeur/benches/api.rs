@@ -294,49 +294,25 @@ async fn json_from_db(State(db): State<Db>, Path(id): Path<Uuid>) -> Response {
 }
 
 async fn select_bench_json(db: &Db, id: Uuid) -> sqlx::Result<Option<String>> {
-    const SQL: &str = "SELECT body FROM bench_json WHERE id = $1";
-    match db {
-        Db::Sqlite(pools) => {
-            sqlx::query_scalar(SQL)
-                .bind(id)
-                .fetch_optional(&pools.read)
-                .await
-        }
-        Db::Postgres(pool) => sqlx::query_scalar(SQL).bind(id).fetch_optional(pool).await,
-    }
+    signeur_service::store::on_db!(db, pool => {
+        sqlx::query_scalar("SELECT body FROM bench_json WHERE id = $1").bind(id).fetch_optional(pool).await
+    })
 }
 
 async fn create_bench_json(db: &Db, id: Uuid, body: &str) -> sqlx::Result<()> {
-    const INSERT: &str = "INSERT INTO bench_json (id, body) VALUES ($1, $2)";
-    match db {
-        Db::Sqlite(pools) => {
-            let pool = &pools.write;
-            sqlx::query("DROP TABLE IF EXISTS bench_json")
-                .execute(pool)
-                .await?;
-            sqlx::query("CREATE TABLE bench_json (id BLOB PRIMARY KEY, body TEXT NOT NULL)")
-                .execute(pool)
-                .await?;
-            sqlx::query(INSERT)
-                .bind(id)
-                .bind(body)
-                .execute(pool)
-                .await?;
-        }
-        Db::Postgres(pool) => {
-            sqlx::query("DROP TABLE IF EXISTS bench_json")
-                .execute(pool)
-                .await?;
-            sqlx::query("CREATE TABLE bench_json (id uuid PRIMARY KEY, body text NOT NULL)")
-                .execute(pool)
-                .await?;
-            sqlx::query(INSERT)
-                .bind(id)
-                .bind(body)
-                .execute(pool)
-                .await?;
-        }
-    }
+    let create = match db {
+        Db::Sqlite(_) => "CREATE TABLE bench_json (id BLOB PRIMARY KEY, body TEXT NOT NULL)",
+        Db::Postgres(_) => "CREATE TABLE bench_json (id uuid PRIMARY KEY, body text NOT NULL)",
+    };
+    signeur_service::store::on_db_write!(db, pool => {
+        sqlx::query("DROP TABLE IF EXISTS bench_json").execute(pool).await?;
+        sqlx::query(create).execute(pool).await?;
+        sqlx::query("INSERT INTO bench_json (id, body) VALUES ($1, $2)")
+            .bind(id)
+            .bind(body)
+            .execute(pool)
+            .await?;
+    });
     Ok(())
 }
 
@@ -418,12 +394,10 @@ async fn run_backend(
     });
 
     let listener = local_listener().await?;
-    let public_url = format!("http://{}", listener.local_addr()?);
     let app = Server::start(
         listener,
         signeur_http::router(AppState {
             service: service.clone(),
-            public_url,
         }),
     )?;
     let auth = format!("Bearer {}", key.key);

@@ -226,7 +226,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let app = signeur_http::router(AppState {
         service: service.clone(),
-        public_url: config.public_url(),
     });
     let served = axum::serve(
         listener,

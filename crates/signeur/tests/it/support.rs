@@ -125,7 +125,6 @@ impl TestApp {
             .expect("empty database bootstraps");
         let app = signeur_http::router(signeur_http::AppState {
             service: service.clone(),
-            public_url: base.clone(),
         });
         let server = tokio::spawn(async move {
             axum::serve(
