@@ -1,8 +1,12 @@
 //! Organizations and API keys. A key is `sgn_live_` + 256 random bits (base62-free
 //! base64url); only its SHA-256 is stored.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
 use base64::Engine as _;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -27,6 +31,53 @@ pub struct ApiKeyCreated {
 pub struct Authenticated {
     pub org_id: Uuid,
     pub api_key_id: Uuid,
+}
+
+/// How long a successful key lookup is trusted without asking the database again. A key
+/// revoked through this process is forgotten at once; one revoked elsewhere (the CLI, another
+/// node) stops working within this time.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Entries kept at most; the cache is emptied when it fills (a flood of distinct valid keys
+/// only costs the database lookups the cache would have saved).
+const KEY_CACHE_CAPACITY: usize = 10_000;
+
+/// Recently verified keys by hash, so a busy integrator's requests do not each pay a
+/// database round trip for authentication.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+#[derive(Clone, Copy)]
+struct CachedKey {
+    who: Authenticated,
+    checked: Instant,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<CachedKey> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(hash)
+            .filter(|c| c.checked.elapsed() < KEY_CACHE_TTL)
+            .copied()
+    }
+
+    fn put(&self, hash: String, key: CachedKey) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= KEY_CACHE_CAPACITY && !entries.contains_key(&hash) {
+            entries.clear();
+        }
+        entries.insert(hash, key);
+    }
+
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
 }
 
 fn hash_key(key: &str) -> String {
@@ -99,9 +150,11 @@ impl Service {
         Ok(self.db.list_api_keys(org_id).await?)
     }
 
-    /// The key stops working at once: every request looks the key up.
+    /// The key stops working at once in this process, and within [`KEY_CACHE_TTL`] on every
+    /// other node.
     pub async fn revoke_api_key(&self, key_id: Uuid) -> Result<()> {
         if self.db.revoke_api_key(key_id, self.clock.now()).await? {
+            self.key_cache.clear();
             Ok(())
         } else {
             Err(ServiceError::NotFound("Active API key"))
@@ -114,6 +167,14 @@ impl Service {
             return Err(ServiceError::Unauthorized);
         }
         let hash = hash_key(bearer);
+        let now = self.clock.now();
+        if let Some(cached) = self.key_cache.get(&hash)
+            && cached
+                .last_used_at
+                .is_some_and(|t| t >= now - Duration::seconds(60))
+        {
+            return Ok(cached.who);
+        }
         let row = self
             .db
             .api_key_by_hash(&hash)
@@ -124,20 +185,27 @@ impl Service {
         if !bool::from(row.key_hash.as_bytes().ct_eq(hash.as_bytes())) || row.revoked_at.is_some() {
             return Err(ServiceError::Unauthorized);
         }
-        let now = self.clock.now();
         // Write last_used_at at most once a minute per key, not on every request.
-        if row
-            .last_used_at
-            .is_none_or(|t| t < now - Duration::seconds(60))
-        {
+        let mut last_used_at = row.last_used_at;
+        if last_used_at.is_none_or(|t| t < now - Duration::seconds(60)) {
             self.db
                 .touch_api_key(row.id, now, now - Duration::seconds(60))
                 .await?;
+            last_used_at = Some(now);
         }
-        Ok(Authenticated {
+        let who = Authenticated {
             org_id: row.org_id,
             api_key_id: row.id,
-        })
+        };
+        self.key_cache.put(
+            hash,
+            CachedKey {
+                who,
+                checked: Instant::now(),
+                last_used_at,
+            },
+        );
+        Ok(who)
     }
 }
 

@@ -16,7 +16,7 @@ mod requests;
 
 use signeur_store::{Blobs, Db};
 
-pub use auth::{ApiKeyCreated, Authenticated};
+pub use auth::{ApiKeyCreated, Authenticated, KEY_CACHE_TTL};
 pub use clock::Clock;
 pub use error::ServiceError;
 pub use idempotency::normalize_key;
@@ -38,6 +38,7 @@ pub struct Service {
     pub clock: Clock,
     pub keys: MasterKey,
     pub mail: mail::MailSettings,
+    key_cache: std::sync::Arc<auth::KeyCache>,
 }
 
 impl Service {
@@ -48,6 +49,7 @@ impl Service {
             clock,
             keys,
             mail: mail::MailSettings::memory("http://127.0.0.1:8080"),
+            key_cache: Default::default(),
         }
     }
 
