@@ -28,8 +28,17 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    /// Also the source of `sign_url` and other links (`Service::sign_url`).
-    pub service: Service,
+    /// Also the source of `sign_url` and other links (`Service::sign_url`). Behind an `Arc`:
+    /// axum clones the state for every extractor of every request.
+    pub service: std::sync::Arc<Service>,
+}
+
+impl AppState {
+    pub fn new(service: Service) -> Self {
+        AppState {
+            service: std::sync::Arc::new(service),
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -113,14 +122,12 @@ pub fn router(state: AppState) -> axum::Router {
                 let route = req
                     .extensions()
                     .get::<axum::extract::MatchedPath>()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_else(|| "unmatched".into());
+                    .map_or("unmatched", |p| p.as_str());
                 let id = req
                     .headers()
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
+                    .unwrap_or("");
                 tracing::info_span!("http", method = %req.method(), route = %route, request_id = %id)
             }),
         )

@@ -254,7 +254,7 @@ pub async fn get_signature(
         .service
         .get_request(caller.org_id, request_id(&id)?)
         .await?;
-    Ok(Json(SignatureRequestView::new(&detail, &st.service)))
+    Ok(Json(SignatureRequestView::new(detail, &st.service)))
 }
 
 #[utoipa::path(

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -87,8 +86,9 @@ pub struct EventView {
     pub event_type: String,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
+    /// The event's payload, as stored (canonical JSON).
     #[schema(value_type = Object)]
-    pub data: Value,
+    pub data: Box<RawValue>,
     pub signer_id: Option<Uuid>,
     /// SHA-256 of the previous event of this request (null for the first).
     pub prev_hash: Option<String>,
@@ -241,34 +241,43 @@ fn signer_status(s: &SignerRow) -> SignerStatus {
 }
 
 fn signer_summary(s: &SignerRow, links: &Service) -> SignerSummary {
+    owned_signer_summary(s.clone(), links)
+}
+
+/// Moves the row's strings into the view (the get path builds one per signer per request).
+fn owned_signer_summary(s: SignerRow, links: &Service) -> SignerSummary {
     SignerSummary {
         id: s.id,
-        email: s.email.clone(),
-        name: s.name.clone(),
-        access_token: s.access_token.clone(),
         sign_url: links.sign_url(&s.access_token),
-        status: signer_status(s),
+        status: signer_status(&s),
+        email: s.email,
+        name: s.name,
+        access_token: s.access_token,
         position: s.position,
         sent_at: s.sent_at,
         opened_at: s.opened_at,
         signed_at: s.signed_at,
         declined_at: s.declined_at,
-        decline_reason: s.decline_reason.clone(),
+        decline_reason: s.decline_reason,
         email_sent: s.email_sent,
-        email_error: s.email_error.clone(),
-        locale: s.locale.clone(),
+        email_error: s.email_error,
+        locale: s.locale,
     }
 }
 
 fn event_view(e: &EventRow) -> EventView {
+    owned_event_view(e.clone())
+}
+
+fn owned_event_view(e: EventRow) -> EventView {
     EventView {
-        id: e.id.clone(),
-        event_type: e.event_type.clone(),
+        id: e.id,
+        event_type: e.event_type,
         created_at: e.created_at,
-        data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
+        data: RawValue::from_string(e.data).unwrap_or_default(), // `null`
         signer_id: e.signer_id,
-        prev_hash: e.prev_hash.clone(),
-        hash: e.hash.clone(),
+        prev_hash: e.prev_hash,
+        hash: e.hash,
     }
 }
 
@@ -306,41 +315,46 @@ impl SignatureRequestCreated {
 }
 
 impl SignatureRequestView {
-    pub fn new(d: &RequestDetail, links: &Service) -> Self {
-        let r = &d.request;
+    pub fn new(d: RequestDetail, links: &Service) -> Self {
         let status = d.status();
+        let RequestDetail {
+            request: r,
+            signers,
+            events,
+            ..
+        } = d;
         SignatureRequestView {
             id: r.id,
             status,
-            title: r.title.clone(),
-            message: r.message.clone(),
-            locale: r.locale.clone(),
-            delivery: r.delivery.clone(),
-            signing_order: r.signing_order.clone(),
+            title: r.title,
+            message: r.message,
+            locale: r.locale,
+            delivery: r.delivery,
+            signing_order: r.signing_order,
             created_at: r.created_at,
             sent_at: r.sent_at,
             opened_at: r.opened_at,
             signed_at: r.signed_at,
             cancelled_at: r.cancelled_at,
-            cancel_reason: r.cancel_reason.clone(),
+            cancel_reason: r.cancel_reason,
             declined_at: r.declined_at,
             expires_at: r.expires_at,
             is_expired: status == RequestStatus::Expired,
-            signers: d.signers.iter().map(|s| signer_summary(s, links)).collect(),
+            signers: signers
+                .into_iter()
+                .map(|s| owned_signer_summary(s, links))
+                .collect(),
             document: DocumentInfo {
-                filename: r.document_filename.clone(),
+                filename: r.document_filename,
                 size: r.document_size,
                 page_count: r.document_page_count,
             },
-            document_hash: r.document_hash.clone(),
-            sealed_document_hash: r.sealed_document_hash.clone(),
+            document_hash: r.document_hash,
+            sealed_document_hash: r.sealed_document_hash,
             audit_trail: AuditTrail {
-                events: d.events.iter().map(event_view).collect(),
+                events: events.into_iter().map(owned_event_view).collect(),
             },
-            metadata: r
-                .metadata
-                .clone()
-                .and_then(|m| RawValue::from_string(m).ok()),
+            metadata: r.metadata.and_then(|m| RawValue::from_string(m).ok()),
         }
     }
 }

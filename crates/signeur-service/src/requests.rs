@@ -188,14 +188,15 @@ impl Service {
     }
 
     pub async fn get_request(&self, org_id: Uuid, id: Uuid) -> Result<RequestDetail> {
-        // Three reads at once; the signers and events are used only if the request is the
-        // caller's organization's.
-        let (request, signers, events) = tokio::try_join!(
-            self.db.get_request(org_id, id),
-            self.db.signers_of(id),
-            self.db.events_of(id)
-        )?;
-        let request = request.ok_or(ServiceError::NotFound("Signature request"))?;
+        let signeur_store::RequestWithParts {
+            request,
+            signers,
+            events,
+        } = self
+            .db
+            .get_request_with_parts(org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
         Ok(RequestDetail {
             request,
             signers,

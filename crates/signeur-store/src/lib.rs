@@ -18,7 +18,7 @@ pub use db::{Backend, Db, SqlitePools, Tx, migrations_versions};
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, NewJob};
 pub use orgs::{ApiKeyRow, OrgRow};
-pub use requests::{EventRow, ListFilter, RequestRow, SignerRow};
+pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
 
 /// Failures of the database or the blob store: never the client's fault.
 #[derive(Debug, thiserror::Error)]

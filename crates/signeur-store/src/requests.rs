@@ -48,7 +48,8 @@ macro_rules! request_columns {
     };
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Field order matters: `get_request_with_parts` on SQLite decodes it from a JSON array.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct SignerRow {
     pub id: Uuid,
     pub request_id: Uuid,
@@ -84,7 +85,8 @@ macro_rules! signer_columns {
     };
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Field order matters: `get_request_with_parts` on SQLite decodes it from a JSON array.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct EventRow {
     pub id: String,
     pub org_id: Uuid,
@@ -92,6 +94,7 @@ pub struct EventRow {
     pub signer_id: Option<Uuid>,
     pub seq: i64,
     #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
     pub event_type: String,
     pub created_at: DateTime<Utc>,
     pub data: String,
@@ -104,6 +107,56 @@ macro_rules! event_columns {
         "id, org_id, request_id, signer_id, seq, type, created_at, data, prev_hash, hash"
     };
 }
+
+/// A request with its signers (by position) and events (by sequence number).
+#[derive(Debug, Clone)]
+pub struct RequestWithParts {
+    pub request: RequestRow,
+    pub signers: Vec<SignerRow>,
+    pub events: Vec<EventRow>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RequestWithPartsRow {
+    #[sqlx(flatten)]
+    request: RequestRow,
+    signers_json: String,
+    events_json: String,
+}
+
+/// SQLite side of [`Tx::get_request_with_parts`]: signers and events as JSON arrays of
+/// arrays holding the row structs' fields in declaration order (serde reads a struct from a
+/// sequence), ids as hex, booleans as JSON. No ORDER BY inside the aggregates (that costs a
+/// temporary b-tree per statement): the rows are sorted after decoding.
+const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    ", (SELECT json_group_array(json_array(\
+        lower(hex(id)), lower(hex(request_id)), lower(hex(org_id)), position, email, name, \
+        name_as_signed, locale, access_token, status, sent_at, opened_at, signed_at, declined_at, \
+        decline_reason, invalidated_at, ip_address, user_agent, representing_as_invited, \
+        representing_as_signed, representing_role, representing_entity_id, \
+        CASE WHEN email_sent THEN json('true') ELSE json('false') END, email_error)) \
+       FROM signers s WHERE s.request_id = r.id) AS signers_json",
+    ", (SELECT json_group_array(json_array(\
+        id, lower(hex(org_id)), nullif(lower(hex(request_id)), ''), \
+        nullif(lower(hex(signer_id)), ''), seq, type, created_at, data, prev_hash, hash)) \
+       FROM events e WHERE e.request_id = r.id) AS events_json",
+    " FROM signature_requests r WHERE r.id = $1 AND r.org_id = $2"
+);
+
+/// PostgreSQL side of [`Tx::get_request_with_parts`].
+const REQUEST_WITH_PARTS_POSTGRES: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    ", (SELECT coalesce(json_agg(s), '[]')::text FROM (SELECT ",
+    signer_columns!(),
+    " FROM signers WHERE request_id = r.id) s) AS signers_json",
+    ", (SELECT coalesce(json_agg(e), '[]')::text FROM (SELECT ",
+    event_columns!(),
+    " FROM events WHERE request_id = r.id) e) AS events_json",
+    " FROM signature_requests r WHERE r.id = $1 AND r.org_id = $2"
+);
 
 /// Filters and position of one page of `list_requests`.
 #[derive(Debug, Clone, Default)]
@@ -354,6 +407,43 @@ impl Db {
             " FROM signature_requests WHERE id = $1 AND org_id = $2"
         );
         Ok(on_db!(self, p => sqlx::query_as(sql).bind(id).bind(org_id).fetch_optional(p).await)?)
+    }
+
+    /// The request, its signers and its events in one statement (one round trip): the
+    /// `GET /api/v1/signatures/{id}` read.
+    pub async fn get_request_with_parts(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<RequestWithParts>> {
+        let row: Option<RequestWithPartsRow> = match self {
+            Db::Sqlite(p) => {
+                sqlx::query_as(REQUEST_WITH_PARTS_SQLITE)
+                    .bind(id)
+                    .bind(org_id)
+                    .fetch_optional(&p.read)
+                    .await?
+            }
+            Db::Postgres(p) => {
+                sqlx::query_as(REQUEST_WITH_PARTS_POSTGRES)
+                    .bind(id)
+                    .bind(org_id)
+                    .fetch_optional(p)
+                    .await?
+            }
+        };
+        let Some(row) = row else { return Ok(None) };
+        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+        let mut signers: Vec<SignerRow> =
+            serde_json::from_str(&row.signers_json).map_err(decode)?;
+        let mut events: Vec<EventRow> = serde_json::from_str(&row.events_json).map_err(decode)?;
+        signers.sort_by_key(|s| s.position);
+        events.sort_by_key(|e| e.seq);
+        Ok(Some(RequestWithParts {
+            request: row.request,
+            signers,
+            events,
+        }))
     }
 
     pub async fn signers_of(&self, request_id: Uuid) -> Result<Vec<SignerRow>> {

@@ -49,6 +49,10 @@ use signeur_service::jobs::WorkerConfig;
 use signeur_service::store::{Blobs, Db};
 use signeur_service::{Clock, MasterKey, Service};
 
+/// The allocator `signeur serve` runs with (see `src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The fixture the uploaded document is built from.
 const FIXTURE: &[u8] = include_bytes!("../../signeur-pdf/tests/fixtures/one-page.pdf");
 /// Size of the uploaded PDF.
@@ -396,9 +400,7 @@ async fn run_backend(
     let listener = local_listener().await?;
     let app = Server::start(
         listener,
-        signeur_http::router(AppState {
-            service: service.clone(),
-        }),
+        signeur_http::router(AppState::new(service.clone())),
     )?;
     let auth = format!("Bearer {}", key.key);
 

@@ -11,6 +11,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use signeur_http::AppState;
+
+/// mimalloc: a request allocates many small short-lived buffers (rows, views, JSON), which
+/// glibc's allocator serves markedly slower under concurrency (see `benches/api.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use signeur_service::jobs::WorkerConfig;
 use signeur_service::store::{Blobs, Db};
 use signeur_service::{Clock, Service};
@@ -224,9 +229,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let service = service.clone();
         tokio::spawn(async move { service.run_worker(WorkerConfig::default(), stop_rx).await })
     };
-    let app = signeur_http::router(AppState {
-        service: service.clone(),
-    });
+    let app = signeur_http::router(AppState::new(service.clone()));
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

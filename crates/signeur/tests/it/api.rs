@@ -1311,3 +1311,57 @@ async fn health_and_openapi_need_no_key() {
         .unwrap();
     assert_eq!(res.status(), 405);
 }
+
+/// The get reads request, signers and events in one statement (JSON-aggregated per backend);
+/// it must give exactly the rows the plain per-table reads give, NULLs and booleans included.
+#[tokio::test]
+async fn one_statement_read_matches_the_per_table_reads() {
+    let app = TestApp::start().await;
+    let mut body = seed_body();
+    body["delivery"] = json!("email");
+    body["signers"] = json!([
+        { "email": "äänekoski@example.com", "name": "Ääne \"Koski\" \\ ✓" },
+        { "email": "lodz@example.com", "name": "Łódź", "locale": "de" },
+        { "email": "aero@example.com", "name": "Ærø", "locale": "fr" }
+    ]);
+    let v = app.create(&body).await;
+    let id = uuid::Uuid::parse_str(v["id"].as_str().unwrap()).unwrap();
+    let res = app
+        .post(&format!("/api/v1/signatures/{id}/cancel"))
+        .json(&json!({ "reason": "Wrong\nparty" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let db = &app.service.db;
+    let parts = db
+        .get_request_with_parts(app.org_id, id)
+        .await
+        .unwrap()
+        .expect("the request");
+    let request = db.get_request(app.org_id, id).await.unwrap().unwrap();
+    let signers = db.signers_of(id).await.unwrap();
+    let events = db.events_of(id).await.unwrap();
+    assert_eq!(signers.len(), 3);
+    assert!(events.len() >= 2, "created and cancelled at least");
+    assert!(signers.iter().any(|s| s.email_sent), "covers true booleans");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.request_id.is_some() && e.signer_id.is_none()),
+        "covers non-null and null ids"
+    );
+    assert_eq!(format!("{:?}", parts.request), format!("{request:?}"));
+    assert_eq!(format!("{:?}", parts.signers), format!("{signers:?}"));
+    assert_eq!(format!("{:?}", parts.events), format!("{events:?}"));
+
+    let (other_org, _) = app.other_org().await;
+    assert!(
+        db.get_request_with_parts(other_org, id)
+            .await
+            .unwrap()
+            .is_none(),
+        "scoped by organization"
+    );
+}

@@ -123,9 +123,7 @@ impl TestApp {
             .await
             .unwrap()
             .expect("empty database bootstraps");
-        let app = signeur_http::router(signeur_http::AppState {
-            service: service.clone(),
-        });
+        let app = signeur_http::router(signeur_http::AppState::new(service.clone()));
         let server = tokio::spawn(async move {
             axum::serve(
                 listener,
