@@ -480,3 +480,27 @@ pub fn resend_locale(body: &[u8]) -> Result<Option<Locale>> {
 
 #[cfg(test)]
 mod tests;
+
+/// A required text field of a signing-page form: trimmed, 1 to `max` characters, no
+/// control characters (line breaks allowed when `multiline`).
+pub fn form_text(field: &str, value: &str, max: usize, multiline: bool) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ValidationError::missing(field));
+    }
+    if v.chars().count() > max {
+        return Err(ValidationError::invalid(
+            field,
+            &format!("must be at most {max} characters"),
+        ));
+    }
+    if v.chars()
+        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+    {
+        return Err(ValidationError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(v.to_string())
+}

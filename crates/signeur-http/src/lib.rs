@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod guard;
+pub mod pages;
 mod signatures;
 pub mod views;
 
@@ -31,13 +32,21 @@ pub struct AppState {
     /// Also the source of `sign_url` and other links (`Service::sign_url`). Behind an `Arc`:
     /// axum clones the state for every extractor of every request.
     pub service: std::sync::Arc<Service>,
+    /// Proxies whose `X-Forwarded-For` is believed for signer IP addresses.
+    pub trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
 }
 
 impl AppState {
     pub fn new(service: Service) -> Self {
         AppState {
             service: std::sync::Arc::new(service),
+            trusted_proxies: Default::default(),
         }
+    }
+
+    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
+        self.trusted_proxies = std::sync::Arc::new(proxies);
+        self
     }
 }
 
@@ -109,6 +118,7 @@ pub fn router(state: AppState) -> axum::Router {
     ));
     public
         .merge(authenticated)
+        .merge(pages::router())
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { Json(spec) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

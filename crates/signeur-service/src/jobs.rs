@@ -22,6 +22,8 @@ pub enum JobKind {
     SendInvitation,
     /// Emails one signer a notice (cancelled, declined, completed, reminder).
     SendNotice,
+    /// Seals a request whose last signature arrived.
+    SealDocument,
 }
 
 impl JobKind {
@@ -31,6 +33,7 @@ impl JobKind {
             JobKind::RemoveOrphanBlobs => "remove_orphan_blobs",
             JobKind::SendInvitation => "send_invitation",
             JobKind::SendNotice => "send_notice",
+            JobKind::SealDocument => "seal_document",
         }
     }
 }
@@ -44,6 +47,7 @@ const RUNNABLE: &[JobKind] = &[
     JobKind::RemoveOrphanBlobs,
     JobKind::SendInvitation,
     JobKind::SendNotice,
+    JobKind::SealDocument,
 ];
 
 /// A blob younger than this may belong to a create whose transaction has not committed.
@@ -137,6 +141,11 @@ impl Service {
                 .map(|n| format!("{n} blobs removed")),
             JobKind::SendInvitation => self.run_invitation_job(&job.payload).await,
             JobKind::SendNotice => self.run_notice_job(&job.payload).await,
+            JobKind::SealDocument => {
+                let p = JobPayload::parse(&job.payload)?;
+                self.seal_request(p.id("org_id")?, p.id("signature_request_id")?)
+                    .await
+            }
         };
         let now = self.clock.now();
         match outcome {

@@ -170,6 +170,56 @@ fn language(locale: Locale) -> LanguageIdentifier {
     }
 }
 
+/// Keys the signing pages (`signeur-http`) use; every locale has each (tested).
+pub const PAGE_KEYS: &[&str] = &[
+    "page-title",
+    "page-from",
+    "lang-switch",
+    "gate-heading",
+    "gate-help",
+    "gate-label",
+    "gate-submit",
+    "gate-wrong",
+    "locked-heading",
+    "locked-body",
+    "document-heading",
+    "document-pages",
+    "document-download",
+    "sign-heading",
+    "sign-name",
+    "sign-representing",
+    "sign-entity",
+    "sign-role",
+    "sign-entity-id",
+    "sign-draw",
+    "sign-clear",
+    "sign-consent",
+    "sign-submit",
+    "decline-open",
+    "decline-heading",
+    "decline-help",
+    "decline-reason",
+    "decline-submit",
+    "decline-back",
+    "signed-heading",
+    "signed-body",
+    "signed-waiting",
+    "signed-download",
+    "gone-heading",
+    "gone-expired",
+    "gone-cancelled",
+    "gone-declined",
+    "gone-invalidated",
+    "turn-heading",
+    "turn-body",
+    "notfound-heading",
+    "notfound-body",
+    "error-heading",
+    "csrf-failed",
+    "error-missing",
+    "error-invalid",
+];
+
 /// One translated string; a missing key is an error (never silently empty text).
 pub fn translate(locale: Locale, key: &str, args: &[(&str, String)]) -> Result<String, String> {
     let args: HashMap<Cow<'static, str>, FluentValue> = args
@@ -181,7 +231,7 @@ pub fn translate(locale: Locale, key: &str, args: &[(&str, String)]) -> Result<S
         .ok_or_else(|| format!("no translation '{key}' for {locale}"))
 }
 
-fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Error> {
+pub fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Error> {
     let locale = state
         .lookup("lang")
         .and_then(|v| v.as_str().and_then(Locale::parse))
@@ -394,8 +444,14 @@ mod tests {
             for key in KEYS {
                 assert!(ids.contains(key), "{key} missing in {path}");
             }
+            for key in PAGE_KEYS {
+                assert!(ids.contains(key), "{key} missing in {path}");
+            }
             for id in &ids {
-                assert!(KEYS.contains(id), "{id} in {path} is not a known key");
+                assert!(
+                    KEYS.contains(id) || PAGE_KEYS.contains(id),
+                    "{id} in {path} is not a known key"
+                );
             }
         }
     }

@@ -472,6 +472,8 @@ fn build_rows(
                 representing_entity_id: None,
                 email_sent: false,
                 email_error: None,
+                verification_method: None,
+                signature_image_blob: None,
             }
         })
         .collect();

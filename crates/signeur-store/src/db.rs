@@ -86,16 +86,30 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../migrations/sqlite/0001_core.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../migrations/postgres/0001_core.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        2,
+        "signing",
+        include_str!("../migrations/sqlite/0002_signing.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        2,
+        "signing",
+        include_str!("../migrations/postgres/0002_signing.sql"),
+    ),
+];
 
 /// A migration's version and description.
 pub type MigrationId = (i64, &'static str);

@@ -11,7 +11,9 @@ mod db;
 mod idempotency;
 mod jobs;
 mod orgs;
+#[macro_use]
 mod requests;
+mod signing;
 
 pub use blobs::{BlobInfo, Blobs};
 pub use db::{Backend, Db, SqlitePools, Tx, migrations_versions};
@@ -19,6 +21,7 @@ pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, NewJob};
 pub use orgs::{ApiKeyRow, OrgRow};
 pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
+pub use signing::{CodeGate, Signature};
 
 /// Failures of the database or the blob store: never the client's fault.
 #[derive(Debug, thiserror::Error)]

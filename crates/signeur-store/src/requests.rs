@@ -75,13 +75,18 @@ pub struct SignerRow {
     pub representing_entity_id: Option<String>,
     pub email_sent: bool,
     pub email_error: Option<String>,
+    /// How the signer was verified when signing: `access_code`, `link` or `session`.
+    pub verification_method: Option<String>,
+    /// The drawn signature (PNG), if any.
+    pub signature_image_blob: Option<String>,
 }
 
 macro_rules! signer_columns {
     () => {
         "id, request_id, org_id, position, email, name, name_as_signed, locale, access_token, \
     status, sent_at, opened_at, signed_at, declined_at, decline_reason, invalidated_at, ip_address, user_agent, \
-    representing_as_invited, representing_as_signed, representing_role, representing_entity_id, email_sent, email_error"
+    representing_as_invited, representing_as_signed, representing_role, representing_entity_id, email_sent, email_error, \
+    verification_method, signature_image_blob"
     };
 }
 
@@ -136,7 +141,8 @@ const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
         name_as_signed, locale, access_token, status, sent_at, opened_at, signed_at, declined_at, \
         decline_reason, invalidated_at, ip_address, user_agent, representing_as_invited, \
         representing_as_signed, representing_role, representing_entity_id, \
-        CASE WHEN email_sent THEN json('true') ELSE json('false') END, email_error)) \
+        CASE WHEN email_sent THEN json('true') ELSE json('false') END, email_error, \
+        verification_method, signature_image_blob)) \
        FROM signers s WHERE s.request_id = r.id) AS signers_json",
     ", (SELECT json_group_array(json_array(\
         id, lower(hex(org_id)), nullif(lower(hex(request_id)), ''), \

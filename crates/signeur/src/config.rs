@@ -28,6 +28,8 @@ pub struct Config {
     pub smtp_url: Option<String>,
     pub smtp_timeout_secs: u64,
     pub mail_from: String,
+    /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Option<String>,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             smtp_url: None,
             smtp_timeout_secs: 10,
             mail_from: "Signeur <no-reply@localhost>".into(),
+            trusted_proxies: None,
         }
     }
 }
@@ -119,6 +122,22 @@ impl Config {
             timeout,
             public_url: self.public_url(),
         })
+    }
+
+    /// `SIGNEUR_TRUSTED_PROXIES`: CIDRs (or single addresses), comma-separated.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        let Some(list) = self.trusted_proxies.as_deref() else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| format!("SIGNEUR_TRUSTED_PROXIES: '{s}' is not a CIDR"))
+            })
+            .collect()
     }
 
     pub fn data_dir(&self) -> &Path {

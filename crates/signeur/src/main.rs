@@ -229,7 +229,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let service = service.clone();
         tokio::spawn(async move { service.run_worker(WorkerConfig::default(), stop_rx).await })
     };
-    let app = signeur_http::router(AppState::new(service.clone()));
+    let app = signeur_http::router(
+        AppState::new(service.clone()).with_trusted_proxies(config.trusted_proxies()?),
+    );
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -6,5 +6,6 @@ mod chain;
 mod cli;
 mod email;
 mod jobs;
+mod signing;
 mod smtp;
 mod support;

@@ -1,0 +1,974 @@
+//! The signer's pages under `/sign/{access_token}`: server-rendered HTML (minijinja), every
+//! form a plain POST (no JavaScript needed except to draw a signature), texts from the
+//! translation files. Tokens never reach the logs: the trace span names the matched route.
+//!
+//! Cookies are scoped to `/sign/{token}`: `signeur_csrf` (a random value; forms carry its MAC,
+//! double-submit) and `signeur_session` (the signer session the service issues after the
+//! access code, or on first view of a link that is its own credential).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Form;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use cookie::{Cookie, SameSite};
+use minijinja::{Environment, Value, context};
+use rand::RngCore;
+use serde::Deserialize;
+
+use signeur_core::Locale;
+use signeur_service::signing::{
+    CodeOutcome, Gone, LinkState, MAX_CODE_ATTEMPTS, Origin, SESSION_TTL, SignInput, SigningLink,
+};
+use signeur_service::{ServiceError, mail};
+
+use crate::AppState;
+
+const CSRF_COOKIE: &str = "signeur_csrf";
+const SESSION_COOKIE: &str = "signeur_session";
+
+/// Bare `.route` calls: these are HTML pages, not part of the JSON API and its OpenAPI.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sign/{token}", get(show))
+        .route("/sign/{token}/verify", axum::routing::post(verify))
+        .route("/sign/{token}/sign", axum::routing::post(sign))
+        .route("/sign/{token}/decline", get(decline_form).post(decline))
+        .route("/sign/{token}/document.pdf", get(original))
+        .route("/sign/{token}/signed.pdf", get(signed_document))
+        .route("/assets/signeur.css", get(css))
+        .route("/assets/sign.js", get(script))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// CSP without inline script, no framing, no referrer (tokens are in the URL), no caching.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+// --- Who is asking -----------------------------------------------------------------------------
+
+/// The browser behind a page request: its cookies, address and user agent.
+pub struct Visitor {
+    csrf_cookie: Option<String>,
+    session: Option<String>,
+    origin: Origin,
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let mut csrf_cookie = None;
+        let mut session = None;
+        for value in parts.headers.get_all(header::COOKIE) {
+            let Ok(value) = value.to_str() else { continue };
+            for c in Cookie::split_parse(value).flatten() {
+                match c.name() {
+                    CSRF_COOKIE => csrf_cookie = Some(c.value().to_string()),
+                    SESSION_COOKIE => session = Some(c.value().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        let socket = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let ip = client_ip(socket, &parts.headers, &state.trusted_proxies);
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(500).collect());
+        Ok(Visitor {
+            csrf_cookie,
+            session,
+            origin: Origin {
+                ip_address: ip
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                user_agent,
+            },
+        })
+    }
+}
+
+/// The socket address, or — only when that address is a trusted proxy — the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(
+    socket: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let socket = socket?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&socket) {
+        return Some(socket);
+    }
+    let mut forwarded: Vec<IpAddr> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        let Ok(v) = v.to_str() else {
+            return Some(socket);
+        };
+        for part in v.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => forwarded.push(ip),
+                Err(_) => return Some(socket),
+            }
+        }
+    }
+    let first = forwarded.first().copied();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .or(first)
+            .unwrap_or(socket),
+    )
+}
+
+// --- Rendering ---------------------------------------------------------------------------------
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("../templates/base.html")),
+        ("gate.html", include_str!("../templates/gate.html")),
+        ("sign.html", include_str!("../templates/sign.html")),
+        ("decline.html", include_str!("../templates/decline.html")),
+        ("message.html", include_str!("../templates/message.html")),
+    ] {
+        env.add_template(name, source)
+            .expect("page templates are valid (tests render each)");
+    }
+    env.add_function("t", mail::t);
+    env
+}
+
+static ENV: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(environment);
+
+#[derive(Deserialize, Default)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+fn locale_of(link: Option<&SigningLink>, requested: Option<&str>) -> Locale {
+    requested
+        .and_then(Locale::parse)
+        .or_else(|| link.and_then(|l| Locale::parse(&l.signer.locale)))
+        .unwrap_or(Locale::En)
+}
+
+/// What every page shows.
+struct Page<'a> {
+    status: StatusCode,
+    template: &'static str,
+    locale: Locale,
+    link: Option<&'a SigningLink>,
+    token: &'a str,
+    csrf: Option<String>,
+    ctx: Value,
+    cookies: Vec<Cookie<'static>>,
+}
+
+impl Page<'_> {
+    fn render(self) -> Response {
+        let (org, title, expires) = match self.link {
+            Some(l) => (
+                Some(l.org_name.clone()),
+                Some(l.request.title.clone()),
+                Some(l.request.expires_at.format("%Y-%m-%d").to_string()),
+            ),
+            None => (None, None, None),
+        };
+        let languages: Vec<Value> = Locale::ALL
+            .iter()
+            .map(|l| {
+                context! {
+                    code => l.as_str(),
+                    name => native_name(*l),
+                    current => *l == self.locale,
+                }
+            })
+            .collect();
+        let ctx = context! {
+            lang => self.locale.as_str(),
+            org => org,
+            title => title,
+            expires => expires,
+            token => self.token,
+            csrf => self.csrf,
+            languages => languages,
+            ..self.ctx
+        };
+        let html = match ENV.get_template(self.template).and_then(|t| t.render(&ctx)) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(template = self.template, error = %e, "page did not render");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+                    .into_response();
+            }
+        };
+        let mut res = (
+            self.status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response();
+        for c in self.cookies {
+            if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        res
+    }
+}
+
+fn native_name(l: Locale) -> &'static str {
+    match l {
+        Locale::En => "English",
+        Locale::Fi => "Suomi",
+        Locale::Fr => "Français",
+        Locale::De => "Deutsch",
+    }
+}
+
+fn cookie(state: &AppState, token: &str, name: &'static str, value: String) -> Cookie<'static> {
+    let mut c = Cookie::new(name, value);
+    c.set_path(format!("/sign/{token}"));
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(state.service.public_url().starts_with("https://"));
+    c
+}
+
+/// The browser's CSRF cookie, or a new one to set with this response.
+fn csrf_for(state: &AppState, token: &str, visitor: &Visitor) -> (String, Option<Cookie<'static>>) {
+    match visitor.csrf_cookie.as_deref().filter(|c| c.len() == 64) {
+        Some(c) => (state.service.csrf_token(c), None),
+        None => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let value = hex::encode(bytes);
+            let token_value = state.service.csrf_token(&value);
+            (token_value, Some(cookie(state, token, CSRF_COOKIE, value)))
+        }
+    }
+}
+
+fn not_found(locale: Locale) -> Response {
+    Page {
+        status: StatusCode::NOT_FOUND,
+        template: "message.html",
+        locale,
+        link: None,
+        token: "",
+        csrf: None,
+        ctx: context! { heading => "notfound-heading", body => "notfound-body" },
+        cookies: vec![],
+    }
+    .render()
+}
+
+fn internal(e: ServiceError) -> Response {
+    tracing::error!(error = %e, "signing page failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Something went wrong on our side. Please try again in a moment.",
+    )
+        .into_response()
+}
+
+fn see_other(token: &str, suffix: &str, locale: Locale) -> Response {
+    let to = format!("/sign/{token}{suffix}?lang={}", locale.as_str());
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+/// Resolves the link or answers 404.
+async fn resolve(
+    state: &AppState,
+    token: &str,
+    visitor: &Visitor,
+    lang: Option<&str>,
+) -> Result<SigningLink, Response> {
+    match state
+        .service
+        .signing_link(token, visitor.session.as_deref())
+        .await
+    {
+        Ok(Some(link)) => Ok(link),
+        Ok(None) => Err(not_found(locale_of(None, lang))),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// The page a link shows in a state where it cannot be signed (None: it can).
+fn state_page<'a>(
+    state: &AppState,
+    link: &'a SigningLink,
+    token: &'a str,
+    locale: Locale,
+) -> Option<Page<'a>> {
+    let message = |status, heading: &str, body: &str, extra: Value| Page {
+        status,
+        template: "message.html",
+        locale,
+        link: Some(link),
+        token,
+        csrf: None,
+        ctx: context! { heading => heading, body => body, ..extra },
+        cookies: vec![],
+    };
+    let _ = state;
+    match &link.state {
+        LinkState::Gone(g) => Some(message(
+            StatusCode::GONE,
+            "gone-heading",
+            match g {
+                Gone::Expired => "gone-expired",
+                Gone::Cancelled => "gone-cancelled",
+                Gone::Declined => "gone-declined",
+                Gone::Invalidated => "gone-invalidated",
+            },
+            context! { reason => g.as_str() },
+        )),
+        LinkState::Signed { sealed } => Some(message(
+            StatusCode::OK,
+            "signed-heading",
+            "signed-body",
+            context! {
+                signed_at => link.signer.signed_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()),
+                sealed => *sealed,
+                download => *sealed && link.has_session,
+            },
+        )),
+        LinkState::NotYourTurn => Some(message(
+            StatusCode::OK,
+            "turn-heading",
+            "turn-body",
+            context! {},
+        )),
+        LinkState::Locked { until } => Some(locked_page(link, token, locale, *until)),
+        LinkState::NeedsCode | LinkState::Ready => None,
+    }
+}
+
+fn locked_page<'a>(
+    link: &'a SigningLink,
+    token: &'a str,
+    locale: Locale,
+    until: DateTime<Utc>,
+) -> Page<'a> {
+    Page {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        template: "message.html",
+        locale,
+        link: Some(link),
+        token,
+        csrf: None,
+        ctx: context! {
+            heading => "locked-heading",
+            body => "locked-body",
+            until => until.format("%Y-%m-%d %H:%M").to_string(),
+        },
+        cookies: vec![],
+    }
+}
+
+fn gate_page<'a>(
+    state: &AppState,
+    link: &'a SigningLink,
+    token: &'a str,
+    visitor: &Visitor,
+    locale: Locale,
+    error: Option<Value>,
+) -> Page<'a> {
+    let (csrf, new_cookie) = csrf_for(state, token, visitor);
+    Page {
+        status: if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
+        template: "gate.html",
+        locale,
+        link: Some(link),
+        token,
+        csrf: Some(csrf),
+        ctx: context! { error => error },
+        cookies: new_cookie.into_iter().collect(),
+    }
+}
+
+fn sign_page<'a>(
+    state: &AppState,
+    link: &'a SigningLink,
+    token: &'a str,
+    visitor: &Visitor,
+    locale: Locale,
+    form: Option<&SignForm>,
+    error: Option<String>,
+) -> Page<'a> {
+    let (csrf, new_cookie) = csrf_for(state, token, visitor);
+    let name = form
+        .map(|f| f.full_name.clone())
+        .or_else(|| link.signer.name.clone())
+        .unwrap_or_default();
+    Page {
+        status: if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
+        template: "sign.html",
+        locale,
+        link: Some(link),
+        token,
+        csrf: Some(csrf),
+        ctx: context! {
+            full_name => name,
+            representing_entity => form.and_then(|f| f.representing_entity.clone())
+                .or_else(|| link.signer.representing_as_invited.clone()),
+            representing_role => form.and_then(|f| f.representing_role.clone()),
+            representing_entity_id => form.and_then(|f| f.representing_entity_id.clone()),
+            page_count => link.request.document_page_count,
+            filename => link.request.document_filename.clone(),
+            message => link.request.message.clone(),
+            signer_name => link.signer.name.clone(),
+            error => error,
+        },
+        cookies: new_cookie.into_iter().collect(),
+    }
+}
+
+// --- Handlers ----------------------------------------------------------------------------------
+
+async fn show(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+    visitor: Visitor,
+) -> Response {
+    let link = match resolve(&state, &token, &visitor, q.lang.as_deref()).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let locale = locale_of(Some(&link), q.lang.as_deref());
+    if let Some(page) = state_page(&state, &link, &token, locale) {
+        return page.render();
+    }
+    if link.state == LinkState::NeedsCode {
+        return gate_page(&state, &link, &token, &visitor, locale, None).render();
+    }
+    let mut cookies = Vec::new();
+    if link.has_session {
+        // A real view (the browser kept our cookie): "opened" for a link that is its own
+        // credential. A link preview without cookies never gets here.
+        if let Err(e) = state.service.record_open(&link, &visitor.origin).await {
+            return internal(e);
+        }
+    } else if let Some(session) = state.service.open_session(&link) {
+        cookies.push(session_cookie(&state, &token, session));
+    }
+    let mut page = sign_page(&state, &link, &token, &visitor, locale, None, None);
+    page.cookies.extend(cookies);
+    page.render()
+}
+
+fn session_cookie(state: &AppState, token: &str, session: String) -> Cookie<'static> {
+    let mut c = cookie(state, token, SESSION_COOKIE, session);
+    c.set_max_age(cookie::time::Duration::seconds(SESSION_TTL.num_seconds()));
+    c
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    csrf: String,
+    lang: Option<String>,
+}
+
+fn csrf_failed(link: &SigningLink, token: &str, locale: Locale) -> Response {
+    Page {
+        status: StatusCode::FORBIDDEN,
+        template: "message.html",
+        locale,
+        link: Some(link),
+        token,
+        csrf: None,
+        ctx: context! { heading => "error-heading", body => "csrf-failed", back => true },
+        cookies: vec![],
+    }
+    .render()
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    visitor: Visitor,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let link = match resolve(&state, &token, &visitor, form.lang.as_deref()).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let locale = locale_of(Some(&link), form.lang.as_deref());
+    if !state
+        .service
+        .csrf_ok(visitor.csrf_cookie.as_deref(), &form.csrf)
+    {
+        return csrf_failed(&link, &token, locale);
+    }
+    if let Some(page) = state_page(&state, &link, &token, locale) {
+        return page.render();
+    }
+    match state
+        .service
+        .submit_access_code(&link, &form.code, &visitor.origin)
+        .await
+    {
+        Ok(CodeOutcome::Verified { session }) => {
+            let mut res = see_other(&token, "", locale);
+            if let Ok(v) =
+                HeaderValue::from_str(&session_cookie(&state, &token, session).to_string())
+            {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+            res
+        }
+        Ok(CodeOutcome::Wrong { attempts_left }) => gate_page(
+            &state,
+            &link,
+            &token,
+            &visitor,
+            locale,
+            Some(context! { key => "gate-wrong", left => attempts_left, max => MAX_CODE_ATTEMPTS }),
+        )
+        .render(),
+        Ok(CodeOutcome::Locked { until }) => locked_page(&link, &token, locale, until).render(),
+        Ok(CodeOutcome::NotAccepted) => see_other(&token, "", locale),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct SignForm {
+    #[serde(default)]
+    full_name: String,
+    consent: Option<String>,
+    representing_entity: Option<String>,
+    representing_role: Option<String>,
+    representing_entity_id: Option<String>,
+    signature: Option<String>,
+    #[serde(default)]
+    csrf: String,
+    lang: Option<String>,
+}
+
+/// Signing and declining need the session (and so, for an emailed link, the code):
+/// without it, back to the link's page.
+fn without_session(link: &SigningLink, token: &str, locale: Locale) -> Option<Response> {
+    (link.state != LinkState::Ready || !link.has_session).then(|| see_other(token, "", locale))
+}
+
+async fn sign(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    visitor: Visitor,
+    Form(form): Form<SignForm>,
+) -> Response {
+    let link = match resolve(&state, &token, &visitor, form.lang.as_deref()).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let locale = locale_of(Some(&link), form.lang.as_deref());
+    if !state
+        .service
+        .csrf_ok(visitor.csrf_cookie.as_deref(), &form.csrf)
+    {
+        return csrf_failed(&link, &token, locale);
+    }
+    if let Some(page) = state_page(&state, &link, &token, locale) {
+        return page.render();
+    }
+    if let Some(res) = without_session(&link, &token, locale) {
+        return res;
+    }
+    let input = SignInput {
+        full_name: form.full_name.clone(),
+        consent: form.consent.is_some(),
+        representing_entity: form.representing_entity.clone(),
+        representing_role: form.representing_role.clone(),
+        representing_entity_id: form.representing_entity_id.clone(),
+        signature_data_url: form.signature.clone(),
+        ip_address: visitor.origin.ip_address.clone(),
+        user_agent: visitor.origin.user_agent.clone(),
+    };
+    match state.service.sign(&link, input).await {
+        Ok(()) => see_other(&token, "", locale),
+        Err(ServiceError::Validation(v)) => sign_page(
+            &state,
+            &link,
+            &token,
+            &visitor,
+            locale,
+            Some(&form),
+            Some(field_error(locale, &v.message, v.code)),
+        )
+        .render(),
+        Err(ServiceError::InvalidState(_)) => see_other(&token, "", locale),
+        Err(e) => internal(e),
+    }
+}
+
+/// A validation message in the page's language: the field named by its label.
+fn field_error(locale: Locale, message: &str, code: &str) -> String {
+    let field = message.split('\'').nth(1).unwrap_or("");
+    let label_key = match field {
+        "full_name" => "sign-name",
+        "consent" => "sign-consent",
+        "representing_entity" => "sign-entity",
+        "representing_role" => "sign-role",
+        "representing_entity_id" => "sign-entity-id",
+        "signature" => "sign-draw",
+        "reason" => "decline-reason",
+        _ => "",
+    };
+    let label = mail::translate(locale, label_key, &[]).unwrap_or_else(|_| field.to_string());
+    let key = match code {
+        "missing_field" => "error-missing",
+        _ => "error-invalid",
+    };
+    mail::translate(locale, key, &[("field", label)]).unwrap_or_else(|_| message.to_string())
+}
+
+async fn decline_form(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+    visitor: Visitor,
+) -> Response {
+    let link = match resolve(&state, &token, &visitor, q.lang.as_deref()).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let locale = locale_of(Some(&link), q.lang.as_deref());
+    if let Some(page) = state_page(&state, &link, &token, locale) {
+        return page.render();
+    }
+    if let Some(res) = without_session(&link, &token, locale) {
+        return res;
+    }
+    decline_page(&state, &link, &token, &visitor, locale, "", None).render()
+}
+
+fn decline_page<'a>(
+    state: &AppState,
+    link: &'a SigningLink,
+    token: &'a str,
+    visitor: &Visitor,
+    locale: Locale,
+    reason: &str,
+    error: Option<String>,
+) -> Page<'a> {
+    let (csrf, new_cookie) = csrf_for(state, token, visitor);
+    Page {
+        status: if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
+        template: "decline.html",
+        locale,
+        link: Some(link),
+        token,
+        csrf: Some(csrf),
+        ctx: context! { reason => reason, error => error },
+        cookies: new_cookie.into_iter().collect(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DeclineForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    csrf: String,
+    lang: Option<String>,
+}
+
+async fn decline(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    visitor: Visitor,
+    Form(form): Form<DeclineForm>,
+) -> Response {
+    let link = match resolve(&state, &token, &visitor, form.lang.as_deref()).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let locale = locale_of(Some(&link), form.lang.as_deref());
+    if !state
+        .service
+        .csrf_ok(visitor.csrf_cookie.as_deref(), &form.csrf)
+    {
+        return csrf_failed(&link, &token, locale);
+    }
+    if let Some(page) = state_page(&state, &link, &token, locale) {
+        return page.render();
+    }
+    if let Some(res) = without_session(&link, &token, locale) {
+        return res;
+    }
+    match state
+        .service
+        .decline(&link, &form.reason, &visitor.origin)
+        .await
+    {
+        Ok(()) => see_other(&token, "", locale),
+        Err(ServiceError::Validation(v)) => decline_page(
+            &state,
+            &link,
+            &token,
+            &visitor,
+            locale,
+            &form.reason,
+            Some(field_error(locale, &v.message, v.code)),
+        )
+        .render(),
+        Err(ServiceError::InvalidState(_)) => see_other(&token, "", locale),
+        Err(e) => internal(e),
+    }
+}
+
+fn pdf_response(filename: &str, bytes: Vec<u8>) -> Response {
+    let safe: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._- ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{safe}\""),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response()
+}
+
+/// The original upload, for the signer with a session while the link is usable.
+async fn original(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    visitor: Visitor,
+) -> Response {
+    let link = match resolve(&state, &token, &visitor, None).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let locale = locale_of(Some(&link), None);
+    if let Some(page) = state_page(&state, &link, &token, locale)
+        && !matches!(link.state, LinkState::Signed { .. })
+    {
+        return page.render();
+    }
+    if !link.has_session {
+        return see_other(&token, "", locale);
+    }
+    match state.service.original_for_signer(&link).await {
+        Ok(bytes) => pdf_response(&link.request.document_filename, bytes),
+        Err(e) => internal(e),
+    }
+}
+
+/// The signed document, once sealed, for a signer who signed (with a session).
+async fn signed_document(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    visitor: Visitor,
+) -> Response {
+    let link = match resolve(&state, &token, &visitor, None).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let locale = locale_of(Some(&link), None);
+    if link.state != (LinkState::Signed { sealed: true }) || !link.has_session {
+        return see_other(&token, "", locale);
+    }
+    match state
+        .service
+        .signed_document(link.request.org_id, link.request.id)
+        .await
+    {
+        Ok(doc) => pdf_response(&doc.filename, doc.bytes),
+        Err(e) => internal(e),
+    }
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/signeur.css"),
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/sign.js"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&["203.0.113.9, 10.1.2.3"]);
+        // Not configured: the socket address, whatever the header says.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &h, &[]),
+            Some(ip("10.0.0.1"))
+        );
+        // A direct client cannot claim another address.
+        assert_eq!(
+            client_ip(Some(ip("198.51.100.7")), &h, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // Through trusted proxies: the right-most address that is not a proxy.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &h, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        let spoofed = headers(&["1.1.1.1", "203.0.113.9"]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &spoofed, &trusted),
+            Some(ip("203.0.113.9")),
+            "a client-supplied left-most entry is not believed"
+        );
+        // Garbage in the header: the proxy's own address.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &headers(&["not-an-ip"]), &trusted),
+            Some(ip("10.0.0.1"))
+        );
+        assert_eq!(client_ip(None, &h, &trusted), None);
+    }
+
+    /// Every page renders in every language: no missing translation, no template error.
+    #[test]
+    fn every_page_renders_in_every_locale() {
+        for locale in Locale::ALL {
+            for (template, extra) in [
+                (
+                    "gate.html",
+                    context! { error => context! { key => "gate-wrong", left => 3 } },
+                ),
+                (
+                    "sign.html",
+                    context! { full_name => "Ærø Łódź", page_count => 2, filename => "a.pdf", message => "Hi", error => "x" },
+                ),
+                ("decline.html", context! { reason => "", error => "x" }),
+                (
+                    "message.html",
+                    context! { heading => "signed-heading", body => "signed-body", signed_at => "2026-01-01 10:00", sealed => false },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "locked-heading", body => "locked-body", until => "2026-01-01 10:00" },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "turn-heading", body => "turn-body" },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "gone-heading", body => "gone-expired" },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "notfound-heading", body => "notfound-body" },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "error-heading", body => "csrf-failed", back => true },
+                ),
+            ] {
+                let ctx = context! {
+                    lang => locale.as_str(), org => "Acme", title => "Deal <b>", expires => "2026-12-31",
+                    token => "tok", csrf => "c", languages => Vec::<Value>::new(), ..extra
+                };
+                let html = ENV
+                    .get_template(template)
+                    .and_then(|t| t.render(&ctx))
+                    .unwrap_or_else(|e| panic!("{template} in {locale}: {e:#}"));
+                assert!(html.contains(&format!("<html lang=\"{locale}\">")));
+                assert!(!html.contains("<b>"), "{template}: HTML is escaped");
+            }
+        }
+    }
+}
