@@ -35,6 +35,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use lopdf::xref::XrefRecovery;
 use lopdf::{Dictionary, Document, LoadOptions, Object};
 
+mod render;
+pub use render::{MAX_RENDER_WIDTH, MIN_RENDER_WIDTH, RenderError, RenderLimits, render_page_png};
+
 /// Most pages an accepted document may have.
 pub const MAX_PAGES: u32 = 2000;
 /// Most indirect objects an accepted document may have.
