@@ -4,6 +4,7 @@
 pub mod error;
 pub mod guard;
 pub mod pages;
+mod sessions;
 mod signatures;
 pub mod views;
 
@@ -59,7 +60,7 @@ impl AppState {
                        Errors are `{\"error\": code, \"message\": text}`; every POST accepts `Idempotency-Key`."
     ),
     modifiers(&BearerAuth),
-    tags((name = "Signature requests"), (name = "Operations"))
+    tags((name = "Signature requests"), (name = "Signing sessions and settings"), (name = "Operations"))
 )]
 struct ApiDoc;
 
@@ -94,6 +95,11 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(signatures::cancel_signature))
         .routes(routes!(signatures::download_document))
         .routes(routes!(signatures::audit_trail_pdf))
+        .routes(routes!(sessions::get_settings, sessions::patch_settings))
+        .routes(routes!(sessions::rotate_session_secret))
+        .routes(routes!(sessions::create_session))
+        .routes(routes!(sessions::get_session))
+        .routes(routes!(sessions::rotate_link))
 }
 
 fn public_routes() -> OpenApiRouter<AppState> {

@@ -10,7 +10,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::Form;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -29,9 +28,11 @@ use signeur_service::signing::{
 use signeur_service::{ServiceError, mail};
 
 use crate::AppState;
+use crate::signatures::pdf_response;
 
 const CSRF_COOKIE: &str = "signeur_csrf";
 const SESSION_COOKIE: &str = "signeur_session";
+const EMBED_COOKIE: &str = "signeur_embed";
 
 /// Bare `.route` calls: these are HTML pages, not part of the JSON API and its OpenAPI.
 pub fn router() -> Router<AppState> {
@@ -42,6 +43,8 @@ pub fn router() -> Router<AppState> {
         .route("/sign/{token}/decline", get(decline_form).post(decline))
         .route("/sign/{token}/document.pdf", get(original))
         .route("/sign/{token}/signed.pdf", get(signed_document))
+        .route("/sign/{token}/cancel", axum::routing::post(cancel_session))
+        .route("/embed/{token}", get(open_embedded))
         .route("/assets/signeur.css", get(css))
         .route("/assets/sign.js", get(script))
         .layer(axum::middleware::map_response(security_headers))
@@ -50,13 +53,15 @@ pub fn router() -> Router<AppState> {
 /// CSP without inline script, no framing, no referrer (tokens are in the URL), no caching.
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(&csp("'none'", "")).unwrap_or(HeaderValue::from_static(
+                "default-src 'none'; frame-ancestors 'none'",
+            )),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -65,11 +70,20 @@ async fn security_headers(mut res: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
+}
+
+/// The pages' policy. `frame_ancestors`: `'none'`, or an embedding organization's origins;
+/// `form_to`: the return URL's origin in an embedded session (a form's redirect there is
+/// checked against `form-action` too).
+fn csp(frame_ancestors: &str, form_to: &str) -> String {
+    format!(
+        "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+         form-action 'self' {form_to}; frame-ancestors {frame_ancestors}; base-uri 'none'"
+    )
 }
 
 // --- Who is asking -----------------------------------------------------------------------------
@@ -78,6 +92,7 @@ async fn security_headers(mut res: Response) -> Response {
 pub struct Visitor {
     csrf_cookie: Option<String>,
     session: Option<String>,
+    embed: Option<String>,
     origin: Origin,
 }
 
@@ -90,12 +105,14 @@ impl FromRequestParts<AppState> for Visitor {
     ) -> Result<Self, Self::Rejection> {
         let mut csrf_cookie = None;
         let mut session = None;
+        let mut embed = None;
         for value in parts.headers.get_all(header::COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             for c in Cookie::split_parse(value).flatten() {
                 match c.name() {
                     CSRF_COOKIE => csrf_cookie = Some(c.value().to_string()),
                     SESSION_COOKIE => session = Some(c.value().to_string()),
+                    EMBED_COOKIE => embed = Some(c.value().to_string()),
                     _ => {}
                 }
             }
@@ -113,6 +130,7 @@ impl FromRequestParts<AppState> for Visitor {
         Ok(Visitor {
             csrf_cookie,
             session,
+            embed,
             origin: Origin {
                 ip_address: ip
                     .map(|i| i.to_string())
@@ -202,7 +220,27 @@ struct Page<'a> {
     cookies: Vec<Cookie<'static>>,
 }
 
+/// A browser in an embedded signing session: the session and the page policy it allows.
+struct Embedded {
+    session: signeur_service::store::SessionRow,
+    csp: String,
+}
+
 impl Page<'_> {
+    /// Renders for a browser in an embedded session: framable by the organization's origins,
+    /// with a Cancel button back to the integrator.
+    fn render_embedded(mut self, embedded: Option<&Embedded>) -> Response {
+        let Some(e) = embedded else {
+            return self.render();
+        };
+        self.ctx = context! { embedded => true, ..self.ctx };
+        let mut res = self.render();
+        if let Ok(v) = HeaderValue::from_str(&e.csp) {
+            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        res
+    }
+
     fn render(self) -> Response {
         let (org, title, expires) = match self.link {
             Some(l) => (
@@ -361,6 +399,7 @@ fn state_page<'a>(
                 Gone::Cancelled => "gone-cancelled",
                 Gone::Declined => "gone-declined",
                 Gone::Invalidated => "gone-invalidated",
+                Gone::Rotated => "gone-rotated",
             },
             context! { reason => g.as_str() },
         )),
@@ -475,6 +514,141 @@ fn sign_page<'a>(
 
 // --- Handlers ----------------------------------------------------------------------------------
 
+async fn embedded_of(
+    state: &AppState,
+    link: &SigningLink,
+    visitor: &Visitor,
+) -> Result<Option<Embedded>, Response> {
+    let session = match state
+        .service
+        .embedded_session(visitor.embed.as_deref(), link.signer.id)
+        .await
+    {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(internal(e)),
+    };
+    let origins = state
+        .service
+        .frame_origins(link.request.org_id)
+        .await
+        .map_err(internal)?;
+    let frame = if origins.is_empty() {
+        "'none'".to_string()
+    } else {
+        origins.join(" ")
+    };
+    let form_to = url_origin(&session.return_url);
+    Ok(Some(Embedded {
+        csp: csp(&frame, &form_to),
+        session,
+    }))
+}
+
+fn url_origin(u: &str) -> String {
+    // scheme://host[:port] of an already validated URL.
+    let after = u.find("://").map_or(0, |i| i + 3);
+    let end = u[after..]
+        .find(['/', '?', '#'])
+        .map_or(u.len(), |i| after + i);
+    u[..end].to_string()
+}
+
+/// Ends the embedded session with `result` and sends the browser back to the integrator.
+async fn back_to_integrator(
+    state: &AppState,
+    embedded: &Embedded,
+    result: signeur_service::sessions::SessionResult,
+) -> Response {
+    match state
+        .service
+        .finish_session(&embedded.session, result)
+        .await
+    {
+        Ok(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `redirect_url`: uses the one-time token, then shows the signing page without the code.
+async fn open_embedded(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    use signeur_service::sessions::SessionOpening;
+    match state.service.open_embedded(&token).await {
+        Ok(SessionOpening::NotFound) => not_found(Locale::En),
+        Ok(SessionOpening::Return(url)) => {
+            (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()
+        }
+        Ok(SessionOpening::Sign {
+            access_token,
+            session_id,
+            signer_session,
+        }) => {
+            let mut res = (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, format!("/sign/{access_token}"))],
+            )
+                .into_response();
+            let mut embed = cookie(
+                &state,
+                &access_token,
+                EMBED_COOKIE,
+                state.service.embed_cookie(session_id),
+            );
+            let mut session = session_cookie(&state, &access_token, signer_session);
+            if state.service.public_url().starts_with("https://") {
+                // Inside the integrator's frame our cookies are third-party.
+                embed.set_same_site(SameSite::None);
+                session.set_same_site(SameSite::None);
+            }
+            for c in [session, embed] {
+                if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+                    res.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            res
+        }
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CancelForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The Cancel button of an embedded session: back to the integrator with `cancelled`.
+async fn cancel_session(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    visitor: Visitor,
+    Form(form): Form<CancelForm>,
+) -> Response {
+    let link = match resolve(&state, &token, &visitor, None).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let locale = locale_of(Some(&link), None);
+    if !state
+        .service
+        .csrf_ok(visitor.csrf_cookie.as_deref(), &form.csrf)
+    {
+        return csrf_failed(&link, &token, locale);
+    }
+    match embedded_of(&state, &link, &visitor).await {
+        Ok(Some(e)) => {
+            back_to_integrator(
+                &state,
+                &e,
+                signeur_service::sessions::SessionResult::Cancelled,
+            )
+            .await
+        }
+        Ok(None) => see_other(&token, "", locale),
+        Err(res) => res,
+    }
+}
+
 async fn show(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -502,9 +676,13 @@ async fn show(
     } else if let Some(session) = state.service.open_session(&link) {
         cookies.push(session_cookie(&state, &token, session));
     }
+    let embedded = match embedded_of(&state, &link, &visitor).await {
+        Ok(e) => e,
+        Err(res) => return res,
+    };
     let mut page = sign_page(&state, &link, &token, &visitor, locale, None, None);
     page.cookies.extend(cookies);
-    page.render()
+    page.render_embedded(embedded.as_ref())
 }
 
 fn session_cookie(state: &AppState, token: &str, session: String) -> Cookie<'static> {
@@ -628,7 +806,12 @@ async fn sign(
     if let Some(res) = without_session(&link, &token, locale) {
         return res;
     }
+    let embedded = match embedded_of(&state, &link, &visitor).await {
+        Ok(e) => e,
+        Err(res) => return res,
+    };
     let input = SignInput {
+        via_session: embedded.is_some(),
         full_name: form.full_name.clone(),
         consent: form.consent.is_some(),
         representing_entity: form.representing_entity.clone(),
@@ -639,7 +822,13 @@ async fn sign(
         user_agent: visitor.origin.user_agent.clone(),
     };
     match state.service.sign(&link, input).await {
-        Ok(()) => see_other(&token, "", locale),
+        Ok(()) => match &embedded {
+            Some(e) => {
+                back_to_integrator(&state, e, signeur_service::sessions::SessionResult::Success)
+                    .await
+            }
+            None => see_other(&token, "", locale),
+        },
         Err(ServiceError::Validation(v)) => sign_page(
             &state,
             &link,
@@ -649,7 +838,7 @@ async fn sign(
             Some(&form),
             Some(field_error(locale, &v.message, v.code)),
         )
-        .render(),
+        .render_embedded(embedded.as_ref()),
         Err(ServiceError::InvalidState(_)) => see_other(&token, "", locale),
         Err(e) => internal(e),
     }
@@ -754,12 +943,26 @@ async fn decline(
     if let Some(res) = without_session(&link, &token, locale) {
         return res;
     }
+    let embedded = match embedded_of(&state, &link, &visitor).await {
+        Ok(e) => e,
+        Err(res) => return res,
+    };
     match state
         .service
         .decline(&link, &form.reason, &visitor.origin)
         .await
     {
-        Ok(()) => see_other(&token, "", locale),
+        Ok(()) => match &embedded {
+            Some(e) => {
+                back_to_integrator(
+                    &state,
+                    e,
+                    signeur_service::sessions::SessionResult::Cancelled,
+                )
+                .await
+            }
+            None => see_other(&token, "", locale),
+        },
         Err(ServiceError::Validation(v)) => decline_page(
             &state,
             &link,
@@ -773,30 +976,6 @@ async fn decline(
         Err(ServiceError::InvalidState(_)) => see_other(&token, "", locale),
         Err(e) => internal(e),
     }
-}
-
-fn pdf_response(filename: &str, bytes: Vec<u8>) -> Response {
-    let safe: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._- ".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    (
-        [
-            (header::CONTENT_TYPE, "application/pdf".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{safe}\""),
-            ),
-        ],
-        Body::from(bytes),
-    )
-        .into_response()
 }
 
 /// The original upload, for the signer with a session while the link is usable.

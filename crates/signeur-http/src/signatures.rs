@@ -358,7 +358,8 @@ pub async fn resend_invitation(
 #[schema(value_type = String, format = Binary)]
 pub struct PdfFile(Vec<u8>);
 
-fn pdf_response(filename: &str, bytes: Vec<u8>) -> Response {
+/// A PDF download (`attachment`, the upload's file name).
+pub(crate) fn pdf_response(filename: &str, bytes: Vec<u8>) -> Response {
     let mut res = (
         [(
             header::CONTENT_TYPE,

@@ -94,9 +94,45 @@ impl Service {
                 "stored idempotent response does not decrypt with the master key"
             ))
         })?;
-        let response =
+        let response: StoredResponse =
             serde_json::from_slice(&plain).map_err(|e| ServiceError::Internal(e.into()))?;
+        // A signing-session key whose session can no longer be used creates a new session
+        // (the wire decisions): the key starts over.
+        if path.ends_with("/sessions") && !self.replayed_session_usable(org_id, &response).await? {
+            self.db.forget_idempotency_key(org_id, key).await?;
+            let again = self
+                .db
+                .reserve_idempotency_key(
+                    org_id,
+                    key,
+                    method,
+                    path,
+                    &body_hash,
+                    now,
+                    now + Duration::seconds(IN_FLIGHT_LEASE_SECS),
+                    now - Duration::hours(RETENTION_HOURS),
+                )
+                .await?;
+            return match again {
+                Reservation::Reserved => Ok(IdempotencyOutcome::Proceed),
+                Reservation::Existing(_) => Err(ServiceError::IdempotencyKeyInUse),
+            };
+        }
         Ok(IdempotencyOutcome::Replay(response))
+    }
+
+    async fn replayed_session_usable(&self, org_id: Uuid, stored: &StoredResponse) -> Result<bool> {
+        let id = serde_json::from_slice::<serde_json::Value>(&stored.body)
+            .ok()
+            .and_then(|v| {
+                v["signing_session_id"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+            });
+        match id {
+            Some(id) => self.session_still_valid(org_id, id).await,
+            None => Ok(true),
+        }
     }
 
     /// Keeps a 2xx response for replay; anything else frees the key for a retry.

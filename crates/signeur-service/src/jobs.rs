@@ -24,6 +24,8 @@ pub enum JobKind {
     SendNotice,
     /// Seals a request whose last signature arrived.
     SealDocument,
+    /// Completes embedded signing sessions that lapsed unused.
+    ExpireSessions,
 }
 
 impl JobKind {
@@ -34,12 +36,17 @@ impl JobKind {
             JobKind::SendInvitation => "send_invitation",
             JobKind::SendNotice => "send_notice",
             JobKind::SealDocument => "seal_document",
+            JobKind::ExpireSessions => "expire_sessions",
         }
     }
 }
 
 /// Kinds the worker enqueues for itself every few minutes.
-const PERIODIC: &[JobKind] = &[JobKind::PurgeIdempotencyKeys, JobKind::RemoveOrphanBlobs];
+const PERIODIC: &[JobKind] = &[
+    JobKind::PurgeIdempotencyKeys,
+    JobKind::RemoveOrphanBlobs,
+    JobKind::ExpireSessions,
+];
 
 /// Kinds this build's worker runs. Others stay queued for the build that knows them.
 const RUNNABLE: &[JobKind] = &[
@@ -48,6 +55,7 @@ const RUNNABLE: &[JobKind] = &[
     JobKind::SendInvitation,
     JobKind::SendNotice,
     JobKind::SealDocument,
+    JobKind::ExpireSessions,
 ];
 
 /// A blob younger than this may belong to a create whose transaction has not committed.
@@ -141,6 +149,10 @@ impl Service {
                 .map(|n| format!("{n} blobs removed")),
             JobKind::SendInvitation => self.run_invitation_job(&job.payload).await,
             JobKind::SendNotice => self.run_notice_job(&job.payload).await,
+            JobKind::ExpireSessions => self
+                .expire_sessions()
+                .await
+                .map(|n| format!("{n} sessions expired")),
             JobKind::SealDocument => {
                 let p = JobPayload::parse(&job.payload)?;
                 self.seal_request(p.id("org_id")?, p.id("signature_request_id")?)

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod keys;
 pub mod mail;
 mod requests;
+pub mod sessions;
 pub mod signing;
 
 use signeur_store::{Blobs, Db};

@@ -218,6 +218,8 @@ pub const PAGE_KEYS: &[&str] = &[
     "csrf-failed",
     "error-missing",
     "error-invalid",
+    "gone-rotated",
+    "session-cancel",
 ];
 
 /// One translated string; a missing key is an error (never silently empty text).

@@ -72,7 +72,7 @@ pub struct SignedDocument {
 const DEFAULT_LIMIT: i64 = 25;
 const MAX_LIMIT: i64 = 100;
 
-fn new_access_token() -> String {
+pub(crate) fn new_access_token() -> String {
     let mut b = [0u8; 32];
     rand::rng().fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)

@@ -36,6 +36,8 @@ pub enum Gone {
     Declined,
     /// The signer was invalidated (another signer declined, or the request was cancelled).
     Invalidated,
+    /// The link was replaced by a new one (`rotate-link`).
+    Rotated,
 }
 
 impl Gone {
@@ -45,6 +47,7 @@ impl Gone {
             Gone::Cancelled => "cancelled",
             Gone::Declined => "declined",
             Gone::Invalidated => "invalidated",
+            Gone::Rotated => "rotated",
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct SignInput {
     pub signature_data_url: Option<String>,
     pub ip_address: String,
     pub user_agent: Option<String>,
+    /// The signer came through an embedded signing session (no access code asked).
+    pub via_session: bool,
 }
 
 /// Where the signer's actions came from.
@@ -126,7 +131,11 @@ fn gated(request: &RequestRow, signer: &SignerRow) -> bool {
 
 impl Service {
     /// The signer session cookie value for `signer`, issued now.
-    fn new_session(&self, signer_id: Uuid, code_rotated_at: Option<DateTime<Utc>>) -> String {
+    pub(crate) fn signer_session_for(
+        &self,
+        signer_id: Uuid,
+        code_rotated_at: Option<DateTime<Utc>>,
+    ) -> String {
         let issued = self.clock.now().timestamp();
         let mac = self.session_mac(signer_id, issued, code_rotated_at);
         format!("{signer_id}.{issued}.{}", hex::encode(mac))
@@ -199,8 +208,12 @@ impl Service {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let Some(signer) = self.db.signer_by_token(token).await? else {
-            return Ok(None);
+        let (signer, rotated) = match self.db.signer_by_token(token).await? {
+            Some(s) => (s, false),
+            None => match self.rotated_token_signer(token).await? {
+                Some(s) => (s, true),
+                None => return Ok(None),
+            },
         };
         let (Some(request), Some(gate), Some(org)) = (
             self.db
@@ -218,6 +231,7 @@ impl Service {
         let gated = gated(&request, &signer);
         let signer_status = SignerStatus::parse(&signer.status).unwrap_or(SignerStatus::Pending);
         let state = match (signer_status, status) {
+            _ if rotated => LinkState::Gone(Gone::Rotated),
             (SignerStatus::Signed, _) => LinkState::Signed {
                 sealed: status == RequestStatus::Signed,
             },
@@ -247,7 +261,7 @@ impl Service {
     /// A session for a link that needs no code (the link is the credential).
     pub fn open_session(&self, link: &SigningLink) -> Option<String> {
         (!link.gated && link.state == LinkState::Ready)
-            .then(|| self.new_session(link.signer.id, None))
+            .then(|| self.signer_session_for(link.signer.id, None))
     }
 
     /// Checks an access code. Five wrong codes in a row lock the link for 15 minutes; a
@@ -281,7 +295,7 @@ impl Service {
             self.db.reset_code_attempts(link.signer.id).await?;
             self.record_open(link, origin).await?;
             return Ok(CodeOutcome::Verified {
-                session: self.new_session(link.signer.id, gate.access_code_rotated_at),
+                session: self.signer_session_for(link.signer.id, gate.access_code_rotated_at),
             });
         }
         let attempts = self
@@ -412,7 +426,11 @@ impl Service {
                 "The request is '{status}'."
             )));
         }
-        let method = if link.gated { "access_code" } else { "link" };
+        let method = match (input.via_session, link.gated) {
+            (true, _) => "session",
+            (false, true) => "access_code",
+            (false, false) => "link",
+        };
         let signed = tx
             .mark_signer_signed(
                 link.signer.id,

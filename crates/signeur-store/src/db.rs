@@ -97,6 +97,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "signing",
         include_str!("../migrations/sqlite/0002_signing.sql"),
     ),
+    (
+        3,
+        "sessions",
+        include_str!("../migrations/sqlite/0003_sessions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -108,6 +113,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "signing",
         include_str!("../migrations/postgres/0002_signing.sql"),
+    ),
+    (
+        3,
+        "sessions",
+        include_str!("../migrations/postgres/0003_sessions.sql"),
     ),
 ];
 

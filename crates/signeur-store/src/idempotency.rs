@@ -131,6 +131,17 @@ impl Db {
         Ok(())
     }
 
+    /// Forgets a completed key, so it can be reserved again (a signing-session key whose
+    /// session can no longer be used).
+    pub async fn forget_idempotency_key(&self, org_id: Uuid, key: &str) -> Result<()> {
+        on_db_write!(self, p => sqlx::query("DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2")
+            .bind(org_id)
+            .bind(key)
+            .execute(p)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// Deletes completed keys created before `before`; returns how many.
     pub async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64> {
         let n = on_db_write!(self, p => sqlx::query(

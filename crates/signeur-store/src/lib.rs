@@ -13,6 +13,7 @@ mod jobs;
 mod orgs;
 #[macro_use]
 mod requests;
+mod sessions;
 mod signing;
 
 pub use blobs::{BlobInfo, Blobs};
@@ -21,6 +22,7 @@ pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, NewJob};
 pub use orgs::{ApiKeyRow, OrgRow};
 pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
+pub use sessions::{SessionRow, SettingsRow};
 pub use signing::{CodeGate, Signature};
 
 /// Failures of the database or the blob store: never the client's fault.

@@ -508,7 +508,8 @@ impl Db {
     /// Whether any request still points to this blob.
     pub async fn blob_is_referenced(&self, key: &str) -> Result<bool> {
         let n: i64 = on_db!(self, p => sqlx::query_scalar(
-            "SELECT COUNT(*) FROM signature_requests WHERE document_blob = $1 OR sealed_blob = $1")
+            "SELECT (SELECT COUNT(*) FROM signature_requests WHERE document_blob = $1 OR sealed_blob = $1) \
+             + (SELECT COUNT(*) FROM signers WHERE signature_image_blob = $1)")
             .bind(key)
             .fetch_one(p)
             .await)?;

@@ -41,6 +41,11 @@ impl Db {
         Ok(on_db!(self, p => sqlx::query_as(sql).bind(token).fetch_optional(p).await)?)
     }
 
+    pub async fn signer_by_id(&self, id: Uuid) -> Result<Option<SignerRow>> {
+        let sql = concat!("SELECT ", signer_columns!(), " FROM signers WHERE id = $1");
+        Ok(on_db!(self, p => sqlx::query_as(sql).bind(id).fetch_optional(p).await)?)
+    }
+
     pub async fn code_gate(&self, signer_id: Uuid) -> Result<Option<CodeGate>> {
         Ok(on_db!(self, p => sqlx::query_as(
             "SELECT access_code_hash, access_code_rotated_at, access_code_attempts, locked_until \

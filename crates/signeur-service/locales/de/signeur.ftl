@@ -73,3 +73,5 @@ error-heading = Bitte versuchen Sie es erneut
 csrf-failed = Das Formular ist abgelaufen. Gehen Sie zurück zum Dokument und versuchen Sie es erneut.
 error-missing = Bitte füllen Sie „{ $field }“ aus.
 error-invalid = Bitte prüfen Sie „{ $field }“.
+gone-rotated = Dieser Link wurde durch einen neueren ersetzt. Verwenden Sie den zuletzt erhaltenen Link.
+session-cancel = Abbrechen und zurückkehren

@@ -73,3 +73,5 @@ error-heading = Please try again
 csrf-failed = The form expired. Go back to the document and try again.
 error-missing = Please fill in “{ $field }”.
 error-invalid = Please check “{ $field }”.
+gone-rotated = This link was replaced by a newer one. Use the most recent link you were sent.
+session-cancel = Cancel and go back

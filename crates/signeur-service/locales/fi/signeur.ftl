@@ -73,3 +73,5 @@ error-heading = Yritä uudelleen
 csrf-failed = Lomake vanhentui. Palaa asiakirjaan ja yritä uudelleen.
 error-missing = Täytä kenttä ”{ $field }”.
 error-invalid = Tarkista kenttä ”{ $field }”.
+gone-rotated = Tämä linkki on korvattu uudemmalla. Käytä viimeisintä saamaasi linkkiä.
+session-cancel = Peruuta ja palaa

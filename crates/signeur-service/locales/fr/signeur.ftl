@@ -73,3 +73,5 @@ error-heading = Veuillez réessayer
 csrf-failed = Le formulaire a expiré. Revenez au document et réessayez.
 error-missing = Veuillez remplir « { $field } ».
 error-invalid = Veuillez vérifier « { $field } ».
+gone-rotated = Ce lien a été remplacé par un plus récent. Utilisez le dernier lien que vous avez reçu.
+session-cancel = Annuler et revenir

@@ -146,7 +146,11 @@ async fn periodic_jobs_purge_keys_and_orphan_blobs() {
         "dedup"
     );
     // Nothing is old enough yet.
-    assert_eq!(app.service.run_due_jobs().await.unwrap(), 2);
+    assert_eq!(
+        app.service.run_due_jobs().await.unwrap(),
+        3,
+        "the three periodic jobs"
+    );
     assert!(
         app.service
             .blobs
@@ -159,7 +163,11 @@ async fn periodic_jobs_purge_keys_and_orphan_blobs() {
 
     app.advance(Duration::hours(25));
     app.service.schedule_periodic_jobs().await.unwrap();
-    assert_eq!(app.service.run_due_jobs().await.unwrap(), 2);
+    assert_eq!(
+        app.service.run_due_jobs().await.unwrap(),
+        3,
+        "the three periodic jobs"
+    );
     assert!(
         app.service
             .blobs

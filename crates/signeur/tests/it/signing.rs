@@ -437,6 +437,10 @@ async fn form_errors_name_the_field_and_keep_the_input() {
             .starts_with(b"\x89PNG")
     );
     assert_eq!(row.verification_method.as_deref(), Some("link"));
+    // The drawing is referenced: orphan-blob removal keeps it.
+    app.advance(Duration::hours(2));
+    app.service.remove_orphan_blobs().await.unwrap();
+    assert!(app.service.blobs.get(&key).await.unwrap().is_some());
 }
 
 #[tokio::test]

@@ -1,0 +1,311 @@
+//! Organization settings, embedded signing sessions and signing-link rotation.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use signeur_core::time::{ms, ms_opt};
+use signeur_service::sessions::Settings;
+use signeur_service::store::SessionRow;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::guard::Caller;
+use crate::signatures::IdempotencyHeader;
+
+pub const TAG: &str = "Signing sessions and settings";
+
+fn uuid_or_404(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
+}
+
+/// The organization's settings.
+#[derive(Serialize, ToSchema)]
+pub struct SettingsView {
+    /// URL prefixes a signing session's `return_url` must match (scheme, host and port
+    /// exactly; path by prefix at a `/` boundary).
+    pub allowed_return_urls: Vec<String>,
+    /// Origins allowed to show embedded signing pages in a frame.
+    pub allowed_frame_origins: Vec<String>,
+    /// Whether a session secret exists (redirects then carry `signature`).
+    pub session_secret_set: bool,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<Settings> for SettingsView {
+    fn from(s: Settings) -> Self {
+        SettingsView {
+            allowed_return_urls: s.allowed_return_urls,
+            allowed_frame_origins: s.allowed_frame_origins,
+            session_secret_set: s.session_secret_set,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// `PATCH /api/v1/settings`: fields present are replaced.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SettingsPatch {
+    #[schema(max_items = 20)]
+    allowed_return_urls: Option<Vec<String>>,
+    #[schema(max_items = 20)]
+    allowed_frame_origins: Option<Vec<String>>,
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/settings", tag = TAG,
+    summary = "The organization's settings",
+    responses(
+        (status = 200, description = "Settings", body = SettingsView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_settings(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SettingsView>, ApiError> {
+    Ok(Json(st.service.settings(caller.org_id).await?.into()))
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/settings", tag = TAG,
+    summary = "Change the organization's settings",
+    request_body(content = SettingsPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Settings after the change", body = SettingsView),
+        (status = 400, description = "Invalid body or URL (invalid_json, invalid_field, invalid_url)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch_settings(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<SettingsView>, ApiError> {
+    Ok(Json(
+        st.service
+            .update_settings(caller.org_id, &body)
+            .await?
+            .into(),
+    ))
+}
+
+/// The new session secret, shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct SessionSecret {
+    /// Key of the HMAC-SHA256 in the `signature` parameter of session redirects.
+    #[schema(example = "sss_…")]
+    pub session_secret: String,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/settings/session-secret", tag = TAG,
+    summary = "Create or rotate the session secret (returned once)",
+    params(IdempotencyHeader),
+    responses(
+        (status = 200, description = "The new secret; the previous one stops signing at once", body = SessionSecret),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rotate_session_secret(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SessionSecret>, ApiError> {
+    Ok(Json(SessionSecret {
+        session_secret: st.service.rotate_session_secret(caller.org_id).await?,
+    }))
+}
+
+/// `POST …/sessions` body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSession {
+    /// Where the browser returns; must match an allowed return URL.
+    #[schema(max_length = 2000)]
+    return_url: String,
+    /// Handed back verbatim in the redirect.
+    #[schema(max_length = 1000)]
+    state: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionCreated {
+    pub signing_session_id: Uuid,
+    /// One-time link to send the signer to; valid 15 minutes.
+    pub redirect_url: String,
+    #[serde(serialize_with = "ms::serialize")]
+    #[schema(value_type = String)]
+    pub expires_at: DateTime<Utc>,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signatures/{id}/signers/{signer_id}/sessions", tag = TAG,
+    summary = "Start an embedded signing session",
+    params(
+        ("id" = Uuid, Path, description = "Signature request id"),
+        ("signer_id" = Uuid, Path, description = "Signer id"),
+        IdempotencyHeader,
+    ),
+    request_body(content = CreateSession, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Session created (the same one is replayed for the same Idempotency-Key while it is usable)", body = SessionCreated),
+        (status = 400, description = "Invalid body, or return_url_not_allowed", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
+        (status = 409, description = "The request or signer can no longer sign, or it is not their turn", body = ErrorBody),
+        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_session(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, signer_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
+    let id = uuid_or_404(&id, "Signature request")?;
+    let signer_id = uuid_or_404(&signer_id, "Signer")?;
+    let s = st
+        .service
+        .create_session(caller.org_id, id, signer_id, &body)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionCreated {
+            signing_session_id: s.id,
+            redirect_url: s.redirect_url,
+            expires_at: s.expires_at,
+        }),
+    ))
+}
+
+/// A signing session, for polling.
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub signing_session_id: Uuid,
+    pub signature_request_id: Uuid,
+    pub signer_id: Uuid,
+    /// `pending` (link not used yet), `opened`, `completed`.
+    #[schema(example = "completed")]
+    pub status: String,
+    /// `success`, `cancelled` or `failed` once completed.
+    pub result: Option<String>,
+    /// `token_expired`, `session_not_found`, `validation_failed` or `provider_unavailable`.
+    pub failure_code: Option<String>,
+    pub return_url: String,
+    pub state: Option<String>,
+    #[serde(serialize_with = "ms::serialize")]
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "ms::serialize")]
+    #[schema(value_type = String)]
+    pub expires_at: DateTime<Utc>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub opened_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    #[schema(value_type = Option<String>)]
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl From<SessionRow> for SessionView {
+    fn from(s: SessionRow) -> Self {
+        SessionView {
+            signing_session_id: s.id,
+            signature_request_id: s.request_id,
+            signer_id: s.signer_id,
+            status: s.status,
+            result: s.result,
+            failure_code: s.failure_code,
+            return_url: s.return_url,
+            state: s.state,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            opened_at: s.opened_at,
+            completed_at: s.completed_at,
+        }
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/signatures/{id}/signers/{signer_id}/sessions/{session_id}", tag = TAG,
+    summary = "A signing session's status and result",
+    params(
+        ("id" = Uuid, Path, description = "Signature request id"),
+        ("signer_id" = Uuid, Path, description = "Signer id"),
+        ("session_id" = Uuid, Path, description = "Signing session id"),
+    ),
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such session for this signer in this organization", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_session(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, signer_id, session_id)): Path<(String, String, String)>,
+) -> Result<Json<SessionView>, ApiError> {
+    let id = uuid_or_404(&id, "Signature request")?;
+    let signer_id = uuid_or_404(&signer_id, "Signer")?;
+    let session_id = uuid_or_404(&session_id, "Signing session")?;
+    Ok(Json(
+        st.service
+            .get_session(caller.org_id, id, signer_id, session_id)
+            .await?
+            .into(),
+    ))
+}
+
+/// The signer's new link.
+#[derive(Serialize, ToSchema)]
+pub struct RotatedLink {
+    pub signer_id: Uuid,
+    pub access_token: String,
+    pub sign_url: String,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signatures/{id}/signers/{signer_id}/rotate-link", tag = TAG,
+    summary = "Issue a new signing link (the old one answers 410)",
+    params(
+        ("id" = Uuid, Path, description = "Signature request id"),
+        ("signer_id" = Uuid, Path, description = "Signer id"),
+        IdempotencyHeader,
+    ),
+    responses(
+        (status = 200, description = "The new link", body = RotatedLink),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
+        (status = 409, description = "The request or signer is no longer open", body = ErrorBody),
+        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rotate_link(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, signer_id)): Path<(String, String)>,
+) -> Result<Json<RotatedLink>, ApiError> {
+    let id = uuid_or_404(&id, "Signature request")?;
+    let signer_id = uuid_or_404(&signer_id, "Signer")?;
+    let (_, signer) = st.service.rotate_link(caller.org_id, id, signer_id).await?;
+    Ok(Json(RotatedLink {
+        signer_id: signer.id,
+        sign_url: st.service.sign_url(&signer.access_token),
+        access_token: signer.access_token,
+    }))
+}

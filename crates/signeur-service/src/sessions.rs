@@ -1,0 +1,656 @@
+//! Embedded signing sessions (the integrator authenticates the signer and sends them to a
+//! one-time `redirect_url`; the signer comes back to `return_url` with the result), the
+//! organization settings they depend on, and signing-link rotation.
+
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use signeur_core::{EventType, SignerStatus};
+use signeur_store::{SessionRow, SettingsRow, SignerRow};
+
+use crate::requests::{effective_status, new_access_token};
+use crate::signing::SESSION_TTL;
+use crate::{Result, Service, ServiceError, events};
+
+/// How long a `redirect_url` token stays usable.
+pub const SESSION_TOKEN_TTL: Duration = Duration::minutes(15);
+const MAX_URLS: usize = 20;
+const MAX_STATE_CHARS: usize = 1000;
+
+/// An organization's settings as the API shows them.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub allowed_return_urls: Vec<String>,
+    pub allowed_frame_origins: Vec<String>,
+    pub session_secret_set: bool,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A created (or replayed) session.
+#[derive(Debug, Clone)]
+pub struct CreatedSession {
+    pub id: Uuid,
+    pub redirect_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where the browser goes when an embedded session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionResult {
+    Success,
+    Cancelled,
+    Failed(&'static str),
+}
+
+impl SessionResult {
+    fn parts(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            SessionResult::Success => ("success", None),
+            SessionResult::Cancelled => ("cancelled", None),
+            SessionResult::Failed(code) => ("failed", Some(code)),
+        }
+    }
+}
+
+/// What opening a `redirect_url` leads to.
+#[derive(Debug, Clone)]
+pub enum SessionOpening {
+    /// Unknown token: a 404 page (no return URL is known).
+    NotFound,
+    /// Back to the integrator with this result.
+    Return(String),
+    /// The signing page, with the signer session and this embedded session.
+    Sign {
+        access_token: String,
+        session_id: Uuid,
+        signer_session: String,
+    },
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn invalid_url(field: &str, what: &str) -> ServiceError {
+    ServiceError::invalid("invalid_url", format!("Field '{field}' {what}."))
+}
+
+/// An allowed return-URL prefix: HTTPS (or plain HTTP on localhost / 127.0.0.1 / [::1]),
+/// no credentials, query or fragment.
+fn checked_prefix(field: &str, raw: &str, origin_only: bool) -> Result<String> {
+    if raw.len() > 2000 {
+        return Err(invalid_url(field, "is longer than 2000 characters"));
+    }
+    let u = url::Url::parse(raw).map_err(|_| invalid_url(field, "is not an absolute URL"))?;
+    let local = matches!(
+        u.host_str(),
+        Some("localhost") | Some("127.0.0.1") | Some("[::1]")
+    );
+    match u.scheme() {
+        "https" => {}
+        "http" if local => {}
+        _ => {
+            return Err(invalid_url(
+                field,
+                "must use https (http only for localhost or 127.0.0.1)",
+            ));
+        }
+    }
+    if u.host_str().is_none() || !u.username().is_empty() || u.password().is_some() {
+        return Err(invalid_url(field, "must name a host and no credentials"));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(invalid_url(field, "must not have a query or fragment"));
+    }
+    if origin_only {
+        if u.path() != "/" {
+            return Err(invalid_url(
+                field,
+                "must be an origin (scheme, host and port only)",
+            ));
+        }
+        return Ok(u.origin().ascii_serialization());
+    }
+    Ok(u.to_string())
+}
+
+/// The wire decisions' rule: scheme, host and port exactly; path by prefix at a `/`
+/// boundary.
+pub fn return_url_allowed(allowed: &[String], candidate: &str) -> bool {
+    let Ok(c) = url::Url::parse(candidate) else {
+        return false;
+    };
+    if c.fragment().is_some() || !c.username().is_empty() || c.password().is_some() {
+        return false;
+    }
+    allowed.iter().any(|a| {
+        let Ok(a) = url::Url::parse(a) else {
+            return false;
+        };
+        if a.scheme() != c.scheme()
+            || a.host_str() != c.host_str()
+            || a.port_or_known_default() != c.port_or_known_default()
+        {
+            return false;
+        }
+        let (ap, cp) = (a.path(), c.path());
+        ap == cp || (cp.starts_with(ap) && (ap.ends_with('/') || cp[ap.len()..].starts_with('/')))
+    })
+}
+
+fn string_list(v: &Value, field: &str, origin_only: bool) -> Result<Vec<String>> {
+    let items = v.as_array().ok_or_else(|| {
+        ServiceError::invalid(
+            "invalid_field",
+            format!("Field '{field}' must be an array of URLs."),
+        )
+    })?;
+    if items.len() > MAX_URLS {
+        return Err(ServiceError::invalid(
+            "invalid_field",
+            format!("Field '{field}' holds at most {MAX_URLS} entries."),
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let name = format!("{field}[{i}]");
+        let s = item.as_str().ok_or_else(|| {
+            ServiceError::invalid("invalid_field", format!("Field '{name}' must be a string."))
+        })?;
+        let url = checked_prefix(&name, s.trim(), origin_only)?;
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    Ok(out)
+}
+
+fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ServiceError::invalid("invalid_json", format!("Malformed JSON: {e}")))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(ServiceError::invalid(
+            "invalid_json",
+            "The request body must be a JSON object.",
+        )),
+    }
+}
+
+impl Service {
+    async fn settings_row(&self, org_id: Uuid) -> Result<SettingsRow> {
+        Ok(self
+            .db
+            .get_settings(org_id)
+            .await?
+            .unwrap_or_else(|| SettingsRow {
+                org_id,
+                allowed_return_urls: "[]".into(),
+                allowed_frame_origins: "[]".into(),
+                session_secret: None,
+                updated_at: self.clock.now(),
+            }))
+    }
+
+    fn view(row: &SettingsRow, stored: bool) -> Settings {
+        Settings {
+            allowed_return_urls: serde_json::from_str(&row.allowed_return_urls).unwrap_or_default(),
+            allowed_frame_origins: serde_json::from_str(&row.allowed_frame_origins)
+                .unwrap_or_default(),
+            session_secret_set: row.session_secret.is_some(),
+            updated_at: stored.then_some(row.updated_at),
+        }
+    }
+
+    /// `GET /api/v1/settings`.
+    pub async fn settings(&self, org_id: Uuid) -> Result<Settings> {
+        let stored = self.db.get_settings(org_id).await?;
+        let row = self.settings_row(org_id).await?;
+        Ok(Self::view(&row, stored.is_some()))
+    }
+
+    /// `PATCH /api/v1/settings`: the fields present are replaced.
+    pub async fn update_settings(&self, org_id: Uuid, body: &[u8]) -> Result<Settings> {
+        let m = json_object(body)?;
+        for key in m.keys() {
+            if !matches!(
+                key.as_str(),
+                "allowed_return_urls" | "allowed_frame_origins"
+            ) {
+                return Err(ServiceError::invalid(
+                    "invalid_field",
+                    format!("Field '{key}' is not a setting."),
+                ));
+            }
+        }
+        let mut row = self.settings_row(org_id).await?;
+        if let Some(v) = m.get("allowed_return_urls") {
+            row.allowed_return_urls =
+                serde_json::to_string(&string_list(v, "allowed_return_urls", false)?)
+                    .unwrap_or_else(|_| "[]".into());
+        }
+        if let Some(v) = m.get("allowed_frame_origins") {
+            row.allowed_frame_origins =
+                serde_json::to_string(&string_list(v, "allowed_frame_origins", true)?)
+                    .unwrap_or_else(|_| "[]".into());
+        }
+        row.updated_at = self.clock.now();
+        self.db.put_settings(&row).await?;
+        Ok(Self::view(&row, true))
+    }
+
+    /// `POST /api/v1/settings/session-secret`: a new secret (the old one stops signing
+    /// redirects at once), returned this once.
+    pub async fn rotate_session_secret(&self, org_id: Uuid) -> Result<String> {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = format!(
+            "sss_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        );
+        let mut row = self.settings_row(org_id).await?;
+        row.session_secret = Some(self.keys.encrypt("session-secret", secret.as_bytes()));
+        row.updated_at = self.clock.now();
+        self.db.put_settings(&row).await?;
+        Ok(secret)
+    }
+
+    /// The origins allowed to frame this organization's embedded signing pages.
+    pub async fn frame_origins(&self, org_id: Uuid) -> Result<Vec<String>> {
+        Ok(self.settings(org_id).await?.allowed_frame_origins)
+    }
+
+    /// `POST …/signers/{signer_id}/sessions`.
+    pub async fn create_session(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        body: &[u8],
+    ) -> Result<CreatedSession> {
+        let request = self
+            .db
+            .get_request(org_id, request_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        let signer = self
+            .db
+            .get_signer(request_id, signer_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signer"))?;
+        let m = json_object(body)?;
+        let return_url = match m.get("return_url") {
+            None | Some(Value::Null) => {
+                return Err(ServiceError::invalid(
+                    "missing_field",
+                    "Field 'return_url' is required.",
+                ));
+            }
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(_) => {
+                return Err(ServiceError::invalid(
+                    "invalid_field",
+                    "Field 'return_url' must be a string.",
+                ));
+            }
+        };
+        let state = match m.get("state") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.chars().count() <= MAX_STATE_CHARS => Some(s.clone()),
+            Some(Value::String(_)) => {
+                return Err(ServiceError::invalid(
+                    "invalid_field",
+                    format!("Field 'state' must be at most {MAX_STATE_CHARS} characters."),
+                ));
+            }
+            Some(_) => {
+                return Err(ServiceError::invalid(
+                    "invalid_field",
+                    "Field 'state' must be a string.",
+                ));
+            }
+        };
+        for key in m.keys() {
+            if !matches!(key.as_str(), "return_url" | "state") {
+                return Err(ServiceError::invalid(
+                    "invalid_field",
+                    format!("Field '{key}' is not accepted here."),
+                ));
+            }
+        }
+        if return_url.len() > 2000 || url::Url::parse(&return_url).is_err() {
+            return Err(ServiceError::invalid(
+                "invalid_url",
+                "Field 'return_url' must be an absolute URL.",
+            ));
+        }
+        let settings = self.settings(org_id).await?;
+        if !return_url_allowed(&settings.allowed_return_urls, &return_url) {
+            return Err(ServiceError::invalid(
+                "return_url_not_allowed",
+                "Field 'return_url' does not match any of the organization's allowed_return_urls (PATCH /api/v1/settings).",
+            ));
+        }
+        let now = self.clock.now();
+        let status = effective_status(&request, now);
+        if !status.is_open() {
+            return Err(ServiceError::InvalidState(format!(
+                "The request is '{status}'; no signing session can start."
+            )));
+        }
+        match SignerStatus::parse(&signer.status) {
+            Some(SignerStatus::Sent | SignerStatus::Opened) => {}
+            Some(SignerStatus::Pending) => {
+                return Err(ServiceError::InvalidState(
+                    "It is not this signer's turn yet (status 'pending').".into(),
+                ));
+            }
+            _ => {
+                return Err(ServiceError::InvalidState(format!(
+                    "The signer is '{}'; no signing session can start.",
+                    signer.status
+                )));
+            }
+        }
+        let token = new_access_token();
+        let row = SessionRow {
+            id: Uuid::new_v4(),
+            org_id,
+            request_id,
+            signer_id,
+            token_hash: sha256_hex(&token),
+            return_url,
+            state,
+            status: "pending".into(),
+            result: None,
+            failure_code: None,
+            created_at: now,
+            expires_at: now + SESSION_TOKEN_TTL,
+            opened_at: None,
+            completed_at: None,
+        };
+        let mut tx = self.db.begin().await?;
+        tx.insert_session(&row).await?;
+        tx.commit().await?;
+        Ok(CreatedSession {
+            id: row.id,
+            redirect_url: format!("{}/embed/{token}", self.public_url()),
+            expires_at: row.expires_at,
+        })
+    }
+
+    /// `GET …/sessions/{session_id}`.
+    pub async fn get_session(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<SessionRow> {
+        self.db
+            .get_session(org_id, session_id)
+            .await?
+            .filter(|s| s.request_id == request_id && s.signer_id == signer_id)
+            .ok_or(ServiceError::NotFound("Signing session"))
+    }
+
+    /// Whether a replayed create still points at a usable session (the wire decisions:
+    /// a session key whose session is no longer valid creates a new session).
+    pub async fn session_still_valid(&self, org_id: Uuid, session_id: Uuid) -> Result<bool> {
+        let now = self.clock.now();
+        Ok(self
+            .db
+            .get_session(org_id, session_id)
+            .await?
+            .is_some_and(|s| s.status == "pending" && s.expires_at > now))
+    }
+
+    /// Opening `redirect_url`: uses the one-time token.
+    pub async fn open_embedded(&self, token: &str) -> Result<SessionOpening> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(SessionOpening::NotFound);
+        }
+        let Some(session) = self.db.session_by_token_hash(&sha256_hex(token)).await? else {
+            return Ok(SessionOpening::NotFound);
+        };
+        let now = self.clock.now();
+        if session.status != "pending" {
+            // Used already: back with token_expired; the session itself (maybe still in
+            // progress in the browser that used the token) is not touched.
+            let url = self
+                .return_url(&session, SessionResult::Failed("token_expired"))
+                .await?;
+            return Ok(SessionOpening::Return(url));
+        }
+        if session.expires_at <= now {
+            let url = self
+                .finish_session(&session, SessionResult::Failed("token_expired"))
+                .await?;
+            return Ok(SessionOpening::Return(url));
+        }
+        let (request, signer) = (
+            self.db
+                .get_request(session.org_id, session.request_id)
+                .await?,
+            self.db
+                .get_signer(session.request_id, session.signer_id)
+                .await?,
+        );
+        let usable = match (&request, &signer) {
+            (Some(r), Some(s)) => {
+                effective_status(r, now).is_open()
+                    && matches!(
+                        SignerStatus::parse(&s.status),
+                        Some(SignerStatus::Sent | SignerStatus::Opened)
+                    )
+            }
+            _ => false,
+        };
+        let (Some(signer), true) = (signer, usable) else {
+            let url = self
+                .finish_session(&session, SessionResult::Failed("session_not_found"))
+                .await?;
+            return Ok(SessionOpening::Return(url));
+        };
+        let mut tx = self.db.begin().await?;
+        let opened = tx.open_session(session.id, now).await?;
+        tx.commit().await?;
+        if !opened {
+            let url = self
+                .finish_session(&session, SessionResult::Failed("token_expired"))
+                .await?;
+            return Ok(SessionOpening::Return(url));
+        }
+        let gate = self.db.code_gate(signer.id).await?;
+        Ok(SessionOpening::Sign {
+            signer_session: self
+                .signer_session_for(signer.id, gate.and_then(|g| g.access_code_rotated_at)),
+            access_token: signer.access_token,
+            session_id: session.id,
+        })
+    }
+
+    /// The cookie value that marks a browser as being in embedded session `id`.
+    pub fn embed_cookie(&self, id: Uuid) -> String {
+        format!(
+            "{id}.{}",
+            hex::encode(self.keys.mac("embed-session", &[id.as_bytes()]))
+        )
+    }
+
+    /// The open embedded session a signing-page browser is in (from its cookie), if any.
+    pub async fn embedded_session(
+        &self,
+        cookie: Option<&str>,
+        signer_id: Uuid,
+    ) -> Result<Option<SessionRow>> {
+        let Some((id, _)) = cookie.and_then(|c| c.split_once('.')) else {
+            return Ok(None);
+        };
+        let Ok(id) = id.parse::<Uuid>() else {
+            return Ok(None);
+        };
+        let expected = self.embed_cookie(id);
+        let given = cookie.unwrap_or_default();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            given.as_bytes(),
+        )) {
+            return Ok(None);
+        }
+        let Some(s) = self.db.get_session_any(id).await? else {
+            return Ok(None);
+        };
+        Ok((s.signer_id == signer_id && s.status == "opened").then_some(s))
+    }
+
+    /// Completes a session once (`signing_session.completed`) and returns the URL the
+    /// browser goes back to. Completing an already completed session only builds the URL.
+    pub async fn finish_session(
+        &self,
+        session: &SessionRow,
+        result: SessionResult,
+    ) -> Result<String> {
+        let now = self.clock.now();
+        let (result_str, failure_code) = result.parts();
+        let mut tx = self.db.begin().await?;
+        if let Some(mut r) = tx.lock_request(session.org_id, session.request_id).await?
+            && tx
+                .complete_session(session.id, result_str, failure_code, now)
+                .await?
+        {
+            let event = events::append(
+                &mut r,
+                Some(session.signer_id),
+                EventType::SigningSessionCompleted,
+                json!({
+                    "signature_request_id": session.request_id,
+                    "signing_session_id": session.id,
+                    "signer_id": session.signer_id,
+                    "result": result_str,
+                    "failure_code": failure_code,
+                }),
+                now,
+            );
+            tx.update_request_status(&r).await?;
+            tx.insert_events(&[event]).await?;
+        }
+        tx.commit().await?;
+        self.return_url(session, result).await
+    }
+
+    /// `{return_url}?state=…&signing_session_id=…&result=…[&failure_code=…][&signature=…]`,
+    /// the signature an HMAC-SHA256 (hex) over the query before `&signature=`, keyed with the
+    /// organization's session secret (left out while none is set).
+    async fn return_url(&self, session: &SessionRow, result: SessionResult) -> Result<String> {
+        let (result_str, failure_code) = result.parts();
+        let query = {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("state", session.state.as_deref().unwrap_or(""));
+            q.append_pair("signing_session_id", &session.id.to_string());
+            q.append_pair("result", result_str);
+            if let Some(code) = failure_code {
+                q.append_pair("failure_code", code);
+            }
+            q.finish()
+        };
+        let mut url = session.return_url.clone();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&query);
+        let secret = self
+            .db
+            .get_settings(session.org_id)
+            .await?
+            .and_then(|s| s.session_secret)
+            .and_then(|enc| self.keys.decrypt("session-secret", &enc));
+        if let Some(secret) = secret {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret)
+                .map_err(|e| ServiceError::Internal(anyhow::anyhow!("HMAC key: {e}")))?;
+            mac.update(query.as_bytes());
+            url.push_str("&signature=");
+            url.push_str(&hex::encode(mac.finalize().into_bytes()));
+        }
+        Ok(url)
+    }
+
+    /// Gives every lapsed session its one `signing_session.completed` (`failed`,
+    /// `token_expired`): tokens never used in time, and sessions whose signer left.
+    pub async fn expire_sessions(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let lapsed = self.db.lapsed_sessions(now, now - SESSION_TTL, 100).await?;
+        let mut n = 0;
+        for s in lapsed {
+            self.finish_session(&s, SessionResult::Failed("token_expired"))
+                .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// `POST …/signers/{signer_id}/rotate-link`: a new signing link; the old one answers
+    /// 410 from now on.
+    pub async fn rotate_link(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+    ) -> Result<(signeur_store::RequestRow, SignerRow)> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let request = tx
+            .lock_request(org_id, request_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        let mut signer = self
+            .db_signer_in(&mut tx, request_id, signer_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signer"))?;
+        let status = effective_status(&request, now);
+        if !status.is_open() {
+            return Err(ServiceError::InvalidState(format!(
+                "The request is '{status}'; its links can no longer change."
+            )));
+        }
+        if !matches!(
+            SignerStatus::parse(&signer.status),
+            Some(SignerStatus::Pending | SignerStatus::Sent | SignerStatus::Opened)
+        ) {
+            return Err(ServiceError::InvalidState(format!(
+                "The signer is '{}'; the link can no longer change.",
+                signer.status
+            )));
+        }
+        let token = new_access_token();
+        tx.rotate_access_token(signer.id, &sha256_hex(&signer.access_token), &token, now)
+            .await?;
+        tx.commit().await?;
+        signer.access_token = token;
+        Ok((request, signer))
+    }
+
+    async fn db_signer_in(
+        &self,
+        tx: &mut signeur_store::Tx,
+        request_id: Uuid,
+        signer_id: Uuid,
+    ) -> Result<Option<SignerRow>> {
+        Ok(tx
+            .signers_of_locked(request_id)
+            .await?
+            .into_iter()
+            .find(|s| s.id == signer_id))
+    }
+
+    /// The signer whose signing link `token` was before it was rotated away.
+    pub(crate) async fn rotated_token_signer(&self, token: &str) -> Result<Option<SignerRow>> {
+        match self.db.retired_token_signer(&sha256_hex(token)).await? {
+            Some(id) => Ok(self.db.signer_by_id(id).await?),
+            None => Ok(None),
+        }
+    }
+}
