@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/sign/{token}/document.pdf", get(original))
         .route("/sign/{token}/signed.pdf", get(signed_document))
         .route("/sign/{token}/cancel", axum::routing::post(cancel_session))
+        .route("/sign/{token}/page/{number}", get(page_image))
         .route("/embed/{token}", get(open_embedded))
         .route("/assets/signeur.css", get(css))
         .route("/assets/sign.js", get(script))
@@ -503,6 +504,8 @@ fn sign_page<'a>(
             representing_role => form.and_then(|f| f.representing_role.clone()),
             representing_entity_id => form.and_then(|f| f.representing_entity_id.clone()),
             page_count => link.request.document_page_count,
+            preview_pages => link.request.document_page_count.min(signeur_service::previews::MAX_PREVIEW_PAGES),
+            preview_width => signeur_service::previews::PREVIEW_WIDTH,
             filename => link.request.document_filename.clone(),
             message => link.request.message.clone(),
             signer_name => link.signer.name.clone(),
@@ -1027,6 +1030,35 @@ async fn signed_document(
     }
 }
 
+/// One page of the document as PNG, for the signer with a session.
+async fn page_image(
+    State(state): State<AppState>,
+    Path((token, number)): Path<(String, String)>,
+    visitor: Visitor,
+) -> Response {
+    use signeur_service::previews::PreviewError;
+    let link = match resolve(&state, &token, &visitor, None).await {
+        Ok(l) => l,
+        Err(res) => return res,
+    };
+    let Ok(number) = number.parse::<usize>() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match state.service.page_preview(&link, number).await {
+        Ok(png) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            png.as_ref().clone(),
+        )
+            .into_response(),
+        Err(PreviewError::NoSuchPage) => StatusCode::NOT_FOUND.into_response(),
+        Err(PreviewError::Render(_)) => StatusCode::UNPROCESSABLE_ENTITY.into_response(),
+        Err(PreviewError::Other(e)) => internal(e),
+    }
+}
+
 async fn css() -> Response {
     (
         [
@@ -1109,7 +1141,7 @@ mod tests {
                 ),
                 (
                     "sign.html",
-                    context! { full_name => "Ærø Łódź", page_count => 2, filename => "a.pdf", message => "Hi", error => "x" },
+                    context! { full_name => "Ærø Łódź", page_count => 60, preview_pages => 50, preview_width => 1000, filename => "a.pdf", message => "Hi", error => "x", embedded => true },
                 ),
                 ("decline.html", context! { reason => "", error => "x" }),
                 (

@@ -12,6 +12,7 @@ mod invitations;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod previews;
 mod requests;
 pub mod sessions;
 pub mod signing;
@@ -41,6 +42,7 @@ pub struct Service {
     pub keys: MasterKey,
     pub mail: mail::MailSettings,
     key_cache: std::sync::Arc<auth::KeyCache>,
+    previews: std::sync::Arc<previews::PreviewCache>,
 }
 
 impl Service {
@@ -52,6 +54,7 @@ impl Service {
             keys,
             mail: mail::MailSettings::memory("http://127.0.0.1:8080"),
             key_cache: Default::default(),
+            previews: Default::default(),
         }
     }
 

@@ -220,6 +220,8 @@ pub const PAGE_KEYS: &[&str] = &[
     "error-invalid",
     "gone-rotated",
     "session-cancel",
+    "document-page",
+    "document-more-pages",
 ];
 
 /// One translated string; a missing key is an error (never silently empty text).

@@ -75,3 +75,8 @@ error-missing = Bitte füllen Sie „{ $field }“ aus.
 error-invalid = Bitte prüfen Sie „{ $field }“.
 gone-rotated = Dieser Link wurde durch einen neueren ersetzt. Verwenden Sie den zuletzt erhaltenen Link.
 session-cancel = Abbrechen und zurückkehren
+document-page = Seite { $n } von { $count }
+document-more-pages = { $count ->
+    [one] Eine weitere Seite finden Sie im Dokument zum Herunterladen.
+   *[other] { $count } weitere Seiten finden Sie im Dokument zum Herunterladen.
+}

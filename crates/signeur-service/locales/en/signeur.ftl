@@ -75,3 +75,8 @@ error-missing = Please fill in “{ $field }”.
 error-invalid = Please check “{ $field }”.
 gone-rotated = This link was replaced by a newer one. Use the most recent link you were sent.
 session-cancel = Cancel and go back
+document-page = Page { $n } of { $count }
+document-more-pages = { $count ->
+    [one] One more page is in the downloadable document.
+   *[other] { $count } more pages are in the downloadable document.
+}

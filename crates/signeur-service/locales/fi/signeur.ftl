@@ -75,3 +75,8 @@ error-missing = Täytä kenttä ”{ $field }”.
 error-invalid = Tarkista kenttä ”{ $field }”.
 gone-rotated = Tämä linkki on korvattu uudemmalla. Käytä viimeisintä saamaasi linkkiä.
 session-cancel = Peruuta ja palaa
+document-page = Sivu { $n } / { $count }
+document-more-pages = { $count ->
+    [one] Yksi sivu lisää on ladattavassa asiakirjassa.
+   *[other] { $count } sivua lisää on ladattavassa asiakirjassa.
+}

@@ -75,3 +75,8 @@ error-missing = Veuillez remplir « { $field } ».
 error-invalid = Veuillez vérifier « { $field } ».
 gone-rotated = Ce lien a été remplacé par un plus récent. Utilisez le dernier lien que vous avez reçu.
 session-cancel = Annuler et revenir
+document-page = Page { $n } sur { $count }
+document-more-pages = { $count ->
+    [one] Une page de plus figure dans le document à télécharger.
+   *[other] { $count } pages de plus figurent dans le document à télécharger.
+}

@@ -127,6 +127,18 @@ async fn an_api_link_opens_signs_and_seals() {
         .unwrap();
     assert_eq!(res.status(), 303, "no session, no document");
 
+    // Page images, rendered on the server, for the signer only.
+    let (_, html) = page(&b, &url0).await;
+    assert!(html.contains("/page/1\" alt=\"Page 1 of 1\""), "{html}");
+    let res = b.get(format!("{url0}/page/1")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert!(res.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    let res = b.get(format!("{url0}/page/2")).send().await.unwrap();
+    assert_eq!(res.status(), 404, "the document has one page");
+    let res = reqwest::get(format!("{url0}/page/1")).await.unwrap();
+    assert_eq!(res.status(), 404, "no session, no page image");
+
     let (status, html) = sign_as(&b, &url0, "Anna H. Buyer").await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("You have signed"), "{html}");
