@@ -21,15 +21,22 @@ const MAX_CONCURRENT_RENDERS: usize = 2;
 /// Cache size in bytes of PNG.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Rendered pages by (request, page number), and their total size.
+#[derive(Default)]
+struct Cached {
+    pages: HashMap<(Uuid, usize), Arc<Vec<u8>>>,
+    bytes: usize,
+}
+
 pub(crate) struct PreviewCache {
-    entries: Mutex<(HashMap<(Uuid, usize), Arc<Vec<u8>>>, usize)>,
+    entries: Mutex<Cached>,
     renders: Semaphore,
 }
 
 impl Default for PreviewCache {
     fn default() -> Self {
         PreviewCache {
-            entries: Mutex::new((HashMap::new(), 0)),
+            entries: Mutex::new(Cached::default()),
             renders: Semaphore::new(MAX_CONCURRENT_RENDERS),
         }
     }
@@ -38,17 +45,17 @@ impl Default for PreviewCache {
 impl PreviewCache {
     fn get(&self, key: &(Uuid, usize)) -> Option<Arc<Vec<u8>>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.0.get(key).cloned()
+        entries.pages.get(key).cloned()
     }
 
     fn put(&self, key: (Uuid, usize), png: Arc<Vec<u8>>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.1 + png.len() > CACHE_BYTES {
-            entries.0.clear();
-            entries.1 = 0;
+        if entries.bytes + png.len() > CACHE_BYTES {
+            entries.pages.clear();
+            entries.bytes = 0;
         }
-        entries.1 += png.len();
-        entries.0.insert(key, png);
+        entries.bytes += png.len();
+        entries.pages.insert(key, png);
     }
 }
 
