@@ -48,6 +48,8 @@ PDF_BASE64 = base64.b64encode(_minimal_pdf()).decode("ascii")
 
 CREATE = ("POST", "/api/v1/signatures")
 LIST = ("GET", "/api/v1/signatures")
+SESSIONS = ("POST", "/api/v1/signatures/{id}/signers/{signer_id}/sessions")
+SETTINGS = ("PATCH", "/api/v1/settings")
 
 
 def _op(case) -> tuple[str, str]:
@@ -116,6 +118,13 @@ ACCEPTED_400 = [
     # A cursor is an opaque, authenticated token that only the server issues (`next_cursor`);
     # no schema can describe which strings are valid.
     (LIST, "invalid_cursor", r".", _always),
+    # A session's return_url must match one of the organization's allowed_return_urls: data
+    # the organization sets, not a schema rule; and it must be an absolute URL.
+    (SESSIONS, "return_url_not_allowed", r".", _always),
+    (SESSIONS, "invalid_url", r"^Field 'return_url' must be an absolute URL\.$", _always),
+    # Allowed return URLs and frame origins: https (http only on loopback), no credentials,
+    # query or fragment, origins without a path: URL structure beyond a JSON Schema string.
+    (SETTINGS, "invalid_url", r"^Field 'allowed_(return_urls|frame_origins)\[\d+\]' ", _always),
 ]
 
 

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -50,8 +50,9 @@ impl From<Settings> for SettingsView {
     }
 }
 
-/// `PATCH /api/v1/settings`: fields present are replaced.
-#[derive(ToSchema)]
+/// `PATCH /api/v1/settings`: fields present are replaced (`null` empties the list).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct SettingsPatch {
     #[schema(max_items = 20)]
@@ -114,7 +115,9 @@ pub struct SessionSecret {
     params(IdempotencyHeader),
     responses(
         (status = 200, description = "The new secret; the previous one stops signing at once", body = SessionSecret),
+        (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused for another request, or still in flight", body = ErrorBody),
         (status = 413, description = "Body over 16 MB", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -129,7 +132,8 @@ pub async fn rotate_session_secret(
 }
 
 /// `POST …/sessions` body.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateSession {
     /// Where the browser returns; must match an allowed return URL.
@@ -164,7 +168,7 @@ pub struct SessionCreated {
         (status = 400, description = "Invalid body, or return_url_not_allowed", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
-        (status = 409, description = "The request or signer can no longer sign, or it is not their turn", body = ErrorBody),
+        (status = 409, description = "The request or signer can no longer sign, it is not their turn, or an Idempotency-Key conflict", body = ErrorBody),
         (status = 413, description = "Body over 16 MB", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -288,9 +292,10 @@ pub struct RotatedLink {
     ),
     responses(
         (status = 200, description = "The new link", body = RotatedLink),
+        (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
-        (status = 409, description = "The request or signer is no longer open", body = ErrorBody),
+        (status = 409, description = "The request or signer is no longer open, or an Idempotency-Key conflict", body = ErrorBody),
         (status = 413, description = "Body over 16 MB", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -222,6 +222,7 @@ pub const PAGE_KEYS: &[&str] = &[
     "session-cancel",
     "document-page",
     "document-more-pages",
+    "page-footer",
 ];
 
 /// One translated string; a missing key is an error (never silently empty text).
@@ -240,13 +241,24 @@ pub fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::
         .lookup("lang")
         .and_then(|v| v.as_str().and_then(Locale::parse))
         .unwrap_or(Locale::En);
-    let mut args = Vec::new();
+    let mut args: HashMap<Cow<'static, str>, FluentValue> = HashMap::new();
     for name in kwargs.args() {
         let v: Value = kwargs.get(name)?;
-        args.push((name, v.to_string()));
+        // Numbers stay numbers, so Fluent picks the plural form ("1 page", "2 pages").
+        let fv = match v.as_i64() {
+            Some(n) if v.kind() == minijinja::value::ValueKind::Number => FluentValue::from(n),
+            _ => FluentValue::from(v.to_string()),
+        };
+        args.insert(Cow::Owned(name.to_string()), fv);
     }
-    translate(locale, key, &args)
-        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::UndefinedError, e))
+    LOCALES
+        .try_lookup_with_args(&language(locale), key, &args)
+        .ok_or_else(|| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::UndefinedError,
+                format!("no translation '{key}' for {locale}"),
+            )
+        })
 }
 
 fn environment() -> Environment<'static> {

@@ -144,6 +144,9 @@ pub fn return_url_allowed(allowed: &[String], candidate: &str) -> bool {
 }
 
 fn string_list(v: &Value, field: &str, origin_only: bool) -> Result<Vec<String>> {
+    if v.is_null() {
+        return Ok(Vec::new());
+    }
     let items = v.as_array().ok_or_else(|| {
         ServiceError::invalid(
             "invalid_field",

@@ -80,3 +80,4 @@ document-more-pages = { $count ->
     [one] Eine weitere Seite finden Sie im Dokument zum Herunterladen.
    *[other] { $count } weitere Seiten finden Sie im Dokument zum Herunterladen.
 }
+page-footer = Signeur wickelt diese Unterzeichnung im Auftrag von { $org } ab.

@@ -80,3 +80,4 @@ document-more-pages = { $count ->
     [one] One more page is in the downloadable document.
    *[other] { $count } more pages are in the downloadable document.
 }
+page-footer = Signeur runs this signing on behalf of { $org }.

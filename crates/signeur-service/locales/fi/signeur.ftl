@@ -80,3 +80,4 @@ document-more-pages = { $count ->
     [one] Yksi sivu lisää on ladattavassa asiakirjassa.
    *[other] { $count } sivua lisää on ladattavassa asiakirjassa.
 }
+page-footer = Signeur hoitaa tämän allekirjoituksen organisaation { $org } puolesta.

@@ -80,3 +80,4 @@ document-more-pages = { $count ->
     [one] Une page de plus figure dans le document à télécharger.
    *[other] { $count } pages de plus figurent dans le document à télécharger.
 }
+page-footer = Signeur gère cette signature pour le compte de { $org }.

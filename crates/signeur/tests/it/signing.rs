@@ -86,6 +86,10 @@ async fn an_api_link_opens_signs_and_seals() {
     assert!(html.contains("<html lang=\"en\">"));
     assert!(html.contains("<label for=\"full_name\">Full name</label>"));
     assert!(html.contains("value=\"Anna Buyer\""), "name prefilled");
+    assert!(
+        html.contains("contract.pdf · 1 page</p>"),
+        "plural forms: {html}"
+    );
     assert!(html.contains(">Sign</button>") && html.contains(">Decline</a>"));
     assert!(html.contains("type=\"checkbox\" value=\"yes\" required"));
     assert!(!html.contains("<script>"), "no inline script");
@@ -270,13 +274,16 @@ async fn the_access_code_gate_counts_locks_and_resend_unlocks() {
     let csrf1 = csrf_of(&html);
     let wrong1 = format!("{:06}", (code1.parse::<u32>().unwrap() + 7) % 1_000_000);
     for i in 0..5 {
-        let (status, _) = post_form(
+        let (status, html) = post_form(
             &b1,
             &format!("{url1}/verify"),
             &[("csrf", &csrf1), ("code", &wrong1)],
         )
         .await;
         assert_eq!(status, if i < 4 { 400 } else { 429 }, "attempt {i}");
+        if i == 3 {
+            assert!(html.contains("Sinulla on vielä yksi yritys."), "{html}");
+        }
     }
     let (status, html) = post_form(
         &b1,
