@@ -814,7 +814,7 @@ async fn sign(
         Err(res) => return res,
     };
     let input = SignInput {
-        via_session: embedded.is_some(),
+        session: embedded.as_ref().map(|e| e.session.clone()),
         full_name: form.full_name.clone(),
         consent: form.consent.is_some(),
         representing_entity: form.representing_entity.clone(),
@@ -826,10 +826,18 @@ async fn sign(
     };
     match state.service.sign(&link, input).await {
         Ok(()) => match &embedded {
-            Some(e) => {
-                back_to_integrator(&state, e, signeur_service::sessions::SessionResult::Success)
-                    .await
-            }
+            // Completed with the signature; only the way back is left.
+            Some(e) => match state
+                .service
+                .session_return_url(
+                    &e.session,
+                    signeur_service::sessions::SessionResult::Success,
+                )
+                .await
+            {
+                Ok(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
+                Err(e) => internal(e),
+            },
             None => see_other(&token, "", locale),
         },
         Err(ServiceError::Validation(v)) => sign_page(

@@ -354,6 +354,17 @@ impl Service {
         };
         let expires = request.expires_at.format("%Y-%m-%d").to_string();
         let link = self.sign_url(&signer.access_token);
+        // A decline notice names who declined.
+        let decliner = match kind {
+            mail::NoticeKind::Declined => self
+                .db
+                .signers_of(request_id)
+                .await?
+                .into_iter()
+                .find(|s| s.status == SignerStatus::Declined.as_str())
+                .and_then(|s| s.name.or(s.email)),
+            _ => None,
+        };
         let (subject, text, html) = mail::render_notice(&mail::Notice {
             kind,
             locale: Locale::parse(&signer.locale).unwrap_or(Locale::En),
@@ -365,7 +376,7 @@ impl Service {
                 mail::NoticeKind::Cancelled => request.cancel_reason.as_deref(),
                 _ => None,
             },
-            signer: None,
+            signer: decliner.as_deref(),
             expires: &expires,
         })
         .map_err(anyhow::Error::msg)?;

@@ -72,6 +72,38 @@ pub enum SessionOpening {
     },
 }
 
+/// Completes `session` inside the caller's transaction (the request row locked as `r`):
+/// the `signing_session.completed` event to write with the row, or None when the session
+/// was completed already.
+pub(crate) async fn complete_in(
+    tx: &mut signeur_store::Tx,
+    r: &mut signeur_store::RequestRow,
+    session: &SessionRow,
+    result: SessionResult,
+    now: DateTime<Utc>,
+) -> Result<Option<signeur_store::EventRow>> {
+    let (result_str, failure_code) = result.parts();
+    if !tx
+        .complete_session(session.id, result_str, failure_code, now)
+        .await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(events::append(
+        r,
+        Some(session.signer_id),
+        EventType::SigningSessionCompleted,
+        json!({
+            "signature_request_id": session.request_id,
+            "signing_session_id": session.id,
+            "signer_id": session.signer_id,
+            "result": result_str,
+            "failure_code": failure_code,
+        }),
+        now,
+    )))
+}
+
 fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
@@ -520,30 +552,24 @@ impl Service {
         result: SessionResult,
     ) -> Result<String> {
         let now = self.clock.now();
-        let (result_str, failure_code) = result.parts();
         let mut tx = self.db.begin().await?;
         if let Some(mut r) = tx.lock_request(session.org_id, session.request_id).await?
-            && tx
-                .complete_session(session.id, result_str, failure_code, now)
-                .await?
+            && let Some(event) = complete_in(&mut tx, &mut r, session, result, now).await?
         {
-            let event = events::append(
-                &mut r,
-                Some(session.signer_id),
-                EventType::SigningSessionCompleted,
-                json!({
-                    "signature_request_id": session.request_id,
-                    "signing_session_id": session.id,
-                    "signer_id": session.signer_id,
-                    "result": result_str,
-                    "failure_code": failure_code,
-                }),
-                now,
-            );
             tx.update_request_status(&r).await?;
             tx.insert_events(&[event]).await?;
         }
         tx.commit().await?;
+        self.return_url(session, result).await
+    }
+
+    /// The return URL of a session completed by the caller's transaction (see
+    /// [`complete_in`]).
+    pub async fn session_return_url(
+        &self,
+        session: &SessionRow,
+        result: SessionResult,
+    ) -> Result<String> {
         self.return_url(session, result).await
     }
 

@@ -114,8 +114,9 @@ pub struct SignInput {
     pub signature_data_url: Option<String>,
     pub ip_address: String,
     pub user_agent: Option<String>,
-    /// The signer came through an embedded signing session (no access code asked).
-    pub via_session: bool,
+    /// The embedded signing session the signer came through (no access code asked); it
+    /// completes with `success` in the signature's transaction.
+    pub session: Option<signeur_store::SessionRow>,
 }
 
 /// Where the signer's actions came from.
@@ -426,7 +427,7 @@ impl Service {
                 "The request is '{status}'."
             )));
         }
-        let method = match (input.via_session, link.gated) {
+        let method = match (input.session.is_some(), link.gated) {
             (true, _) => "session",
             (false, true) => "access_code",
             (false, false) => "link",
@@ -538,6 +539,18 @@ impl Service {
                 tx.mark_signer_link_sent(next.id, now).await?;
             }
         }
+        if let Some(session) = &input.session
+            && let Some(e) = crate::sessions::complete_in(
+                &mut tx,
+                &mut r,
+                session,
+                crate::sessions::SessionResult::Success,
+                now,
+            )
+            .await?
+        {
+            evs.push(e);
+        }
         tx.update_request_status(&r).await?;
         tx.insert_events(&evs).await?;
         tx.commit().await?;
@@ -599,6 +612,28 @@ impl Service {
                 now,
             ),
         ];
+        // The other signers who were emailed an invitation hear that it no longer stands.
+        if r.delivery == Delivery::Email.as_str() {
+            for other in tx.signers_of_locked(r.id).await? {
+                let invited = other.id != s.id
+                    && other.email_sent
+                    && matches!(other.status.as_str(), "sent" | "opened");
+                if invited {
+                    tx.enqueue(
+                        &NewJob {
+                            kind: JobKind::SendNotice.as_str().into(),
+                            payload: json!({"org_id": r.org_id, "signature_request_id": r.id, "signer_id": other.id, "kind": "declined"})
+                                .to_string(),
+                            dedup_key: Some(format!("notice:declined:{}", other.id)),
+                            run_at: now,
+                            max_attempts: 10,
+                        },
+                        now,
+                    )
+                    .await?;
+                }
+            }
+        }
         tx.invalidate_open_signers(r.id, now).await?;
         tx.update_request_status(&r).await?;
         tx.insert_events(&evs).await?;

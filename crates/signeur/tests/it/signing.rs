@@ -617,3 +617,43 @@ async fn sequential_email_requests_invite_the_next_signer_after_a_signature() {
     assert_eq!(got["signers"][1]["status"], "sent");
     assert_eq!(got["signers"][0]["status"], "signed");
 }
+
+#[tokio::test]
+async fn a_decline_tells_the_other_invited_signers_who_declined() {
+    let smtp = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(Some(smtp.url())).await;
+    let mut body = seed_body();
+    body["delivery"] = json!("email");
+    let v = app.create(&body).await;
+    let messages = smtp.wait_for(2).await;
+    let url0 = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    let code = code_in(
+        &messages
+            .iter()
+            .find(|m| m.to == vec!["buyer@example.com".to_string()])
+            .unwrap()
+            .text(),
+    );
+    let b = browser();
+    let (_, html) = page(&b, &url0).await;
+    post_form(
+        &b,
+        &format!("{url0}/verify"),
+        &[("csrf", &csrf_of(&html)), ("code", &code)],
+    )
+    .await;
+    let (_, html) = page(&b, &format!("{url0}/decline")).await;
+    let (status, _) = post_form(
+        &b,
+        &format!("{url0}/decline"),
+        &[("csrf", &csrf_of(&html)), ("reason", "Wrong price")],
+    )
+    .await;
+    assert_eq!(status, 410);
+    app.service.run_due_jobs().await.unwrap();
+    let messages = smtp.wait_for(3).await;
+    assert_eq!(messages.len(), 3, "one notice, to the other signer only");
+    let notice = &messages[2];
+    assert_eq!(notice.to, vec!["seller@example.com".to_string()]);
+    assert!(notice.text().contains("Anna Buyer"), "{}", notice.text());
+}
