@@ -17,8 +17,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -310,6 +312,91 @@ async function getSigners(id) {
   return res.json.data;
 }
 
+/** Polls the API until signer `index` of request `id` has `status` (emailed invitations
+ * turn `pending` into `sent` only once the mail went out). */
+async function waitForSignerStatus(id, index, status, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = (await getSigners(id))[index].status;
+    if (now === status) return;
+    if (Date.now() > deadline) throw new Error(`signer ${index} of ${id} is '${now}', not '${status}'`);
+    await sleep(100);
+  }
+}
+
+// --- An integrator's site (embedded signing sessions) --------------------------------------
+
+/**
+ * A stand-in for the integrator's web site on 127.0.0.1: answers `GET /return…` with a small
+ * page and records each such request's URL (path and query exactly as the browser sent them).
+ */
+async function startReturnSite() {
+  const hits = [];
+  const site = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url.startsWith('/return')) {
+      hits.push(req.url);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(
+        '<!doctype html><html lang="en"><head><title>Shop</title></head>' +
+          '<body><h1>Back at the shop</h1></body></html>',
+      );
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found');
+    }
+  });
+  await new Promise((resolve, reject) => {
+    site.once('error', reject);
+    site.listen(0, '127.0.0.1', resolve);
+  });
+  return {
+    origin: `http://127.0.0.1:${site.address().port}`,
+    hits,
+    close: () =>
+      new Promise((resolve) => {
+        site.closeAllConnections(); // Chromium keeps connections alive
+        site.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * Checks that `page` ended on the return site at `returnPath` with the session's result:
+ * `?state=…&signing_session_id=…&result=…[&failure_code=…]&signature=…` in exactly that
+ * order, `signature` the hex HMAC-SHA256 (keyed with the session secret's UTF-8 bytes) of the
+ * raw query before `&signature=`. Returns the parsed parameters.
+ */
+async function assertReturned(page, site, { returnPath, secret, sessionId, state, result, failureCode }) {
+  await page.getByRole('heading', { name: 'Back at the shop' }).waitFor();
+  const url = page.url();
+  assert.ok(url.startsWith(`${site.origin}${returnPath}?`), `back on ${returnPath}?…, not ${url}`);
+  const sent = site.hits.at(-1);
+  assert.equal(`${site.origin}${sent}`, url, 'the return site got the URL that the browser shows');
+  const raw = sent.slice(sent.indexOf('?') + 1);
+  const params = new URLSearchParams(raw);
+  const want = ['state', 'signing_session_id', 'result', ...(failureCode ? ['failure_code'] : []), 'signature'];
+  assert.deepEqual([...params.keys()], want, `the parameters and their order in ${raw}`);
+  assert.equal(params.get('state'), state);
+  assert.equal(params.get('signing_session_id'), sessionId);
+  assert.equal(params.get('result'), result);
+  if (failureCode) assert.equal(params.get('failure_code'), failureCode);
+  const at = raw.indexOf('&signature=');
+  assert.ok(at > 0, `a signature parameter in ${raw}`);
+  const expected = createHmac('sha256', Buffer.from(secret, 'utf8'))
+    .update(raw.slice(0, at), 'utf8')
+    .digest('hex');
+  assert.equal(
+    raw.slice(at + '&signature='.length),
+    expected,
+    'signature = hex HMAC-SHA256(session secret, the query before &signature=)',
+  );
+  return params;
+}
+
+async function startSession(req, signerIndex, body) {
+  return api('POST', `/api/v1/signatures/${req.id}/signers/${req.signers[signerIndex].id}/sessions`, body);
+}
+
 // --- The browser ---------------------------------------------------------------------------
 
 /** A fresh context (its own cookies and storage) and a page that records console errors. */
@@ -372,6 +459,26 @@ async function assertNoHorizontalScroll(page, width) {
 
 async function htmlLang(page) {
   return page.evaluate(() => document.documentElement.lang);
+}
+
+/**
+ * Waits until every page preview has loaded. They are `loading="lazy"` images without a
+ * height: a full-page screenshot taken before one loads is cut short by its height (Playwright
+ * measures the page first, and the image then grows it).
+ */
+async function waitForPreviews(page) {
+  for (const img of await page.locator('main img').all()) {
+    await img.scrollIntoViewIfNeeded();
+    await img.evaluate((el) =>
+      el.complete && el.naturalWidth > 0
+        ? null
+        : new Promise((resolve, reject) => {
+            el.addEventListener('load', resolve, { once: true });
+            el.addEventListener('error', () => reject(new Error(`preview ${el.src} did not load`)), { once: true });
+          }),
+    );
+  }
+  await page.evaluate(() => window.scrollTo(0, 0));
 }
 
 /** Draws a stroke across the signature canvas with the mouse. */
@@ -659,6 +766,158 @@ describe('signer pages in Chromium', () => {
     assert.ok(['awaiting_stamp', 'signed'].includes(got.status), `request status ${got.status}`);
   });
 
+  e2e('embedded signing session: no code, signed, back on the return URL with a signed result', async ({
+    context,
+    page,
+  }) => {
+    const site = await startReturnSite();
+    try {
+      const settings = await api('PATCH', '/api/v1/settings', { allowed_return_urls: [`${site.origin}/return`] });
+      assert.equal(settings.status, 200, settings.text);
+      assert.deepEqual(settings.json.allowed_return_urls, [`${site.origin}/return`]);
+      const rotated = await api('POST', '/api/v1/settings/session-secret');
+      assert.equal(rotated.status, 200, rotated.text);
+      const secret = rotated.json.session_secret;
+      assert.match(secret, /^sss_\S+$/);
+
+      // An emailed invitation: opened from the email, this link would ask for the code.
+      const req = await createRequest({ delivery: 'email', signers: [{ name: 'Erin Embedded', locale: 'en' }] });
+      await waitForMail(req.emails[0]);
+      await waitForSignerStatus(req.id, 0, 'sent');
+      const signerId = req.signers[0].id;
+      const state = 'order 42 & more';
+      const created = await startSession(req, 0, { return_url: `${site.origin}/return/done`, state });
+      assert.equal(created.status, 201, created.text);
+      const { signing_session_id: sessionId, redirect_url: redirectUrl, expires_at: expiresAt } = created.json;
+      assert.match(sessionId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      assert.ok(redirectUrl.startsWith(`${server.base}/`), `redirect_url on the server: ${redirectUrl}`);
+      assert.ok(Date.parse(expiresAt) > Date.now(), `expires_at in the future: ${expiresAt}`);
+
+      const opened = await page.goto(redirectUrl);
+      assert.equal(opened.status(), 200);
+      assert.ok(page.url().startsWith(`${server.base}/sign/`), `the signing page: ${page.url()}`);
+      assert.equal(await page.getByLabel('Access code').count(), 0, 'no access-code gate in a session');
+      await page.getByLabel('Full name', { exact: true }).waitFor();
+      await page.getByRole('button', { name: 'Cancel and go back' }).waitFor();
+      await assertNoHorizontalScroll(page, PHONE.width);
+
+      await page.getByLabel('Full name', { exact: true }).fill('Erin Embedded');
+      await page.getByRole('checkbox', { name: /agree to sign/ }).check();
+      const back = await clickAndLoad(page, page.getByRole('button', { name: 'Sign', exact: true }));
+      assert.equal(back.status(), 200);
+      await assertReturned(page, site, {
+        returnPath: '/return/done',
+        secret,
+        sessionId,
+        state,
+        result: 'success',
+      });
+
+      const sessionPath = `/api/v1/signatures/${req.id}/signers/${signerId}/sessions/${sessionId}`;
+      const polled = await api('GET', sessionPath);
+      assert.equal(polled.status, 200, polled.text);
+      assert.equal(polled.json.status, 'completed');
+      assert.equal(polled.json.result, 'success');
+      assert.equal(polled.json.failure_code ?? null, null);
+      const completedEvents = async () =>
+        (await getRequest(req.id)).audit_trail.events.filter((e) => e.type === 'signing_session.completed');
+      const completed = await completedEvents();
+      assert.equal(completed.length, 1, 'one signing_session.completed event');
+      assert.equal(completed[0].data.result, 'success');
+      assert.equal(completed[0].data.signing_session_id, sessionId);
+      const [signer] = await getSigners(req.id);
+      assert.equal(signer.status, 'signed');
+      assert.equal(signer.name_as_signed, 'Erin Embedded');
+
+      // The redirect_url is single-use: opened again (another browser), it goes straight back.
+      const other = await context.browser().newContext({ viewport: PHONE });
+      try {
+        const p1 = await other.newPage();
+        const again = await p1.goto(redirectUrl);
+        assert.equal(again.status(), 200);
+        await assertReturned(p1, site, {
+          returnPath: '/return/done',
+          secret,
+          sessionId,
+          state,
+          result: 'failed',
+          failureCode: 'token_expired',
+        });
+      } finally {
+        await other.close();
+      }
+      assert.equal((await completedEvents()).length, 1, 'reusing the link adds no second completion');
+
+      // Cancel: another request, another session, "Cancel and go back".
+      const req2 = await createRequest({ signers: [{ name: 'Carl Cancel', locale: 'en' }] });
+      const created2 = await startSession(req2, 0, { return_url: `${site.origin}/return/done`, state: 'cart 7' });
+      assert.equal(created2.status, 201, created2.text);
+      const other2 = await context.browser().newContext({ viewport: PHONE });
+      try {
+        const p2 = await other2.newPage();
+        assert.equal((await p2.goto(created2.json.redirect_url)).status(), 200);
+        const cancelled = await clickAndLoad(p2, p2.getByRole('button', { name: 'Cancel and go back' }));
+        assert.equal(cancelled.status(), 200);
+        await assertReturned(p2, site, {
+          returnPath: '/return/done',
+          secret,
+          sessionId: created2.json.signing_session_id,
+          state: 'cart 7',
+          result: 'cancelled',
+        });
+      } finally {
+        await other2.close();
+      }
+      const polled2 = await api(
+        'GET',
+        `/api/v1/signatures/${req2.id}/signers/${req2.signers[0].id}/sessions/${created2.json.signing_session_id}`,
+      );
+      assert.equal(polled2.json?.result, 'cancelled', polled2.text);
+      assert.notEqual((await getSigners(req2.id))[0].status, 'signed');
+
+      // Only the allowlisted return URLs (path by prefix at a `/` boundary).
+      for (const returnUrl of [`${site.origin}/other`, `${site.origin}/returned`]) {
+        const refused = await startSession(req2, 0, { return_url: returnUrl });
+        assert.equal(refused.status, 400, `${returnUrl}: ${refused.text}`);
+        assert.equal(refused.json?.error, 'return_url_not_allowed', refused.text);
+      }
+    } finally {
+      await site.close();
+    }
+  });
+
+  e2e('rotating a signing link: the old link answers 410, the new one signs', async ({ page }) => {
+    const req = await createRequest({ signers: [{ name: 'Rita Rotate', locale: 'en' }] });
+    const oldUrl = req.signers[0].sign_url;
+    const first = await page.goto(oldUrl);
+    assert.equal(first.status(), 200);
+    await page.getByLabel('Full name', { exact: true }).waitFor();
+
+    const rotated = await api('POST', `/api/v1/signatures/${req.id}/signers/${req.signers[0].id}/rotate-link`);
+    assert.equal(rotated.status, 200, rotated.text);
+    const { signer_id: signerId, access_token: newToken, sign_url: newUrl } = rotated.json;
+    assert.equal(signerId, req.signers[0].id);
+    assert.notEqual(newUrl, oldUrl);
+    assert.equal(newUrl, `${server.base}/sign/${newToken}`);
+
+    const gone = await page.goto(`${oldUrl}?lang=en`);
+    assert.equal(gone.status(), 410, 'the old link is gone');
+    assert.equal(await htmlLang(page), 'en');
+    await page.getByText(/was replaced by a newer one/).waitFor();
+    assert.equal(await page.getByLabel('Full name').count(), 0);
+
+    const fresh = await page.goto(newUrl);
+    assert.equal(fresh.status(), 200);
+    await page.getByLabel('Full name', { exact: true }).fill('Rita Rotate');
+    await page.getByRole('checkbox', { name: /agree to sign/ }).check();
+    const done = await clickAndLoad(page, page.getByRole('button', { name: 'Sign', exact: true }));
+    assert.equal(done.status(), 200);
+    await page.getByRole('heading', { name: 'You have signed' }).waitFor();
+    const [signer] = await getSigners(req.id);
+    assert.equal(signer.status, 'signed');
+    assert.equal(signer.name_as_signed, 'Rita Rotate');
+  });
+
   e2e('keyboard only: Tab through name, consent and Sign; Space checks, Enter signs', async ({ page, t }) => {
     const req = await createRequest({ signers: [{ name: 'Kim Keys', locale: 'en' }] });
     assert.equal((await page.goto(req.signers[0].sign_url)).status(), 200);
@@ -739,6 +998,7 @@ describe('signer pages in Chromium', () => {
       assert.equal(await htmlLang(page), lang);
       await page.getByRole('button', { name: SIGN_TEXT[lang], exact: true }).waitFor();
       await page.locator('#signature-pad').waitFor({ state: 'visible' });
+      await waitForPreviews(page);
       await assertNoHorizontalScroll(page, PHONE.width);
       await page.screenshot({
         path: path.join(SCREENSHOTS, `signing-${lang}.png`),
@@ -762,6 +1022,7 @@ describe('signer pages in Chromium', () => {
       assert.equal(await htmlLang(page), 'en');
       await page.getByRole('button', { name: 'Sign', exact: true }).waitFor();
       await page.locator('#signature-pad').waitFor({ state: 'visible' });
+      await waitForPreviews(page);
       await assertNoHorizontalScroll(page, DESKTOP.width);
       await page.screenshot({
         path: path.join(SCREENSHOTS, 'signing-desktop-en.png'),
