@@ -19,6 +19,8 @@ wire_enum!(
         SignatureRequestDeclined = "signature_request.declined",
         SignatureRequestCancelled = "signature_request.cancelled",
         SignatureRequestExpired = "signature_request.expired",
+        SignatureRequestStampFailed = "signature_request.stamp_failed",
+        SignatureRequestSealRetried = "signature_request.seal_retried",
         SignerOpened = "signer.opened",
         SignerSigned = "signer.signed",
         SignerDeclined = "signer.declined",

@@ -352,6 +352,42 @@ pub async fn resend_invitation(
     Ok(Json(ResendResponse::from(&outcome)))
 }
 
+/// The answer to a seal retry.
+#[derive(serde::Serialize, ToSchema)]
+pub struct RetrySealResponse {
+    pub id: Uuid,
+    /// `awaiting_stamp`: the seal job is queued again.
+    #[schema(example = "awaiting_stamp")]
+    pub status: String,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signatures/{id}/retry-seal", tag = TAG,
+    summary = "Try sealing again after stamp_failed",
+    params(("id" = Uuid, Path, description = "Signature request id"), IdempotencyHeader),
+    responses(
+        (status = 200, description = "The seal job is queued again", body = RetrySealResponse),
+        (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request in this organization", body = ErrorBody),
+        (status = 409, description = "The request is not stamp_failed (invalid_state), or an Idempotency-Key conflict", body = ErrorBody),
+        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn retry_seal(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RetrySealResponse>, ApiError> {
+    let id = request_id(&id)?;
+    let status = st.service.retry_seal(caller.org_id, id).await?;
+    Ok(Json(RetrySealResponse {
+        id,
+        status: status.as_str().to_string(),
+    }))
+}
+
 /// A PDF file, as raw bytes.
 #[derive(ToSchema)]
 #[allow(dead_code)]

@@ -168,6 +168,15 @@ impl Service {
             Err(e) if job.attempts >= job.max_attempts => {
                 tracing::error!(job = %job.id, kind = kind.as_str(), attempts = job.attempts, error = %e, "job failed for good");
                 self.db.fail_job(job.id, now, &e.to_string()).await?;
+                if kind == JobKind::SealDocument {
+                    let p = JobPayload::parse(&job.payload)?;
+                    self.seal_failed(
+                        p.id("org_id")?,
+                        p.id("signature_request_id")?,
+                        &e.to_string(),
+                    )
+                    .await?;
+                }
             }
             Err(e) => {
                 let delay = backoff(job.attempts);

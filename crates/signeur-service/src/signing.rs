@@ -8,6 +8,7 @@
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
+use sha2::Digest as _;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -511,7 +512,7 @@ impl Service {
                     payload: json!({"org_id": r.org_id, "signature_request_id": r.id}).to_string(),
                     dedup_key: Some(format!("seal:{}", r.id)),
                     run_at: now,
-                    max_attempts: 8,
+                    max_attempts: SEAL_ATTEMPTS,
                 },
                 now,
             )
@@ -670,6 +671,15 @@ impl Service {
         }
         let next = RequestStatus::AwaitingStamp.apply(Action::SealSucceeded)?;
         let (blob, hash) = (r.document_blob.clone(), r.document_hash.clone());
+        // The document to seal must be the one the signers saw.
+        let original = self.blobs.get(&blob).await?.ok_or_else(|| {
+            ServiceError::Internal(anyhow::anyhow!("the document blob {blob} is missing"))
+        })?;
+        if hex::encode(sha2::Sha256::digest(&original)) != hash {
+            return Err(ServiceError::Internal(anyhow::anyhow!(
+                "the document blob {blob} does not match document_hash"
+            )));
+        }
         tx.set_sealed_document(r.id, &blob, &hash).await?;
         r.sealed_blob = Some(blob);
         r.sealed_document_hash = Some(hash.clone());
@@ -697,6 +707,77 @@ impl Service {
         Ok("sealed (original document, no PAdES seal yet)".into())
     }
 }
+
+impl Service {
+    /// The seal job gave up: `stamp_failed`, with the reason in the audit trail. A failed
+    /// seal is never silent: an event, an error log line (and the job row keeps the error).
+    pub async fn seal_failed(&self, org_id: Uuid, request_id: Uuid, reason: &str) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let Some(mut r) = tx.lock_request(org_id, request_id).await? else {
+            return Ok(());
+        };
+        let Ok(next) = RequestStatus::parse(&r.status)
+            .unwrap_or(RequestStatus::Pending)
+            .apply(Action::SealFailed)
+        else {
+            return Ok(());
+        };
+        r.status = next.as_str().into();
+        r.updated_at = now;
+        let event = events::append(
+            &mut r,
+            None,
+            EventType::SignatureRequestStampFailed,
+            json!({"signature_request_id": request_id, "reason": reason, "failed_at": time::format(now)}),
+            now,
+        );
+        tx.update_request_status(&r).await?;
+        tx.insert_events(&[event]).await?;
+        tx.commit().await?;
+        tracing::error!(signature_request = %request_id, reason, "sealing failed; the request is stamp_failed until retried");
+        Ok(())
+    }
+
+    /// `POST /api/v1/signatures/{id}/retry-seal`: `stamp_failed` → `awaiting_stamp`, the seal
+    /// job queued again.
+    pub async fn retry_seal(&self, org_id: Uuid, request_id: Uuid) -> Result<RequestStatus> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let mut r = tx
+            .lock_request(org_id, request_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        let next = effective_status(&r, now).apply(Action::RetrySeal)?;
+        r.status = next.as_str().into();
+        r.updated_at = now;
+        let event = events::append(
+            &mut r,
+            None,
+            EventType::SignatureRequestSealRetried,
+            json!({"signature_request_id": request_id, "retried_at": time::format(now)}),
+            now,
+        );
+        tx.enqueue(
+            &NewJob {
+                kind: JobKind::SealDocument.as_str().into(),
+                payload: json!({"org_id": org_id, "signature_request_id": request_id}).to_string(),
+                dedup_key: Some(format!("seal:{request_id}")),
+                run_at: now,
+                max_attempts: SEAL_ATTEMPTS,
+            },
+            now,
+        )
+        .await?;
+        tx.update_request_status(&r).await?;
+        tx.insert_events(&[event]).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+}
+
+/// Attempts of one seal job before the request becomes `stamp_failed`.
+pub const SEAL_ATTEMPTS: i64 = 8;
 
 /// A drawn signature from the page's canvas: a PNG data URL, bounded.
 fn decode_png_data_url(url: &str) -> Result<Vec<u8>> {

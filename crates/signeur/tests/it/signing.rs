@@ -657,3 +657,80 @@ async fn a_decline_tells_the_other_invited_signers_who_declined() {
     assert_eq!(notice.to, vec!["seller@example.com".to_string()]);
     assert!(notice.text().contains("Anna Buyer"), "{}", notice.text());
 }
+
+#[tokio::test]
+async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
+    let app = TestApp::start().await;
+    let mut body = seed_body();
+    body["signers"] = json!([{ "email": "buyer@example.com", "name": "Anna Buyer" }]);
+    let v = app.create(&body).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let url = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    let res = app
+        .post(&format!("/api/v1/signatures/{id}/retry-seal"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409, "nothing to retry while sent");
+
+    // The document the signers saw goes missing: the seal cannot be made.
+    let key = app
+        .service
+        .db
+        .get_request(app.org_id, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .document_blob;
+    let original = app.service.blobs.get(&key).await.unwrap().unwrap();
+    let b = browser();
+    page(&b, &url).await;
+    sign_as(&b, &url, "Anna Buyer").await;
+    app.service.blobs.delete(&key).await.unwrap();
+    for _ in 0..signeur_service::signing::SEAL_ATTEMPTS {
+        app.service.run_due_jobs().await.unwrap();
+        app.advance(Duration::hours(2));
+    }
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(got["status"], "stamp_failed");
+    let failed = got["audit_trail"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "signature_request.stamp_failed")
+        .expect("the failure is in the audit trail")
+        .clone();
+    assert!(
+        failed["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing"),
+        "{failed}"
+    );
+    let res = app
+        .get(&format!("/api/v1/signatures/{id}/document"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+
+    // Put it back and retry through the API.
+    app.service.blobs.put(&key, &original).await.unwrap();
+    let res = app
+        .post(&format!("/api/v1/signatures/{id}/retry-seal"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(r["status"], "awaiting_stamp");
+    app.service.run_due_jobs().await.unwrap();
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(got["status"], "signed");
+    let res = app
+        .post(&format!("/api/v1/signatures/{id}/retry-seal"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409, "a signed request is not retried");
+}
