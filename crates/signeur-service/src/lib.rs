@@ -14,6 +14,7 @@ pub mod keys;
 pub mod mail;
 pub mod previews;
 mod requests;
+pub mod seal_keys;
 pub mod sessions;
 pub mod signing;
 

@@ -102,6 +102,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "sessions",
         include_str!("../migrations/sqlite/0003_sessions.sql"),
     ),
+    (
+        4,
+        "seal_keys",
+        include_str!("../migrations/sqlite/0004_seal_keys.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -118,6 +123,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "sessions",
         include_str!("../migrations/postgres/0003_sessions.sql"),
+    ),
+    (
+        4,
+        "seal_keys",
+        include_str!("../migrations/postgres/0004_seal_keys.sql"),
     ),
 ];
 

@@ -20,7 +20,7 @@ pub use blobs::{BlobInfo, Blobs};
 pub use db::{Backend, Db, SqlitePools, Tx, migrations_versions};
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, NewJob};
-pub use orgs::{ApiKeyRow, OrgRow};
+pub use orgs::{ApiKeyRow, OrgRow, SealKeyRow};
 pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
 pub use sessions::{SessionRow, SettingsRow};
 pub use signing::{CodeGate, Signature};

@@ -124,3 +124,39 @@ impl Db {
         Ok(done == 1)
     }
 }
+
+/// An organization's generated sealing identity; the private key is encrypted with the
+/// master key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SealKeyRow {
+    pub org_id: Uuid,
+    pub certificate_der: Vec<u8>,
+    pub private_key_enc: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Db {
+    pub async fn get_seal_key(&self, org_id: Uuid) -> Result<Option<SealKeyRow>> {
+        Ok(on_db!(self, p => sqlx::query_as(
+            "SELECT org_id, certificate_der, private_key_enc, created_at FROM seal_keys WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    /// Stores the identity unless another node stored one first (then that one stays:
+    /// every node seals with the same key). Returns whether this one was stored.
+    pub async fn insert_seal_key(&self, k: &SealKeyRow) -> Result<bool> {
+        let n = on_db_write!(self, p => sqlx::query(
+            "INSERT INTO seal_keys (org_id, certificate_der, private_key_enc, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (org_id) DO NOTHING")
+            .bind(k.org_id)
+            .bind(&k.certificate_der)
+            .bind(&k.private_key_enc)
+            .bind(k.created_at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}

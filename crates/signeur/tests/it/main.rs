@@ -6,6 +6,7 @@ mod chain;
 mod cli;
 mod email;
 mod jobs;
+mod seal_keys;
 mod sessions;
 mod signing;
 mod smtp;
