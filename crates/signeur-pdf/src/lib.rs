@@ -37,6 +37,12 @@ use lopdf::{Dictionary, Document, LoadOptions, Object};
 
 mod render;
 pub use render::{MAX_RENDER_WIDTH, MIN_RENDER_WIDTH, RenderError, RenderLimits, render_page_png};
+mod seal;
+pub use seal::{
+    DEFAULT_CONTENTS_SIZE, EssCertIdV2, ID_AA_SIGNING_CERTIFICATE_V2, IssuerSerial,
+    MIN_CONTENTS_SIZE, RingSigner, SealAlgorithm, SealError, SealOptions, SealSigner, SignerError,
+    SigningCertificateV2, cms_content_info, cms_signer_info, seal,
+};
 
 /// Most pages an accepted document may have.
 pub const MAX_PAGES: u32 = 2000;
