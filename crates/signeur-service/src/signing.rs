@@ -658,19 +658,18 @@ impl Service {
             })
     }
 
-    /// Until PAdES sealing exists, "sealing" records the original as the document: the
-    /// request becomes `signed` with `signature_request.completed` and `.signed`.
+    /// The seal job: the original (checked against `document_hash`) sealed with the
+    /// organization's identity (PAdES B-B), stored, and the request `signed` with
+    /// `signature_request.completed` and `.signed` in one transaction. The slow part runs
+    /// before the transaction, which re-checks the state, so a second run changes nothing.
     pub async fn seal_request(&self, org_id: Uuid, request_id: Uuid) -> Result<String> {
-        let now = self.clock.now();
-        let mut tx = self.db.begin().await?;
-        let Some(mut r) = tx.lock_request(org_id, request_id).await? else {
+        let Some(request) = self.db.get_request(org_id, request_id).await? else {
             return Ok("request gone".into());
         };
-        if r.status != RequestStatus::AwaitingStamp.as_str() {
-            return Ok(format!("nothing to seal ({})", r.status));
+        if request.status != RequestStatus::AwaitingStamp.as_str() {
+            return Ok(format!("nothing to seal ({})", request.status));
         }
-        let next = RequestStatus::AwaitingStamp.apply(Action::SealSucceeded)?;
-        let (blob, hash) = (r.document_blob.clone(), r.document_hash.clone());
+        let (blob, hash) = (request.document_blob.clone(), request.document_hash.clone());
         // The document to seal must be the one the signers saw.
         let original = self.blobs.get(&blob).await?.ok_or_else(|| {
             ServiceError::Internal(anyhow::anyhow!("the document blob {blob} is missing"))
@@ -680,15 +679,41 @@ impl Service {
                 "the document blob {blob} does not match document_hash"
             )));
         }
-        tx.set_sealed_document(r.id, &blob, &hash).await?;
-        r.sealed_blob = Some(blob);
-        r.sealed_document_hash = Some(hash.clone());
+        let identity = self.seal_identity(org_id).await?;
+        let now = self.clock.now();
+        let sealed = tokio::task::spawn_blocking(move || {
+            let signer = signeur_pdf::RingSigner::ecdsa_p256_from_pkcs8(
+                &identity.private_key_pkcs8,
+                identity.certificate_chain.clone(),
+            )?;
+            signeur_pdf::seal(&original, &signer, &signeur_pdf::SealOptions::new(now))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.into()))?
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("sealing failed: {e}")))?;
+        let sealed_hash = hex::encode(sha2::Sha256::digest(&sealed));
+        let sealed_key = format!("sealed/{request_id}.pdf");
+        self.blobs.put(&sealed_key, &sealed).await?;
+
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let Some(mut r) = tx.lock_request(org_id, request_id).await? else {
+            return Ok("request gone".into());
+        };
+        if r.status != RequestStatus::AwaitingStamp.as_str() {
+            return Ok(format!("sealed elsewhere meanwhile ({})", r.status));
+        }
+        let next = RequestStatus::AwaitingStamp.apply(Action::SealSucceeded)?;
+        tx.set_sealed_document(r.id, &sealed_key, &sealed_hash)
+            .await?;
+        r.sealed_blob = Some(sealed_key);
+        r.sealed_document_hash = Some(sealed_hash.clone());
         r.status = next.as_str().into();
         r.signed_at = Some(now);
         r.updated_at = now;
         let data = json!({
             "signature_request_id": r.id, "status": "signed", "signed_at": time::format(now),
-            "document_hash": r.document_hash, "sealed_document_hash": hash,
+            "document_hash": r.document_hash, "sealed_document_hash": sealed_hash,
             "download_url": format!("{}/api/v1/signatures/{}/document", self.public_url(), r.id),
         });
         let evs = vec![
@@ -704,7 +729,8 @@ impl Service {
         tx.update_request_status(&r).await?;
         tx.insert_events(&evs).await?;
         tx.commit().await?;
-        Ok("sealed (original document, no PAdES seal yet)".into())
+        tracing::info!(signature_request = %request_id, "sealed (PAdES B-B)");
+        Ok("sealed".into())
     }
 }
 

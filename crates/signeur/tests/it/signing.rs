@@ -201,6 +201,26 @@ async fn an_api_link_opens_signs_and_seals() {
     let res = b1.get(format!("{url1}/signed.pdf")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/pdf");
+    // The sealed PDF: the upload is a byte-exact prefix; a PAdES signature is appended.
+    let sealed = res.bytes().await.unwrap();
+    assert!(sealed.starts_with(ONE_PAGE), "the original is a prefix");
+    assert!(sealed.len() > ONE_PAGE.len() + 16_000);
+    let tail = String::from_utf8_lossy(&sealed[ONE_PAGE.len()..]);
+    assert!(tail.contains("/ETSI.CAdES.detached") && tail.contains("/ByteRange"));
+    use sha2::Digest as _;
+    assert_eq!(
+        got["sealed_document_hash"],
+        hex::encode(sha2::Sha256::digest(&sealed))
+    );
+    assert_ne!(got["sealed_document_hash"], got["document_hash"]);
+    validate_with_outside_tools(&app, &sealed).await;
+    let api = app
+        .get(&format!("/api/v1/signatures/{id}/document"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    assert_eq!(api.bytes().await.unwrap(), sealed);
     let (_, html) = page(&b1, &url1).await;
     assert!(
         html.contains("/signed.pdf"),
@@ -733,4 +753,48 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
         .await
         .unwrap();
     assert_eq!(res.status(), 409, "a signed request is not retried");
+}
+
+/// pdfsig and pyHanko on a sealed file from the real flow, trusting the organization's
+/// generated certificate (skipped when the tools are missing, required with
+/// `SIGNEUR_REQUIRE_VALIDATORS`).
+async fn validate_with_outside_tools(app: &TestApp, sealed: &[u8]) {
+    use std::process::Command;
+    let required = std::env::var_os("SIGNEUR_REQUIRE_VALIDATORS").is_some();
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("sealed.pdf");
+    std::fs::write(&pdf, sealed).unwrap();
+    let cert = dir.path().join("seal.der");
+    let identity = app.service.seal_identity(app.org_id).await.unwrap();
+    std::fs::write(&cert, &identity.certificate_chain[0]).unwrap();
+
+    match Command::new("pdfsig").arg(&pdf).output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("Signature Validation: Signature is Valid."),
+                "pdfsig: {text}"
+            );
+        }
+        Err(_) if !required => eprintln!("note: pdfsig not installed, skipping"),
+        Err(e) => panic!("pdfsig is required: {e}"),
+    }
+    match Command::new("pyhanko")
+        .args(["sign", "validate", "--no-revocation-check", "--trust"])
+        .arg(&cert)
+        .arg("--trust-replace")
+        .arg(&pdf)
+        .output()
+    {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("INTACT:TRUSTED,UNTOUCHED"),
+                "pyhanko: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) if !required => eprintln!("note: pyhanko not installed, skipping"),
+        Err(e) => panic!("pyhanko is required: {e}"),
+    }
 }
