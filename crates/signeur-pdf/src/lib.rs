@@ -35,6 +35,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use lopdf::xref::XrefRecovery;
 use lopdf::{Dictionary, Document, LoadOptions, Object};
 
+mod verify;
+pub use verify::{MAX_SIGNATURES, SignatureReport, VerifyError, VerifyReport, verify};
 mod render;
 pub use render::{MAX_RENDER_WIDTH, MIN_RENDER_WIDTH, RenderError, RenderLimits, render_page_png};
 mod seal;
