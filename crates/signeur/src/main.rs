@@ -47,6 +47,14 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Check a sealed PDF's signatures: exit 0 only if the last one covers the whole file and
+    /// every signature is intact (1: not valid, 2: not a readable PDF). Trust in the signer's
+    /// certificate is not judged here; the report names it.
+    Verify {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::ApiKey { command } => api_key(&config, command).await,
+        Command::Verify { file, json } => verify(&file, json),
         Command::SendTestEmail { address } => {
             let service = service(&config, signeur_service::MasterKey::generate()).await?;
             service
@@ -128,6 +137,76 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn verify(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let report = match signeur_pdf::verify(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"valid": false, "error": e.code(), "message": e.to_string()})
+                );
+            } else {
+                eprintln!("{}: {e}", file.display());
+            }
+            std::process::exit(2);
+        }
+    };
+    let valid = report.seal_valid();
+    if as_json {
+        let mut v = serde_json::to_value(&report)?;
+        v["valid"] = json!(valid);
+        println!("{v}");
+    } else {
+        for (i, s) in report.signatures.iter().enumerate() {
+            println!(
+                "signature {} ({}): {}",
+                i + 1,
+                s.field_name.as_deref().unwrap_or("unnamed"),
+                if s.valid() { "intact" } else { "NOT VALID" }
+            );
+            println!(
+                "  signer:   {} (serial {})",
+                s.signer_subject, s.signer_serial_hex
+            );
+            println!(
+                "  validity: {} to {}{}",
+                s.not_before,
+                s.not_after,
+                if s.self_signed { ", self-signed" } else { "" }
+            );
+            println!(
+                "  type:     {}{}",
+                s.sub_filter,
+                if s.has_timestamp {
+                    ", with a signature time-stamp"
+                } else {
+                    ""
+                }
+            );
+            if let Some(m) = &s.signing_time {
+                println!("  claimed:  {m}");
+            }
+            println!(
+                "  covers the whole file: {}",
+                if s.covers_whole_file { "yes" } else { "no" }
+            );
+            for p in &s.problems {
+                println!("  problem:  {p}");
+            }
+        }
+        if report.signatures.is_empty() {
+            println!("no signatures");
+        }
+        println!("{}", if valid { "VALID" } else { "NOT VALID" });
+    }
+    if !valid {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Db> {

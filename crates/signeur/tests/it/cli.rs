@@ -392,3 +392,64 @@ async fn aiosmtpd_gets_invitations_queued_across_a_restart() {
         "{got}"
     );
 }
+
+/// `signeur verify`: exit 0 only for an intact seal covering the whole file.
+#[test]
+fn verify_checks_a_sealed_pdf() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, pkcs8) =
+        signeur_service::seal_keys::generate_identity("Acme Oy", chrono::Utc::now()).unwrap();
+    let signer = signeur_pdf::RingSigner::ecdsa_p256_from_pkcs8(&pkcs8, vec![cert]).unwrap();
+    let sealed = signeur_pdf::seal(
+        crate::support::ONE_PAGE,
+        &signer,
+        &signeur_pdf::SealOptions::new(chrono::Utc::now()),
+    )
+    .unwrap();
+    let verify = |name: &str, bytes: &[u8], json: bool| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("SIGNEUR_DATA_DIR", dir.path())
+            .env("SIGNEUR_LOG", "warn")
+            .arg("verify")
+            .arg(&path);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    let (code, out) = verify("sealed.pdf", &sealed, false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Acme Oy") && out.contains("self-signed") && out.ends_with("VALID\n"));
+    let (code, out) = verify("sealed.pdf", &sealed, true);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["signatures"][0]["sub_filter"], "/ETSI.CAdES.detached");
+    assert_eq!(v["signatures"][0]["has_signing_time_attr"], false);
+
+    // One byte changed in the signed part: not valid.
+    let mut tampered = sealed.clone();
+    let at = tampered.windows(4).position(|w| w == b"Sign").unwrap();
+    tampered[at] = b's';
+    let (code, out) = verify("tampered.pdf", &tampered, true);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["valid"], false);
+    // The unsealed original: no signature, not valid.
+    let (code, _) = verify("original.pdf", crate::support::ONE_PAGE, false);
+    assert_eq!(code, Some(1));
+    // Not a PDF at all.
+    let (code, out) = verify("note.txt", b"hello", true);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["error"],
+        "not_a_pdf"
+    );
+}
