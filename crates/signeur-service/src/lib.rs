@@ -44,6 +44,7 @@ pub struct Service {
     pub mail: mail::MailSettings,
     key_cache: std::sync::Arc<auth::KeyCache>,
     previews: std::sync::Arc<previews::PreviewCache>,
+    seal_override: Option<std::sync::Arc<seal_keys::SealIdentity>>,
 }
 
 impl Service {
@@ -56,6 +57,7 @@ impl Service {
             mail: mail::MailSettings::memory("http://127.0.0.1:8080"),
             key_cache: Default::default(),
             previews: Default::default(),
+            seal_override: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The sealing identity of an organization: by default a P-256 key and a self-signed
 //! certificate (subject: the organization's name), generated once with rcgen and stored in the
 //! database with the private key encrypted by the master key, so every node seals with the
-//! same identity. (A configured PKCS#12, `SIGNEUR_SEAL_P12`, will take precedence.)
+//! same identity. A configured PKCS#12 (`SIGNEUR_SEAL_P12`, e.g. from an AATL or qualified
+//! trust-service provider) takes precedence for every organization.
 
 use chrono::{Datelike, Duration};
 use uuid::Uuid;
@@ -75,9 +76,60 @@ pub fn generate_identity(
     Ok((cert.der().to_vec(), key.serialize_der()))
 }
 
+/// Reads the sealing identity from a PKCS#12 file's bytes: its private key and certificate
+/// chain (leaf first). The key must be ECDSA P-256 or RSA, and the leaf must certify it
+/// (checked when the signer is built).
+pub fn identity_from_pkcs12(data: &[u8], password: &str) -> Result<SealIdentity> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        ServiceError::Internal(anyhow::anyhow!("SIGNEUR_SEAL_P12: {e}"))
+    };
+    let store = p12_keystore::KeyStore::from_pkcs12(data, password).map_err(|e| invalid(&e))?;
+    let (_, chain) = store
+        .private_key_chain()
+        .ok_or_else(|| invalid(&"the file holds no private key with a certificate"))?;
+    let certificate_chain: Vec<Vec<u8>> =
+        chain.chain().iter().map(|c| c.as_der().to_vec()).collect();
+    if certificate_chain.is_empty() {
+        return Err(invalid(&"the private key has no certificate"));
+    }
+    let identity = SealIdentity {
+        certificate_chain,
+        private_key_pkcs8: chain.key().to_vec(),
+    };
+    identity.signer()?;
+    Ok(identity)
+}
+
+impl SealIdentity {
+    /// The signer for this identity (ECDSA P-256, else RSA).
+    pub fn signer(&self) -> Result<signeur_pdf::RingSigner> {
+        signeur_pdf::RingSigner::ecdsa_p256_from_pkcs8(
+            &self.private_key_pkcs8,
+            self.certificate_chain.clone(),
+        )
+        .or_else(|_| {
+            signeur_pdf::RingSigner::rsa_from_pkcs8(
+                &self.private_key_pkcs8,
+                self.certificate_chain.clone(),
+            )
+        })
+        .map_err(|e| internal(format!("the key cannot sign with its certificate: {e}")))
+    }
+}
+
 impl Service {
-    /// The organization's sealing identity, generated on first use.
+    /// Seals every organization's documents with this identity instead of generated ones.
+    pub fn with_seal_identity(mut self, identity: SealIdentity) -> Self {
+        self.seal_override = Some(std::sync::Arc::new(identity));
+        self
+    }
+
+    /// The organization's sealing identity: the configured one, or its own generated on
+    /// first use.
     pub async fn seal_identity(&self, org_id: Uuid) -> Result<SealIdentity> {
+        if let Some(identity) = &self.seal_override {
+            return Ok(identity.as_ref().clone());
+        }
         if let Some(row) = self.db.get_seal_key(org_id).await? {
             return self.open_identity(row);
         }

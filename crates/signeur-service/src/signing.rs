@@ -681,11 +681,8 @@ impl Service {
         }
         let identity = self.seal_identity(org_id).await?;
         let now = self.clock.now();
+        let signer = identity.signer()?;
         let sealed = tokio::task::spawn_blocking(move || {
-            let signer = signeur_pdf::RingSigner::ecdsa_p256_from_pkcs8(
-                &identity.private_key_pkcs8,
-                identity.certificate_chain.clone(),
-            )?;
             signeur_pdf::seal(&original, &signer, &signeur_pdf::SealOptions::new(now))
         })
         .await

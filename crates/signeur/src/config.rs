@@ -30,6 +30,9 @@ pub struct Config {
     pub mail_from: String,
     /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Option<String>,
+    /// PKCS#12 file with the sealing key and certificate chain for every organization.
+    pub seal_p12: Option<PathBuf>,
+    pub seal_p12_password: Option<String>,
 }
 
 impl Default for Config {
@@ -48,6 +51,8 @@ impl Default for Config {
             smtp_timeout_secs: 10,
             mail_from: "Signeur <no-reply@localhost>".into(),
             trusted_proxies: None,
+            seal_p12: None,
+            seal_p12_password: None,
         }
     }
 }
@@ -138,6 +143,23 @@ impl Config {
                     .with_context(|| format!("SIGNEUR_TRUSTED_PROXIES: '{s}' is not a CIDR"))
             })
             .collect()
+    }
+
+    /// `SIGNEUR_SEAL_P12` / `SIGNEUR_SEAL_P12_PASSWORD`: the configured sealing identity.
+    pub fn seal_identity(
+        &self,
+    ) -> anyhow::Result<Option<signeur_service::seal_keys::SealIdentity>> {
+        let Some(path) = &self.seal_p12 else {
+            return Ok(None);
+        };
+        let data = std::fs::read(path)
+            .with_context(|| format!("SIGNEUR_SEAL_P12: reading {}", path.display()))?;
+        let identity = signeur_service::seal_keys::identity_from_pkcs12(
+            &data,
+            self.seal_p12_password.as_deref().unwrap_or(""),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Some(identity))
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -54,3 +54,55 @@ async fn every_node_seals_with_the_same_generated_identity() {
     let theirs = app.service.seal_identity(other_org).await.unwrap();
     assert_ne!(theirs.certificate_chain, a.certificate_chain);
 }
+
+/// `SIGNEUR_SEAL_P12`: a PKCS#12 made by openssl (RSA key, CA-issued certificate, chain) seals
+/// every organization's documents, and the seal verifies.
+#[tokio::test]
+async fn a_configured_pkcs12_seals_with_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../.ci/pades/make_test_pki.sh"
+    );
+    let made = std::process::Command::new("bash")
+        .arg(script)
+        .arg(dir.path())
+        .output();
+    match made {
+        Ok(o) if o.status.success() => {}
+        _ if std::env::var_os("SIGNEUR_REQUIRE_VALIDATORS").is_none() => {
+            eprintln!("note: openssl not available, skipping");
+            return;
+        }
+        other => panic!("make_test_pki.sh failed: {other:?}"),
+    }
+    let p12 = std::fs::read(dir.path().join("leaf.p12")).unwrap();
+    assert!(signeur_service::seal_keys::identity_from_pkcs12(&p12, "wrong").is_err());
+    let identity = signeur_service::seal_keys::identity_from_pkcs12(&p12, "test123").unwrap();
+    assert_eq!(identity.certificate_chain.len(), 2, "leaf and root");
+
+    let app = TestApp::start().await;
+    let service = Service::new(
+        app.service.db.clone(),
+        app.service.blobs.clone(),
+        app.service.clock.clone(),
+        app.service.keys.clone(),
+    )
+    .with_seal_identity(identity.clone());
+    let used = service.seal_identity(app.org_id).await.unwrap();
+    assert_eq!(used.certificate_chain, identity.certificate_chain);
+    let sealed = signeur_pdf::seal(
+        ONE_PAGE,
+        &used.signer().unwrap(),
+        &signeur_pdf::SealOptions::new(chrono::Utc::now()),
+    )
+    .unwrap();
+    let report = signeur_pdf::verify(&sealed).unwrap();
+    assert!(report.seal_valid(), "{report:?}");
+    assert!(
+        report.signatures[0]
+            .signer_subject
+            .contains("Example eSign Seal")
+    );
+    assert!(!report.signatures[0].self_signed);
+}
