@@ -40,11 +40,14 @@ pub use verify::{MAX_SIGNATURES, SignatureReport, VerifyError, VerifyReport, ver
 mod render;
 pub use render::{MAX_RENDER_WIDTH, MIN_RENDER_WIDTH, RenderError, RenderLimits, render_page_png};
 mod seal;
+mod tsa;
 pub use seal::{
     DEFAULT_CONTENTS_SIZE, EssCertIdV2, ID_AA_SIGNING_CERTIFICATE_V2, IssuerSerial,
     MIN_CONTENTS_SIZE, RingSigner, SealAlgorithm, SealError, SealOptions, SealSigner, SignerError,
     SigningCertificateV2, cms_content_info, cms_signer_info, seal,
 };
+pub use seal::{ID_AA_SIGNATURE_TIME_STAMP_TOKEN, Timestamper, seal_with_timestamp};
+pub use tsa::{TsaError, timestamp_request, timestamp_token};
 
 /// Most pages an accepted document may have.
 pub const MAX_PAGES: u32 = 2000;

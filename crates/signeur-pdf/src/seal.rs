@@ -138,6 +138,10 @@ pub enum SealError {
     Internal(String),
 }
 
+/// id-aa-signatureTimeStampToken (RFC 3161 appendix A).
+pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+
 fn pdf_err(e: impl std::fmt::Display) -> SealError {
     SealError::Pdf(e.to_string())
 }
@@ -148,6 +152,25 @@ fn der_err(e: der::Error) -> SealError {
 
 /// Seals `pdf` with a PAdES B-B signature; returns the input followed by one incremental update.
 pub fn seal(pdf: &[u8], signer: &dyn SealSigner, opts: &SealOptions) -> Result<Vec<u8>, SealError> {
+    seal_with_timestamp(pdf, signer, opts, None)
+}
+
+/// Obtains an RFC 3161 time-stamp token over a signature value (see `crate::tsa`).
+pub trait Timestamper {
+    /// The `TimeStampToken` (a DER `ContentInfo`) whose message imprint is SHA-256 of
+    /// `signature_value`.
+    fn timestamp(&self, signature_value: &[u8]) -> Result<Vec<u8>, SignerError>;
+}
+
+/// Like [`seal`]; with a `timestamper`, the signature value is time-stamped and the token
+/// added as the unsigned attribute id-aa-signatureTimeStampToken (PAdES B-T). A timestamper
+/// error fails the seal: a time is never made up.
+pub fn seal_with_timestamp(
+    pdf: &[u8],
+    signer: &dyn SealSigner,
+    opts: &SealOptions,
+    timestamper: Option<&dyn Timestamper>,
+) -> Result<Vec<u8>, SealError> {
     if opts.contents_size < MIN_CONTENTS_SIZE {
         return Err(SealError::Options(format!(
             "contents_size must be at least {MIN_CONTENTS_SIZE} bytes"
@@ -165,7 +188,19 @@ pub fn seal(pdf: &[u8], signer: &dyn SealSigner, opts: &SealOptions) -> Result<V
     let digest = hasher.finalize();
 
     let signer_info = cms_signer_info(&digest, &chain, signer)?;
-    let cms = cms_content_info(signer_info, &chain, None)?;
+    let unsigned = match timestamper {
+        None => None,
+        Some(ts) => {
+            let token = ts.timestamp(signer_info.signature.as_bytes())?;
+            let value = Any::from_der(&token).map_err(der_err)?;
+            let attr = Attribute {
+                oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
+                values: SetOfVec::try_from(vec![value]).map_err(der_err)?,
+            };
+            Some(SetOfVec::try_from(vec![attr]).map_err(der_err)?)
+        }
+    };
+    let cms = cms_content_info(signer_info, &chain, unsigned)?;
     if cms.len() > opts.contents_size {
         return Err(SealError::ContentsTooSmall {
             needed: cms.len(),

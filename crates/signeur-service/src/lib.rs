@@ -17,6 +17,7 @@ mod requests;
 pub mod seal_keys;
 pub mod sessions;
 pub mod signing;
+pub mod tsa;
 
 use signeur_store::{Blobs, Db};
 
@@ -45,6 +46,7 @@ pub struct Service {
     key_cache: std::sync::Arc<auth::KeyCache>,
     previews: std::sync::Arc<previews::PreviewCache>,
     seal_override: Option<std::sync::Arc<seal_keys::SealIdentity>>,
+    tsa: tsa::TsaSettings,
 }
 
 impl Service {
@@ -58,12 +60,19 @@ impl Service {
             key_cache: Default::default(),
             previews: Default::default(),
             seal_override: None,
+            tsa: Default::default(),
         }
     }
 
     /// Replaces the mail settings (by default, messages are kept in memory).
     pub fn with_mail(mut self, mail: mail::MailSettings) -> Self {
         self.mail = mail;
+        self
+    }
+
+    /// Time-stamp authorities for the seal (PAdES B-T); none: B-B.
+    pub fn with_tsa(mut self, tsa: tsa::TsaSettings) -> Self {
+        self.tsa = tsa;
         self
     }
 

@@ -682,8 +682,25 @@ impl Service {
         let identity = self.seal_identity(org_id).await?;
         let now = self.clock.now();
         let signer = identity.signer()?;
+        let timestamper = if self.tsa.urls.is_empty() {
+            None
+        } else {
+            Some(crate::tsa::HttpTimestamper {
+                settings: self.tsa.clone(),
+                client: crate::tsa::http_client()
+                    .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?,
+                handle: tokio::runtime::Handle::current(),
+            })
+        };
         let sealed = tokio::task::spawn_blocking(move || {
-            signeur_pdf::seal(&original, &signer, &signeur_pdf::SealOptions::new(now))
+            signeur_pdf::seal_with_timestamp(
+                &original,
+                &signer,
+                &signeur_pdf::SealOptions::new(now),
+                timestamper
+                    .as_ref()
+                    .map(|t| t as &dyn signeur_pdf::Timestamper),
+            )
         })
         .await
         .map_err(|e| ServiceError::Internal(e.into()))?

@@ -33,6 +33,8 @@ pub struct Config {
     /// PKCS#12 file with the sealing key and certificate chain for every organization.
     pub seal_p12: Option<PathBuf>,
     pub seal_p12_password: Option<String>,
+    /// RFC 3161 time-stamp authorities, comma-separated, tried in order.
+    pub tsa_url: Option<String>,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             trusted_proxies: None,
             seal_p12: None,
             seal_p12_password: None,
+            tsa_url: None,
         }
     }
 }
@@ -160,6 +163,36 @@ impl Config {
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Some(identity))
+    }
+
+    /// `SIGNEUR_TSA_URL`: http:// URLs, comma-separated.
+    pub fn tsa(&self) -> anyhow::Result<signeur_service::tsa::TsaSettings> {
+        let mut urls = Vec::new();
+        for u in self
+            .tsa_url
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+        {
+            if u.is_empty() {
+                continue;
+            }
+            if u.starts_with("https://") {
+                bail!(
+                    "SIGNEUR_TSA_URL: '{u}': HTTPS time-stamp authorities are not supported yet; \
+                     use the authority's http:// endpoint (its tokens are signed)"
+                );
+            }
+            if !u.starts_with("http://") {
+                bail!("SIGNEUR_TSA_URL: '{u}' is not an http:// URL");
+            }
+            urls.push(u.to_string());
+        }
+        Ok(signeur_service::tsa::TsaSettings {
+            urls,
+            timeout: Duration::from_secs(10),
+        })
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -220,7 +220,9 @@ async fn connect(config: &Config) -> anyhow::Result<Db> {
 async fn service(config: &Config, keys: signeur_service::MasterKey) -> anyhow::Result<Service> {
     let db = connect(config).await?;
     let blobs = Blobs::from_url(&config.storage_url())?;
-    let mut service = Service::new(db, blobs, Clock::System, keys).with_mail(config.mail()?);
+    let mut service = Service::new(db, blobs, Clock::System, keys)
+        .with_mail(config.mail()?)
+        .with_tsa(config.tsa()?);
     if let Some(identity) = config.seal_identity()? {
         service = service.with_seal_identity(identity);
     }

@@ -106,3 +106,158 @@ async fn a_configured_pkcs12_seals_with_its_chain() {
     );
     assert!(!report.signatures[0].self_signed);
 }
+
+/// `SIGNEUR_TSA_URL`: the seal carries an RFC 3161 time-stamp from a local authority (PAdES
+/// B-T); with no authority answering, the seal job fails and retries instead of faking one.
+#[tokio::test]
+async fn seals_are_time_stamped_by_the_configured_authority() {
+    use std::process::{Command, Stdio};
+    let require = std::env::var_os("SIGNEUR_REQUIRE_VALIDATORS").is_some();
+    let pki = tempfile::tempdir().unwrap();
+    let ci = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/pades/");
+    let made = Command::new("bash")
+        .arg(format!("{ci}make_test_pki.sh"))
+        .arg(pki.path())
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(!require, "make_test_pki.sh failed: {made:?}");
+        eprintln!("note: openssl not available, skipping");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tsa = Command::new("python3")
+        .arg(format!("{ci}test_tsa.py"))
+        .arg(pki.path())
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    /// Stops the test TSA however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let tsa = Stop(tsa);
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the test TSA did not start");
+
+    let app = TestApp::start().await;
+    let with_tsa = |urls: Vec<String>| {
+        Service::new(
+            app.service.db.clone(),
+            app.service.blobs.clone(),
+            app.service.clock.clone(),
+            app.service.keys.clone(),
+        )
+        .with_tsa(signeur_service::tsa::TsaSettings {
+            urls,
+            timeout: std::time::Duration::from_secs(5),
+        })
+    };
+    let sign_one = || async {
+        let mut body = seed_body();
+        body["signers"] = serde_json::json!([{ "email": "a@example.com", "name": "Anna" }]);
+        let v = app.create(&body).await;
+        let id: uuid::Uuid = v["id"].as_str().unwrap().parse().unwrap();
+        let signer: uuid::Uuid = v["signers"][0]["id"].as_str().unwrap().parse().unwrap();
+        let token = v["signers"][0]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let link = app
+            .service
+            .signing_link(&token, None)
+            .await
+            .unwrap()
+            .unwrap();
+        let _ = signer;
+        app.service
+            .sign(
+                &link,
+                signeur_service::signing::SignInput {
+                    full_name: "Anna".into(),
+                    consent: true,
+                    ip_address: "127.0.0.1".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        id
+    };
+
+    // No authority answers: the job fails and stays queued; the request waits.
+    let dead = with_tsa(vec!["http://127.0.0.1:9/tsr".into()]);
+    let id = sign_one().await;
+    dead.run_due_jobs().await.unwrap();
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(
+        got["status"], "awaiting_stamp",
+        "never sealed without the time-stamp"
+    );
+
+    // The first authority is down, the second answers.
+    let live = with_tsa(vec![
+        "http://127.0.0.1:9/tsr".into(),
+        format!("http://127.0.0.1:{port}/"),
+    ]);
+    app.advance(chrono::Duration::hours(2));
+    live.run_due_jobs().await.unwrap();
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(got["status"], "signed");
+    let res = app
+        .get(&format!("/api/v1/signatures/{id}/document"))
+        .send()
+        .await
+        .unwrap();
+    let sealed = res.bytes().await.unwrap().to_vec();
+    let report = signeur_pdf::verify(&sealed).unwrap();
+    assert!(report.seal_valid(), "{report:?}");
+    assert!(report.signatures[0].has_timestamp, "PAdES B-T");
+    drop(tsa);
+
+    // The independent checker at level B-T, trusting the seal and the TSA's root.
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("sealed.pdf");
+    std::fs::write(&pdf, &sealed).unwrap();
+    let seal_cert = dir.path().join("seal.der");
+    let identity = app.service.seal_identity(app.org_id).await.unwrap();
+    std::fs::write(&seal_cert, &identity.certificate_chain[0]).unwrap();
+    match Command::new("python3")
+        .arg(format!("{ci}pades_check.py"))
+        .arg(&pdf)
+        .arg("--trust")
+        .arg(&seal_cert)
+        .arg("--trust")
+        .arg(pki.path().join("root.crt"))
+        .args(["--level", "B-T"])
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            if text.contains("No module named") && !require {
+                eprintln!("note: pyhanko not installed, skipping pades_check");
+            } else {
+                panic!("pades_check B-T: {text}");
+            }
+        }
+        Err(e) => assert!(!require, "python3: {e}"),
+    }
+}
