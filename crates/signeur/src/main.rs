@@ -51,7 +51,15 @@ enum Command {
     /// every signature is intact (1: not valid, 2: not a readable PDF). Trust in the signer's
     /// certificate is not judged here; the report names it.
     Verify {
+        /// The sealed PDF.
         file: std::path::PathBuf,
+        /// The uploaded original: it must be a byte-exact prefix of the sealed file.
+        #[arg(long)]
+        original: Option<std::path::PathBuf>,
+        /// A request's events as JSON (the `GET /api/v1/signatures/{id}` response, or its
+        /// `audit_trail.events` array): their hash chain must be intact.
+        #[arg(long)]
+        audit: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -126,7 +134,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::ApiKey { command } => api_key(&config, command).await,
-        Command::Verify { file, json } => verify(&file, json),
+        Command::Verify {
+            file,
+            original,
+            audit,
+            json,
+        } => verify(&file, original.as_deref(), audit.as_deref(), json),
         Command::SendTestEmail { address } => {
             let service = service(&config, signeur_service::MasterKey::generate()).await?;
             service
@@ -139,8 +152,57 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn verify(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
+/// `--audit`: the hash chain of a request's events (`Ok(n)` events, or where it breaks).
+fn audit_chain(path: &std::path::Path) -> anyhow::Result<Result<usize, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let events = v["audit_trail"]["events"]
+        .as_array()
+        .or_else(|| v["events"].as_array())
+        .or_else(|| v.as_array())
+        .context("no events: expected a signature request, {\"events\": […]} or an array")?;
+    let mut links = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let field = |name: &str| {
+            e[name]
+                .as_str()
+                .with_context(|| format!("event {i}: no '{name}'"))
+        };
+        links.push(signeur_core::event::ChainLink {
+            id: field("id")?,
+            event_type: field("type")?,
+            created_at: field("created_at")?,
+            data: &e["data"],
+            prev_hash: e["prev_hash"].as_str(),
+            hash: field("hash")?,
+        });
+    }
+    Ok(match signeur_core::event::verify_chain(&links) {
+        Ok(()) => Ok(links.len()),
+        Err(b) => Err(format!("{b:?}")),
+    })
+}
+
+fn verify(
+    file: &std::path::Path,
+    original: Option<&std::path::Path>,
+    audit: Option<&std::path::Path>,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let prefix_ok = match original {
+        Some(o) => {
+            let orig = std::fs::read(o).with_context(|| format!("reading {}", o.display()))?;
+            Some(bytes.len() > orig.len() && bytes.starts_with(&orig))
+        }
+        None => None,
+    };
+    let chain = match audit {
+        Some(a) => Some(audit_chain(a)?),
+        None => None,
+    };
     let report = match signeur_pdf::verify(&bytes) {
         Ok(r) => r,
         Err(e) => {
@@ -155,10 +217,18 @@ fn verify(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let valid = report.seal_valid();
+    let valid = report.seal_valid() && prefix_ok != Some(false) && !matches!(chain, Some(Err(_)));
     if as_json {
         let mut v = serde_json::to_value(&report)?;
         v["valid"] = json!(valid);
+        if let Some(p) = prefix_ok {
+            v["original_is_prefix"] = json!(p);
+        }
+        match &chain {
+            Some(Ok(n)) => v["audit"] = json!({"events": n, "chain_intact": true}),
+            Some(Err(e)) => v["audit"] = json!({"chain_intact": false, "break": e}),
+            None => {}
+        }
         println!("{v}");
     } else {
         for (i, s) in report.signatures.iter().enumerate() {
@@ -178,15 +248,13 @@ fn verify(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
                 s.not_after,
                 if s.self_signed { ", self-signed" } else { "" }
             );
-            println!(
-                "  type:     {}{}",
-                s.sub_filter,
-                if s.has_timestamp {
-                    ", with a signature time-stamp"
-                } else {
-                    ""
-                }
-            );
+            let level = match (s.sub_filter.as_str(), s.has_timestamp) {
+                ("/ETSI.CAdES.detached", true) => " (PAdES B-T: with a signature time-stamp)",
+                ("/ETSI.CAdES.detached", false) => " (PAdES B-B)",
+                (_, true) => " (with a signature time-stamp)",
+                _ => "",
+            };
+            println!("  type:     {}{level}", s.sub_filter);
             if let Some(m) = &s.signing_time {
                 println!("  claimed:  {m}");
             }
@@ -200,6 +268,16 @@ fn verify(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
         }
         if report.signatures.is_empty() {
             println!("no signatures");
+        }
+        match prefix_ok {
+            Some(true) => println!("original: a byte-exact prefix of the sealed file"),
+            Some(false) => println!("original: NOT a prefix of the sealed file"),
+            None => {}
+        }
+        match &chain {
+            Some(Ok(n)) => println!("audit trail: {n} events, hash chain intact"),
+            Some(Err(e)) => println!("audit trail: hash chain BROKEN ({e})"),
+            None => {}
         }
         println!("{}", if valid { "VALID" } else { "NOT VALID" });
     }

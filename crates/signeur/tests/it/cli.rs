@@ -435,6 +435,83 @@ fn verify_checks_a_sealed_pdf() {
     assert_eq!(v["signatures"][0]["sub_filter"], "/ETSI.CAdES.detached");
     assert_eq!(v["signatures"][0]["has_signing_time_attr"], false);
 
+    assert!(out.contains("\"has_timestamp\":false"));
+    let (_, out) = verify("sealed.pdf", &sealed, false);
+    assert!(out.contains("PAdES B-B"), "{out}");
+
+    // --original: the upload must be a byte-exact prefix.
+    let orig = dir.path().join("original.pdf");
+    std::fs::write(&orig, crate::support::ONE_PAGE).unwrap();
+    let other = dir.path().join("other.pdf");
+    let mut changed = crate::support::ONE_PAGE.to_vec();
+    changed[20] ^= 1;
+    std::fs::write(&other, &changed).unwrap();
+    let sealed_path = dir.path().join("sealed.pdf");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(BIN)
+            .env_clear()
+            .env("SIGNEUR_DATA_DIR", dir.path())
+            .env("SIGNEUR_LOG", "warn")
+            .arg("verify")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[
+        sealed_path.as_os_str(),
+        "--original".as_ref(),
+        orig.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("byte-exact prefix"));
+    let (code, _) = run(&[
+        sealed_path.as_os_str(),
+        "--original".as_ref(),
+        other.as_os_str(),
+    ]);
+    assert_eq!(code, Some(1), "a different original is refused");
+
+    // --audit: the events' hash chain.
+    let mut events = Vec::new();
+    let mut prev: Option<String> = None;
+    for (i, t) in ["signature_request.created", "signature_request.sent"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("evt_{i}");
+        let created = "2026-05-14T10:51:51.813Z";
+        let data = serde_json::json!({"signature_request_id": "x", "n": i});
+        let hash = signeur_core::event::chain_hash(&id, t, created, &data, prev.as_deref());
+        events.push(serde_json::json!({"id": id, "type": t, "created_at": created, "data": data, "prev_hash": prev, "hash": hash}));
+        prev = Some(hash);
+    }
+    let audit = dir.path().join("request.json");
+    std::fs::write(
+        &audit,
+        serde_json::json!({"audit_trail": {"events": events}}).to_string(),
+    )
+    .unwrap();
+    let (code, out) = run(&[
+        sealed_path.as_os_str(),
+        "--audit".as_ref(),
+        audit.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("2 events, hash chain intact"));
+    events[0]["data"]["n"] = serde_json::json!(7);
+    std::fs::write(&audit, serde_json::json!(events).to_string()).unwrap();
+    let (code, out) = run(&[
+        sealed_path.as_os_str(),
+        "--audit".as_ref(),
+        audit.as_os_str(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("BROKEN"));
+
     // One byte changed in the signed part: not valid.
     let mut tampered = sealed.clone();
     let at = tampered.windows(4).position(|w| w == b"Sign").unwrap();

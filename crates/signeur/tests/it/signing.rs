@@ -759,6 +759,16 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
 /// generated certificate (skipped when the tools are missing, required with
 /// `SIGNEUR_REQUIRE_VALIDATORS`).
 async fn validate_with_outside_tools(app: &TestApp, sealed: &[u8]) {
+    check_with_outside_tools(app, sealed, true).await;
+    // One byte changed inside the signed range: every validator must refuse it.
+    let mut tampered = sealed.to_vec();
+    tampered[ONE_PAGE.len() / 2] ^= 0x20;
+    assert!(!signeur_pdf::verify(&tampered).unwrap().seal_valid());
+    check_with_outside_tools(app, &tampered, false).await;
+}
+
+/// pdfsig and pyHanko on `sealed`; `expect_valid` says which way they must answer.
+async fn check_with_outside_tools(app: &TestApp, sealed: &[u8], expect_valid: bool) {
     use std::process::Command;
     let required = std::env::var_os("SIGNEUR_REQUIRE_VALIDATORS").is_some();
     let dir = tempfile::tempdir().unwrap();
@@ -771,8 +781,9 @@ async fn validate_with_outside_tools(app: &TestApp, sealed: &[u8]) {
     match Command::new("pdfsig").arg(&pdf).output() {
         Ok(out) => {
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
+            assert_eq!(
                 text.contains("Signature Validation: Signature is Valid."),
+                expect_valid,
                 "pdfsig: {text}"
             );
         }
@@ -788,8 +799,9 @@ async fn validate_with_outside_tools(app: &TestApp, sealed: &[u8]) {
     {
         Ok(out) => {
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
+            assert_eq!(
                 text.contains("INTACT:TRUSTED,UNTOUCHED"),
+                expect_valid,
                 "pyhanko: {text}{}",
                 String::from_utf8_lossy(&out.stderr)
             );
