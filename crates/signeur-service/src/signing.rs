@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use signeur_core::validate::form_text;
 use signeur_core::{Action, Delivery, EventType, RequestStatus, SignerStatus, SigningOrder, time};
-use signeur_store::{NewJob, RequestRow, Signature, SignerRow};
+use signeur_store::{EventRow, NewJob, RequestRow, Signature, SignerRow};
 
 use crate::jobs::JobKind;
 use crate::requests::effective_status;
@@ -336,36 +336,8 @@ impl Service {
         {
             return Ok(());
         }
-        let s = &link.signer;
-        let mut evs = vec![events::append(
-            &mut r,
-            Some(s.id),
-            EventType::SignerOpened,
-            json!({
-                "signature_request_id": link.request.id, "signer_id": s.id, "signer_email": s.email,
-                "signer_name": s.name, "opened_at": time::format(now),
-                "ip_address": origin.ip_address, "user_agent": origin.user_agent,
-            }),
-            now,
-        )];
-        if let Ok(next) = RequestStatus::parse(&r.status)
-            .unwrap_or(RequestStatus::Pending)
-            .apply(Action::Open)
-        {
-            r.status = next.as_str().into();
-            r.opened_at = Some(now);
-            r.updated_at = now;
-            evs.push(events::append(
-                &mut r,
-                Some(s.id),
-                EventType::SignatureRequestOpened,
-                json!({
-                    "signature_request_id": link.request.id, "signer_id": s.id, "signer_email": s.email,
-                    "signer_name": s.name, "opened_at": time::format(now),
-                }),
-                now,
-            ));
-        }
+        r.updated_at = now;
+        let evs = opened_events(&mut r, &link.signer, origin, now);
         tx.update_request_status(&r).await?;
         tx.insert_events(&evs).await?;
         tx.commit().await?;
@@ -463,31 +435,11 @@ impl Service {
         let mut evs = Vec::new();
         if s.status == SignerStatus::Sent.as_str() {
             // Signed without an open recorded first (an api link used straight away).
-            evs.push(events::append(
-                &mut r,
-                Some(s.id),
-                EventType::SignerOpened,
-                json!({
-                    "signature_request_id": link.request.id, "signer_id": s.id, "signer_email": s.email,
-                    "signer_name": s.name, "opened_at": time::format(now),
-                    "ip_address": input.ip_address, "user_agent": input.user_agent,
-                }),
-                now,
-            ));
-            if r.status == RequestStatus::Sent.as_str() {
-                r.status = RequestStatus::Opened.as_str().into();
-                r.opened_at = Some(now);
-                evs.push(events::append(
-                    &mut r,
-                    Some(s.id),
-                    EventType::SignatureRequestOpened,
-                    json!({
-                        "signature_request_id": link.request.id, "signer_id": s.id, "signer_email": s.email,
-                        "signer_name": s.name, "opened_at": time::format(now),
-                    }),
-                    now,
-                ));
-            }
+            let origin = Origin {
+                ip_address: input.ip_address.clone(),
+                user_agent: input.user_agent.clone(),
+            };
+            evs.extend(opened_events(&mut r, s, &origin, now));
         }
         evs.push(events::append(
             &mut r,
@@ -814,6 +766,43 @@ impl Service {
         tx.commit().await?;
         Ok(next)
     }
+}
+
+/// `signer.opened`, and `signature_request.opened` when this is the request's first open
+/// (the request moves to `opened`); the caller has marked the signer opened.
+fn opened_events(
+    r: &mut RequestRow,
+    s: &SignerRow,
+    origin: &Origin,
+    now: DateTime<Utc>,
+) -> Vec<EventRow> {
+    let mut evs = vec![events::append(
+        r,
+        Some(s.id),
+        EventType::SignerOpened,
+        json!({
+            "signature_request_id": r.id, "signer_id": s.id, "signer_email": s.email,
+            "signer_name": s.name, "opened_at": time::format(now),
+            "ip_address": origin.ip_address, "user_agent": origin.user_agent,
+        }),
+        now,
+    )];
+    let status = RequestStatus::parse(&r.status).unwrap_or(RequestStatus::Pending);
+    if let Ok(next) = status.apply(Action::Open) {
+        r.status = next.as_str().into();
+        r.opened_at = Some(now);
+        evs.push(events::append(
+            r,
+            Some(s.id),
+            EventType::SignatureRequestOpened,
+            json!({
+                "signature_request_id": r.id, "signer_id": s.id, "signer_email": s.email,
+                "signer_name": s.name, "opened_at": time::format(now),
+            }),
+            now,
+        ));
+    }
+    evs
 }
 
 /// Attempts of one seal job before the request becomes `stamp_failed`.
