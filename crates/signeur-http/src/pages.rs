@@ -786,33 +786,44 @@ fn without_session(link: &SigningLink, token: &str, locale: Locale) -> Option<Re
     (link.state != LinkState::Ready || !link.has_session).then(|| see_other(token, "", locale))
 }
 
+/// What signing and declining check first: the link, the form's CSRF token, the link's
+/// state, and the session (so, for an emailed link, the code); then the embedded session the
+/// browser is in, if any. `Err` is the page to answer instead.
+async fn signer_action(
+    state: &AppState,
+    token: &str,
+    visitor: &Visitor,
+    csrf: &str,
+    lang: Option<&str>,
+) -> Result<(SigningLink, Locale, Option<Embedded>), Box<Response>> {
+    let link = resolve(state, token, visitor, lang)
+        .await
+        .map_err(Box::new)?;
+    let locale = locale_of(Some(&link), lang);
+    if !state.service.csrf_ok(visitor.csrf_cookie.as_deref(), csrf) {
+        return Err(Box::new(csrf_failed(&link, token, locale)));
+    }
+    if let Some(page) = state_page(state, &link, token, locale) {
+        return Err(Box::new(page.render()));
+    }
+    if let Some(res) = without_session(&link, token, locale) {
+        return Err(Box::new(res));
+    }
+    let embedded = embedded_of(state, &link, visitor).await.map_err(Box::new)?;
+    Ok((link, locale, embedded))
+}
+
 async fn sign(
     State(state): State<AppState>,
     Path(token): Path<String>,
     visitor: Visitor,
     Form(form): Form<SignForm>,
 ) -> Response {
-    let link = match resolve(&state, &token, &visitor, form.lang.as_deref()).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let locale = locale_of(Some(&link), form.lang.as_deref());
-    if !state
-        .service
-        .csrf_ok(visitor.csrf_cookie.as_deref(), &form.csrf)
-    {
-        return csrf_failed(&link, &token, locale);
-    }
-    if let Some(page) = state_page(&state, &link, &token, locale) {
-        return page.render();
-    }
-    if let Some(res) = without_session(&link, &token, locale) {
-        return res;
-    }
-    let embedded = match embedded_of(&state, &link, &visitor).await {
-        Ok(e) => e,
-        Err(res) => return res,
-    };
+    let (link, locale, embedded) =
+        match signer_action(&state, &token, &visitor, &form.csrf, form.lang.as_deref()).await {
+            Ok(checked) => checked,
+            Err(res) => return *res,
+        };
     let input = SignInput {
         session: embedded.as_ref().map(|e| e.session.clone()),
         full_name: form.full_name.clone(),
@@ -937,27 +948,11 @@ async fn decline(
     visitor: Visitor,
     Form(form): Form<DeclineForm>,
 ) -> Response {
-    let link = match resolve(&state, &token, &visitor, form.lang.as_deref()).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let locale = locale_of(Some(&link), form.lang.as_deref());
-    if !state
-        .service
-        .csrf_ok(visitor.csrf_cookie.as_deref(), &form.csrf)
-    {
-        return csrf_failed(&link, &token, locale);
-    }
-    if let Some(page) = state_page(&state, &link, &token, locale) {
-        return page.render();
-    }
-    if let Some(res) = without_session(&link, &token, locale) {
-        return res;
-    }
-    let embedded = match embedded_of(&state, &link, &visitor).await {
-        Ok(e) => e,
-        Err(res) => return res,
-    };
+    let (link, locale, embedded) =
+        match signer_action(&state, &token, &visitor, &form.csrf, form.lang.as_deref()).await {
+            Ok(checked) => checked,
+            Err(res) => return *res,
+        };
     match state
         .service
         .decline(&link, &form.reason, &visitor.origin)
