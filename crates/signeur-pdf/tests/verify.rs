@@ -7,42 +7,9 @@ use cms::signed_data::SignedData;
 use der::{Decode, Reader, SliceReader};
 use signeur_pdf::{RingSigner, SealOptions, VerifyError, VerifyReport, seal, verify};
 
-macro_rules! fixture {
-    ($name:literal) => {
-        include_bytes!(concat!("fixtures/", $name)).as_slice()
-    };
-}
-
-/// A throw-away RSA-2048 test key (PKCS#8): neither ring nor rcgen can generate RSA keys.
-const RSA_TEST_KEY: &str = "\
------BEGIN PRIVATE KEY-----\n\
-MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDvNAOiKD80Cvj+\n\
-EK051U1ytGcxP+m9MbcPhxKpwoLsnBF/5slE6LakNmhhw+BYet2ExrSE6agMQtYc\n\
-fibUEkoFdEm+cKO9bIurTnCQZO9OqHzXnAiTxcNSx/NuWgEuaNUWWrLGlD7AfCUC\n\
-3xixO3cNEZei9aZibCjPJou+Q8vgdubLYcVIEFOmOJDsDqjPM+4d9NDWz9fYcWvr\n\
-gU412BYI1csnwulMd6I1YTS90p3NzboFemvfBBmMOFCHKKe/stgoZRIyKLwSgqHt\n\
-vacgD8a/TR1kx4z9s7XOHdlPu/nhSNbKstt09cL3nVMu7P7UnzdkA2tQ35sTIWQp\n\
-p9OeMUQvAgMBAAECggEACfEqb37CUSymuJJVlpBG+kwFHI3Zt5IpDr1gRLS/v523\n\
-k6CyX+B7/StumsyB5K3ZgeZZP7lGLQcktKV3pq4l7C2vGGfAjDY0G6OUfJGh+9J3\n\
-X5zJR+g2bk9RGBaVvCCUCixRUTQPv1rJlirlOjJMvxZhdUyPNy+a9AwOvLc/FwBs\n\
-cCn+k40lgNZxuk5PYIh3eJc0RaWU7S7fUNXSq8G1ZVhp9yj79zQZ1Cy5TTkcjnHm\n\
-96xyjQK6i49v+8bGYdIdHr2WE/eiM7qiPvPW+qxS0pgfD2gM55G1f3YygHxmX2mo\n\
-krjxQmiy9lLcDVgtiojJ6+e0BYZonENUR5RQy9lVAQKBgQD4eTOOydhrx0fW3oRk\n\
-kz1RHaJuhu4bmWLSkrQb+0mUNNCd2pK3i7sZS01GZ5mlW9zl6fYUV8jLXpetWOgs\n\
-yZHFlExq2AjUbwqq1Ew8/Xpwjd7QtwnDGMJ4w6jqIfksWHwrDmE5/sJ3NArSprKK\n\
-OYjRjrFbSeFbqn02bECBqiv3LwKBgQD2cu0WcN9E2qD6GtrppMm5Hdlm5ciB+sBH\n\
-VAJEv8Yflc8DoIPAqVy+fCk7yiMiOmh0ooerrD9okss/VOaxS0wdeVUUvDjLS7fm\n\
-8k/IPksBDZ9PXHvN5AaBb9oD55lpELAMR5eFec1syiyqCh+PgUWZ2qwqIgGO0h1l\n\
-3MOz3exDAQKBgQDgXjmDR5rpAANL8JTmaNqmo7boTWk3fNNyyExhNBFmBicXU6bG\n\
-nSOvHIND/wsL+Z7H8fNmvToxAlK+kpjc0IuUOWyj0j5u7XJZfej17gIhHsrD93SW\n\
-OoZpHG0sNs9VDvXYv1xmTTj3AQSA4Uw5aui0KkDW6SjZaGM2wJujOrIGuwKBgGHZ\n\
-zcLcO/nVqJbFNOgRsrpaXKhbUdox2kg31dLAJgUCcThqcgV7+UP0flar8nkzoae1\n\
-pJKICIEXz7Usm5AHaohFVX+vIAmv3avHx9+kxBj99KQI/2sHP4IDDBgCy8mIg63M\n\
-ex/W9bZdK5C0BkXvONhWl4b/C4lOabe5CMcQtS8BAoGBAOJu8/Z/7Zz0ectiV+Om\n\
-BEUkf71i32mLEmu0XKgul6Vein1gtEHT9H4tGz17wneBIMNkJspsSzw+Yva21CbX\n\
-+AWz5olq74/JHGcIdZ3oQQb4X+k6CCrl1X/FEuKHlAsHSSgEg3oSiWJFMMG9bIn9\n\
-dIXW3ua37o/nxQ00uVko3ACW\n\
------END PRIVATE KEY-----\n";
+#[macro_use]
+mod common;
+use common::RSA_TEST_KEY;
 
 /// A self-signed sealing certificate for `key`, and the signer; also the certificate's DER.
 fn make_signer(key: rcgen::KeyPair, rsa: bool) -> (RingSigner, Vec<u8>) {
