@@ -40,7 +40,14 @@ pub use verify::{MAX_SIGNATURES, SignatureReport, VerifyError, VerifyReport, ver
 mod render;
 pub use render::{MAX_RENDER_WIDTH, MIN_RENDER_WIDTH, RenderError, RenderLimits, render_page_png};
 mod seal;
+mod stamp;
 mod tsa;
+pub use stamp::{STAMP_BLOCK_SIZE, StampError, StampInput, StampPosition, StampSigner, stamp};
+mod audit;
+pub use audit::{
+    AuditChain, AuditEvent, AuditPdfError, AuditRequest, AuditSeal, AuditSigner, AuditTrail,
+    audit_trail_pdf,
+};
 pub use seal::{
     DEFAULT_CONTENTS_SIZE, EssCertIdV2, ID_AA_SIGNING_CERTIFICATE_V2, IssuerSerial,
     MIN_CONTENTS_SIZE, RingSigner, SealAlgorithm, SealError, SealOptions, SealSigner, SignerError,
