@@ -2,6 +2,7 @@
 //! of the authority's answer (status granted, message imprint and nonce as asked). Sending it
 //! over HTTP is the caller's job.
 
+use cms::content_info::ContentInfo;
 use cms::signed_data::SignedData;
 use const_oid::db::rfc5912;
 use der::asn1::{Int, OctetString};
@@ -66,15 +67,7 @@ pub fn timestamp_token(
     let token = resp
         .time_stamp_token
         .ok_or_else(|| TsaError::Malformed("granted without a token".into()))?;
-    let signed: SignedData = token.content.decode_as().map_err(malformed)?;
-    let econtent: &Any = signed
-        .encap_content_info
-        .econtent
-        .as_ref()
-        .ok_or_else(|| TsaError::Malformed("the token has no TSTInfo".into()))?;
-    let octets =
-        OctetString::from_der(&econtent.to_der().map_err(malformed)?).map_err(malformed)?;
-    let info = TstInfo::from_der(octets.as_bytes()).map_err(malformed)?;
+    let info = token_info(&token)?;
     if info.message_imprint != imprint(message)? {
         return Err(TsaError::WrongImprint);
     }
@@ -87,6 +80,26 @@ pub fn timestamp_token(
         return Err(TsaError::WrongNonce);
     }
     token.to_der().map_err(malformed)
+}
+
+/// The TSTInfo inside a time-stamp token (a CMS ContentInfo), not checked.
+pub(crate) fn token_info(token: &ContentInfo) -> Result<TstInfo, TsaError> {
+    let malformed = |e: der::Error| TsaError::Malformed(e.to_string());
+    let signed: SignedData = token.content.decode_as().map_err(malformed)?;
+    let econtent: &Any = signed
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or_else(|| TsaError::Malformed("the token has no TSTInfo".into()))?;
+    let octets =
+        OctetString::from_der(&econtent.to_der().map_err(malformed)?).map_err(malformed)?;
+    TstInfo::from_der(octets.as_bytes()).map_err(malformed)
+}
+
+/// Whether a token's message imprint is the digest of `message` under the token's algorithm
+/// (SHA-256 is what we ask for; other algorithms count as not matching).
+pub(crate) fn imprint_matches(info: &TstInfo, message: &[u8]) -> bool {
+    imprint(message).is_ok_and(|mine| mine == info.message_imprint)
 }
 
 /// The non-negative INTEGER with big-endian magnitude `bytes`, minimally encoded (DER

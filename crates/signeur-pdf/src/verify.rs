@@ -91,12 +91,21 @@ pub struct SignatureReport {
     pub signing_certificate_v2_ok: bool,
     /// A CMS signing-time attribute is present (forbidden for PAdES baseline).
     pub has_signing_time_attr: bool,
-    /// An unsigned signature-time-stamp-token attribute is present (not validated).
+    /// An unsigned signature-time-stamp-token attribute is present (its authority's own
+    /// signature is not validated here; pyHanko does that with a trust root).
     pub has_timestamp: bool,
+    /// The time-stamp's time (`genTime`), RFC 3339 UTC.
+    pub timestamp_time: Option<String>,
+    /// The time-stamp authority: its certificate's subject, else the token's `tsa` name.
+    pub timestamp_authority: Option<String>,
+    /// The time-stamp's message imprint is the digest of this signature's value.
+    pub timestamp_imprint_ok: bool,
     /// The signer certificate's subject, RFC 4514 style; empty when not found.
     pub signer_subject: String,
     /// The signer certificate's serial number, upper-case hex.
     pub signer_serial_hex: String,
+    /// The signer certificate's issuer, RFC 4514 style; empty when not found.
+    pub signer_issuer: String,
     /// The signer certificate's validity, RFC 3339 UTC.
     pub not_before: String,
     pub not_after: String,
@@ -116,6 +125,16 @@ impl SignatureReport {
             && !(self.sub_filter == ETSI_CADES_DETACHED && self.has_signing_time_attr)
     }
 
+    /// The PAdES baseline level the signature's structure claims: `PAdES-B-T` with a
+    /// signature time-stamp, `PAdES-B-B` without; `None` when it is not `/ETSI.CAdES.detached`.
+    pub fn pades_level(&self) -> Option<&'static str> {
+        (self.sub_filter == "/ETSI.CAdES.detached").then_some(if self.has_timestamp {
+            "PAdES-B-T"
+        } else {
+            "PAdES-B-B"
+        })
+    }
+
     fn end(&self) -> usize {
         self.byte_range[2].saturating_add(self.byte_range[3])
     }
@@ -132,8 +151,12 @@ impl SignatureReport {
             signing_certificate_v2_ok: false,
             has_signing_time_attr: false,
             has_timestamp: false,
+            timestamp_time: None,
+            timestamp_authority: None,
+            timestamp_imprint_ok: false,
             signer_subject: String::new(),
             signer_serial_hex: String::new(),
+            signer_issuer: String::new(),
             not_before: String::new(),
             not_after: String::new(),
             self_signed: false,
@@ -436,10 +459,14 @@ fn check_cms(
         raw_signed_attrs(&signer_info_der).ok_or("the signed attributes cannot be located")?;
 
     report.has_signing_time_attr = attr(OID_SIGNING_TIME).is_some();
-    report.has_timestamp = signer_info
+    let timestamp = signer_info
         .unsigned_attrs
         .as_ref()
-        .is_some_and(|u| u.iter().any(|a| a.oid == OID_SIGNATURE_TIME_STAMP));
+        .and_then(|u| u.iter().find(|a| a.oid == OID_SIGNATURE_TIME_STAMP));
+    report.has_timestamp = timestamp.is_some();
+    if let Some(attr) = timestamp {
+        read_timestamp(attr, signer_info.signature.as_bytes(), report);
+    }
     match attr(OID_CONTENT_TYPE).and_then(|a| single_value(&a.values)) {
         Some(v) if v.decode_as::<ObjectIdentifier>().ok() == Some(OID_DATA) => {}
         _ => report
@@ -470,6 +497,7 @@ fn check_cms(
     let tbs = &cert.tbs_certificate;
     report.signer_subject = tbs.subject.to_string();
     report.signer_serial_hex = hex::encode_upper(tbs.serial_number.as_bytes());
+    report.signer_issuer = tbs.issuer.to_string();
     report.not_before = rfc3339(tbs.validity.not_before);
     report.not_after = rfc3339(tbs.validity.not_after);
     report.self_signed = tbs.subject == tbs.issuer
@@ -629,6 +657,52 @@ fn find_signer_cert<'c>(
         };
         matches.then_some(cert)
     })
+}
+
+/// Reads the time, authority and imprint of a signature time-stamp token into `report`.
+fn read_timestamp(
+    attr: &x509_cert::attr::Attribute,
+    signature: &[u8],
+    report: &mut SignatureReport,
+) {
+    let token = single_value(&attr.values).and_then(|v| v.decode_as::<ContentInfo>().ok());
+    let Some(token) = token else {
+        report
+            .problems
+            .push("the time-stamp token is malformed".into());
+        return;
+    };
+    let info = match crate::tsa::token_info(&token) {
+        Ok(info) => info,
+        Err(e) => {
+            report.problems.push(format!("the time-stamp token: {e}"));
+            return;
+        }
+    };
+    report.timestamp_time = Some(generalized_time(info.gen_time));
+    report.timestamp_imprint_ok = crate::tsa::imprint_matches(&info, signature);
+    if !report.timestamp_imprint_ok {
+        report
+            .problems
+            .push("the time-stamp is not over this signature's value".into());
+    }
+    let tsa_cert = token.content.decode_as::<SignedData>().ok().and_then(|sd| {
+        let sid = sd.signer_infos.0.iter().next()?.sid.clone();
+        find_signer_cert(&sd, &sid).map(|c| c.tbs_certificate.subject.to_string())
+    });
+    report.timestamp_authority = tsa_cert.or_else(|| {
+        info.tsa.as_ref().map(|name| match name {
+            x509_cert::ext::pkix::name::GeneralName::DirectoryName(n) => n.to_string(),
+            other => format!("{other:?}"),
+        })
+    });
+}
+
+fn generalized_time(time: der::asn1::GeneralizedTime) -> String {
+    let secs = i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }
 
 fn rfc3339(time: x509_cert::time::Time) -> String {

@@ -248,13 +248,21 @@ fn verify(
                 s.not_after,
                 if s.self_signed { ", self-signed" } else { "" }
             );
-            let level = match (s.sub_filter.as_str(), s.has_timestamp) {
-                ("/ETSI.CAdES.detached", true) => " (PAdES B-T: with a signature time-stamp)",
-                ("/ETSI.CAdES.detached", false) => " (PAdES B-B)",
-                (_, true) => " (with a signature time-stamp)",
-                _ => "",
+            let level = match (s.pades_level(), s.has_timestamp) {
+                (Some(level), true) => format!(" ({level}: with a signature time-stamp)"),
+                (Some(level), false) => format!(" ({level})"),
+                (None, true) => " (with a signature time-stamp)".into(),
+                (None, false) => String::new(),
             };
             println!("  type:     {}{level}", s.sub_filter);
+            if let Some(t) = &s.timestamp_time {
+                println!(
+                    "  time-stamp: {t} by {}",
+                    s.timestamp_authority
+                        .as_deref()
+                        .unwrap_or("an unnamed authority")
+                );
+            }
             if let Some(m) = &s.signing_time {
                 println!("  claimed:  {m}");
             }

@@ -437,7 +437,7 @@ fn verify_checks_a_sealed_pdf() {
 
     assert!(out.contains("\"has_timestamp\":false"));
     let (_, out) = verify("sealed.pdf", &sealed, false);
-    assert!(out.contains("PAdES B-B"), "{out}");
+    assert!(out.contains("PAdES-B-B"), "{out}");
 
     // --original: the upload must be a byte-exact prefix.
     let orig = dir.path().join("original.pdf");

@@ -228,7 +228,26 @@ async fn seals_are_time_stamped_by_the_configured_authority() {
     let sealed = res.bytes().await.unwrap().to_vec();
     let report = signeur_pdf::verify(&sealed).unwrap();
     assert!(report.seal_valid(), "{report:?}");
-    assert!(report.signatures[0].has_timestamp, "PAdES B-T");
+    let seal = &report.signatures[0];
+    assert!(seal.has_timestamp, "PAdES B-T");
+    assert!(
+        seal.timestamp_imprint_ok,
+        "the token is over the signature value"
+    );
+    let stamped_at = seal.timestamp_time.as_deref().expect("genTime read back");
+    let stamped_at = chrono::DateTime::parse_from_rfc3339(stamped_at).unwrap();
+    assert!(
+        (stamped_at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .num_minutes()
+            .abs()
+            < 10
+    );
+    assert!(
+        seal.timestamp_authority
+            .as_deref()
+            .is_some_and(|a| !a.is_empty()),
+        "{seal:?}"
+    );
     drop(tsa);
 
     // The independent checker at level B-T, trusting the seal and the TSA's root.
