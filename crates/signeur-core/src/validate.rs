@@ -70,6 +70,77 @@ pub struct NewSigner {
     pub email: Option<String>,
     pub name: Option<String>,
     pub locale: Locale,
+    /// Where the signer's visible signature block goes (checked against the document's pages
+    /// once the PDF has been read).
+    pub signature_position: Option<SignaturePosition>,
+}
+
+/// `signers[].signature_position`: a 1-based page and the block's top-left corner, in PDF
+/// points (1/72 inch) from the page's top-left corner.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SignaturePosition {
+    pub page: u32,
+    pub x: f32,
+    pub y: f32,
+}
+
+impl Eq for SignaturePosition {}
+
+impl SignaturePosition {
+    /// The stored form.
+    pub fn to_json(self) -> String {
+        serde_json::json!({"page": self.page, "x": self.x, "y": self.y}).to_string()
+    }
+
+    /// From the stored form; `None` if it is not one.
+    pub fn from_json(s: &str) -> Option<Self> {
+        serde_json::from_str(s).ok()
+    }
+}
+
+/// Largest page coordinate accepted (PDF's own page-size limit is 14 400 points).
+const MAX_COORDINATE: f64 = 14_400.0;
+
+fn signature_position(f: &Fields<'_>) -> Result<Option<SignaturePosition>> {
+    let key = "signature_position";
+    let Some(raw) = f.raw(key) else {
+        return Ok(None);
+    };
+    let name = f.name(key);
+    let p = Fields::parse(raw, &name)?.ok_or_else(|| {
+        ValidationError::invalid(&name, "must be an object with 'page', 'x' and 'y'")
+    })?;
+    let number = |k: &str| -> Result<f64> {
+        let field = p.name(k);
+        let raw = p.raw(k).ok_or_else(|| ValidationError::missing(&field))?;
+        serde_json::from_str::<f64>(raw.get())
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| ValidationError::invalid(&field, "must be a number"))
+    };
+    let page = number("page")?;
+    if page.fract() != 0.0 || !(1.0..=f64::from(u32::MAX)).contains(&page) {
+        return Err(ValidationError::invalid(
+            &p.name("page"),
+            "must be a page number starting at 1",
+        ));
+    }
+    let mut coords = [0.0f32; 2];
+    for (slot, k) in coords.iter_mut().zip(["x", "y"]) {
+        let v = number(k)?;
+        if !(0.0..=MAX_COORDINATE).contains(&v) {
+            return Err(ValidationError::invalid(
+                &p.name(k),
+                "must be between 0 and 14400 points from the page's top-left corner",
+            ));
+        }
+        *slot = v as f32;
+    }
+    Ok(Some(SignaturePosition {
+        page: page as u32,
+        x: coords[0],
+        y: coords[1],
+    }))
 }
 
 #[derive(Clone)]
@@ -328,6 +399,7 @@ fn signers(top: &Fields<'_>, default_locale: Locale) -> Result<Vec<NewSigner>> {
                 email: Some(email),
                 name,
                 locale: default_locale,
+                signature_position: None,
             }]);
         }
         return Err(ValidationError::new(
@@ -368,10 +440,12 @@ fn signers(top: &Fields<'_>, default_locale: Locale) -> Result<Vec<NewSigner>> {
             };
             let name = f.text("name", MAX_NAME_CHARS, false)?;
             let locale = f.locale("locale")?.unwrap_or(default_locale);
+            let signature_position = signature_position(&f)?;
             Ok(NewSigner {
                 email,
                 name,
                 locale,
+                signature_position,
             })
         })
         .collect()

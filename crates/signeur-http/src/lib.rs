@@ -95,6 +95,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(signatures::cancel_signature))
         .routes(routes!(signatures::download_document))
         .routes(routes!(signatures::audit_trail_pdf))
+        .routes(routes!(signatures::audit_trail_json))
         .routes(routes!(signatures::retry_seal))
         .routes(routes!(sessions::get_settings, sessions::patch_settings))
         .routes(routes!(sessions::rotate_session_secret))

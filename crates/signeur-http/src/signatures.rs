@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::Caller;
 use crate::views::{
-    CancelResponse, ResendResponse, SignatureRequestCreated, SignatureRequestList,
+    AuditRecordView, CancelResponse, ResendResponse, SignatureRequestCreated, SignatureRequestList,
     SignatureRequestView, SignerList,
 };
 
@@ -453,7 +453,6 @@ pub async fn download_document(
         (status = 200, description = "The audit trail as PDF", content_type = "application/pdf", body = PdfFile),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request in this organization", body = ErrorBody),
-        (status = 501, description = "Not built yet in this version", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -467,4 +466,28 @@ pub async fn audit_trail_pdf(
         .audit_trail_pdf(caller.org_id, request_id(&id)?)
         .await?;
     Ok(pdf_response("audit-trail.pdf", bytes))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/signatures/{id}/audit-trail.json", tag = TAG,
+    summary = "Download the audit record as JSON",
+    description = "The record behind the audit-trail PDF, for any status: the request, its signers (without access tokens), every event with its hash and its predecessor's, whether the chain verifies, and the seal read back from the sealed file. `signeur verify --audit FILE` checks the chain of this file as it is.",
+    params(("id" = Uuid, Path, description = "Signature request id")),
+    responses(
+        (status = 200, description = "The audit record", body = AuditRecordView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request in this organization", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn audit_trail_json(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AuditRecordView>, ApiError> {
+    let record = st
+        .service
+        .audit_record(caller.org_id, request_id(&id)?)
+        .await?;
+    Ok(Json(AuditRecordView::new(record)))
 }

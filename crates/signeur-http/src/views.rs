@@ -74,6 +74,28 @@ pub struct SignerSummary {
     pub email_sent: bool,
     pub email_error: Option<String>,
     pub locale: String,
+    /// Where the visible signature block goes; null: on the last page where it covers no
+    /// content.
+    pub signature_position: Option<SignaturePositionView>,
+}
+
+/// A page (from 1) and the block's top-left corner in points from the page's top-left.
+#[derive(Serialize, ToSchema, Clone, Copy)]
+pub struct SignaturePositionView {
+    pub page: u32,
+    pub x: f32,
+    pub y: f32,
+}
+
+fn signature_position(s: &SignerRow) -> Option<SignaturePositionView> {
+    s.signature_position
+        .as_deref()
+        .and_then(signeur_core::validate::SignaturePosition::from_json)
+        .map(|p| SignaturePositionView {
+            page: p.page,
+            x: p.x,
+            y: p.y,
+        })
 }
 
 /// One event of the audit trail, with its place in the hash chain.
@@ -247,6 +269,7 @@ fn signer_summary(s: &SignerRow, links: &Service) -> SignerSummary {
 /// Moves the row's strings into the view (the get path builds one per signer per request).
 fn owned_signer_summary(s: SignerRow, links: &Service) -> SignerSummary {
     SignerSummary {
+        signature_position: signature_position(&s),
         id: s.id,
         sign_url: links.sign_url(&s.access_token),
         status: signer_status(&s),
@@ -422,6 +445,201 @@ impl From<&CancelOutcome> for CancelResponse {
             id: c.id,
             status: c.status,
             cancelled_at: c.cancelled_at,
+        }
+    }
+}
+
+/// The request part of the audit record (no access tokens: the record is meant to be shared).
+#[derive(Serialize, ToSchema)]
+pub struct AuditRequestView {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "signed")]
+    pub status: RequestStatus,
+    pub title: String,
+    pub message: Option<String>,
+    pub delivery: String,
+    pub signing_order: String,
+    #[serde(serialize_with = "ms::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub signed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub declined_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms::serialize")]
+    pub expires_at: DateTime<Utc>,
+    pub document: DocumentInfo,
+    /// SHA-256 of the uploaded original.
+    pub document_hash: String,
+    /// SHA-256 of the sealed file, once sealed.
+    pub sealed_document_hash: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Box<RawValue>>,
+}
+
+/// A signer as the audit record shows them.
+#[derive(Serialize, ToSchema)]
+pub struct AuditSignerView {
+    pub id: Uuid,
+    pub position: i64,
+    pub email: Option<String>,
+    pub name_as_invited: Option<String>,
+    pub name_as_signed: Option<String>,
+    pub representing_as_signed: Option<String>,
+    #[schema(value_type = String, example = "signed")]
+    pub status: SignerStatus,
+    /// `access_code`, `link` or `session`; null until signed.
+    pub verification_method: Option<String>,
+    /// The same in words.
+    pub verification: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub opened_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub signed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub declined_at: Option<DateTime<Utc>>,
+    pub decline_reason: Option<String>,
+    #[serde(serialize_with = "ms_opt::serialize")]
+    pub invalidated_at: Option<DateTime<Utc>>,
+}
+
+/// Whether the events form an intact hash chain (each `prev_hash` is its predecessor's
+/// `hash`; each `hash` is the SHA-256 of the event's canonical JSON).
+#[derive(Serialize, ToSchema)]
+pub struct ChainView {
+    pub valid: bool,
+    pub events: usize,
+    /// Where it breaks; null when valid.
+    pub problem: Option<String>,
+}
+
+/// The seal of the sealed file, as read back from it.
+#[derive(Serialize, ToSchema)]
+pub struct SealView {
+    #[schema(example = "PAdES-B-T")]
+    pub level: String,
+    pub valid: bool,
+    pub certificate_subject: String,
+    pub certificate_issuer: String,
+    /// Upper-case hex.
+    pub certificate_serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub self_signed: bool,
+    /// The signature dictionary's `/M` as written (a claim; the time-stamp is the proof).
+    pub signing_time: Option<String>,
+    pub timestamp_time: Option<String>,
+    pub timestamp_authority: Option<String>,
+    pub problems: Vec<String>,
+}
+
+/// `GET /api/v1/signatures/{id}/audit-trail.json`: the record behind the audit-trail PDF.
+#[derive(Serialize, ToSchema)]
+pub struct AuditRecordView {
+    pub signature_request: AuditRequestView,
+    pub signers: Vec<AuditSignerView>,
+    /// Oldest first, each with its hash and its predecessor's: `signeur verify --audit`
+    /// checks this file as it is.
+    pub events: Vec<EventView>,
+    pub chain: ChainView,
+    pub seal: Option<SealView>,
+    #[serde(serialize_with = "ms::serialize")]
+    pub generated_at: DateTime<Utc>,
+}
+
+impl AuditRecordView {
+    pub fn new(record: signeur_service::evidence::AuditRecord) -> Self {
+        let status = record.detail.status();
+        let signeur_service::evidence::AuditRecord {
+            detail,
+            chain,
+            seal,
+            generated_at,
+        } = record;
+        let RequestDetail {
+            request: r,
+            signers,
+            events,
+            ..
+        } = detail;
+        AuditRecordView {
+            signature_request: AuditRequestView {
+                id: r.id,
+                status,
+                title: r.title,
+                message: r.message,
+                delivery: r.delivery,
+                signing_order: r.signing_order,
+                created_at: r.created_at,
+                sent_at: r.sent_at,
+                signed_at: r.signed_at,
+                cancelled_at: r.cancelled_at,
+                cancel_reason: r.cancel_reason,
+                declined_at: r.declined_at,
+                expires_at: r.expires_at,
+                document: DocumentInfo {
+                    filename: r.document_filename,
+                    size: r.document_size,
+                    page_count: r.document_page_count,
+                },
+                document_hash: r.document_hash,
+                sealed_document_hash: r.sealed_document_hash,
+                metadata: r.metadata.and_then(|m| RawValue::from_string(m).ok()),
+            },
+            signers: signers
+                .into_iter()
+                .map(|s| AuditSignerView {
+                    status: signer_status(&s),
+                    verification: signeur_service::evidence::verification_words(
+                        s.verification_method.as_deref(),
+                    )
+                    .into(),
+                    id: s.id,
+                    position: s.position,
+                    email: s.email,
+                    name_as_invited: s.name,
+                    name_as_signed: s.name_as_signed,
+                    representing_as_signed: s.representing_as_signed,
+                    verification_method: s.verification_method,
+                    ip_address: s.ip_address,
+                    user_agent: s.user_agent,
+                    sent_at: s.sent_at,
+                    opened_at: s.opened_at,
+                    signed_at: s.signed_at,
+                    declined_at: s.declined_at,
+                    decline_reason: s.decline_reason,
+                    invalidated_at: s.invalidated_at,
+                })
+                .collect(),
+            events: events.into_iter().map(owned_event_view).collect(),
+            chain: ChainView {
+                valid: chain.valid,
+                events: chain.events,
+                problem: chain.problem,
+            },
+            seal: seal.map(|s| SealView {
+                level: s.level,
+                valid: s.valid,
+                certificate_subject: s.certificate_subject,
+                certificate_issuer: s.certificate_issuer,
+                certificate_serial: s.certificate_serial,
+                not_before: s.not_before,
+                not_after: s.not_after,
+                self_signed: s.self_signed,
+                signing_time: s.signing_time,
+                timestamp_time: s.timestamp_time,
+                timestamp_authority: s.timestamp_authority,
+                problems: s.problems,
+            }),
+            generated_at,
         }
     }
 }

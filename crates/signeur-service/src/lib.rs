@@ -7,6 +7,7 @@ pub mod clock;
 mod cursor;
 mod error;
 pub mod events;
+pub mod evidence;
 mod idempotency;
 mod invitations;
 pub mod jobs;

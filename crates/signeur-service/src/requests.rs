@@ -106,6 +106,19 @@ impl Service {
             };
             ServiceError::invalid(e.code(), message)
         })?;
+        for (i, s) in new.signers.iter().enumerate() {
+            if let Some(p) = s.signature_position
+                && p.page > info.page_count
+            {
+                return Err(ServiceError::invalid(
+                    "invalid_field",
+                    format!(
+                        "Field 'signers[{i}].signature_position.page' is {}, but the document has {} page(s).",
+                        p.page, info.page_count
+                    ),
+                ));
+            }
+        }
 
         let request_id = Uuid::new_v4();
         let blob_key = format!("documents/{org_id}/{request_id}.pdf");
@@ -368,18 +381,6 @@ impl Service {
             bytes,
         })
     }
-
-    /// The audit-trail PDF is built by the documents issue; the organization check already
-    /// applies so another organization's id is a 404 here as everywhere.
-    pub async fn audit_trail_pdf(&self, org_id: Uuid, id: Uuid) -> Result<Vec<u8>> {
-        self.db
-            .get_request(org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("Signature request"))?;
-        Err(ServiceError::NotImplemented(
-            "The audit-trail PDF is not available in this version yet.",
-        ))
-    }
 }
 
 /// How long the worker leaves a new request's invitations to the create that made them.
@@ -474,6 +475,7 @@ fn build_rows(
                 email_error: None,
                 verification_method: None,
                 signature_image_blob: None,
+                signature_position: s.signature_position.map(|p| p.to_json()),
             }
         })
         .collect();

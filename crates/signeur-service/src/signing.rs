@@ -615,9 +615,10 @@ impl Service {
     /// `signature_request.completed` and `.signed` in one transaction. The slow part runs
     /// before the transaction, which re-checks the state, so a second run changes nothing.
     pub async fn seal_request(&self, org_id: Uuid, request_id: Uuid) -> Result<String> {
-        let Some(request) = self.db.get_request(org_id, request_id).await? else {
+        let Some(parts) = self.db.get_request_with_parts(org_id, request_id).await? else {
             return Ok("request gone".into());
         };
+        let request = &parts.request;
         if request.status != RequestStatus::AwaitingStamp.as_str() {
             return Ok(format!("nothing to seal ({})", request.status));
         }
@@ -631,6 +632,7 @@ impl Service {
                 "the document blob {blob} does not match document_hash"
             )));
         }
+        let stamp = self.stamp_input(request, &parts.signers).await?;
         let identity = self.seal_identity(org_id).await?;
         let now = self.clock.now();
         let signer = identity.signer()?;
@@ -644,19 +646,25 @@ impl Service {
                 handle: tokio::runtime::Handle::current(),
             })
         };
+        // Stamp (the blocks and the certificate page, one incremental update), then seal the
+        // stamped file (a further update): the upload stays a byte-exact prefix throughout.
         let sealed = tokio::task::spawn_blocking(move || {
+            let stamped = signeur_pdf::stamp(&original, &stamp)
+                .map_err(|e| anyhow::anyhow!("stamping failed: {e}"))?;
+            drop(original);
             signeur_pdf::seal_with_timestamp(
-                &original,
+                &stamped,
                 &signer,
                 &signeur_pdf::SealOptions::new(now),
                 timestamper
                     .as_ref()
                     .map(|t| t as &dyn signeur_pdf::Timestamper),
             )
+            .map_err(|e| anyhow::anyhow!("sealing failed: {e}"))
         })
         .await
         .map_err(|e| ServiceError::Internal(e.into()))?
-        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("sealing failed: {e}")))?;
+        .map_err(ServiceError::Internal)?;
         let sealed_hash = hex::encode(sha2::Sha256::digest(&sealed));
         let sealed_key = format!("sealed/{request_id}.pdf");
         self.blobs.put(&sealed_key, &sealed).await?;

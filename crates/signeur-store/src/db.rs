@@ -107,6 +107,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "seal_keys",
         include_str!("../migrations/sqlite/0004_seal_keys.sql"),
     ),
+    (
+        5,
+        "signature_position",
+        include_str!("../migrations/sqlite/0005_signature_position.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -128,6 +133,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "seal_keys",
         include_str!("../migrations/postgres/0004_seal_keys.sql"),
+    ),
+    (
+        5,
+        "signature_position",
+        include_str!("../migrations/postgres/0005_signature_position.sql"),
     ),
 ];
 

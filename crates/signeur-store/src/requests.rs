@@ -79,6 +79,8 @@ pub struct SignerRow {
     pub verification_method: Option<String>,
     /// The drawn signature (PNG), if any.
     pub signature_image_blob: Option<String>,
+    /// Where the visible signature block goes (JSON `{page, x, y}`), if the request named it.
+    pub signature_position: Option<String>,
 }
 
 macro_rules! signer_columns {
@@ -86,7 +88,7 @@ macro_rules! signer_columns {
         "id, request_id, org_id, position, email, name, name_as_signed, locale, access_token, \
     status, sent_at, opened_at, signed_at, declined_at, decline_reason, invalidated_at, ip_address, user_agent, \
     representing_as_invited, representing_as_signed, representing_role, representing_entity_id, email_sent, email_error, \
-    verification_method, signature_image_blob"
+    verification_method, signature_image_blob, signature_position"
     };
 }
 
@@ -142,7 +144,7 @@ const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
         decline_reason, invalidated_at, ip_address, user_agent, representing_as_invited, \
         representing_as_signed, representing_role, representing_entity_id, \
         CASE WHEN email_sent THEN json('true') ELSE json('false') END, email_error, \
-        verification_method, signature_image_blob)) \
+        verification_method, signature_image_blob, signature_position)) \
        FROM signers s WHERE s.request_id = r.id) AS signers_json",
     ", (SELECT json_group_array(json_array(\
         id, lower(hex(org_id)), nullif(lower(hex(request_id)), ''), \
@@ -216,7 +218,7 @@ impl Tx {
         on_tx!(self, c => {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO signers (id, request_id, org_id, position, email, name, locale, access_token, status, \
-                 sent_at, email_sent, email_error) ",
+                 sent_at, email_sent, email_error, signature_position) ",
             );
             q.push_values(signers, |mut b, s| {
                 b.push_bind(s.id)
@@ -230,7 +232,8 @@ impl Tx {
                     .push_bind(s.status.clone())
                     .push_bind(s.sent_at)
                     .push_bind(s.email_sent)
-                    .push_bind(s.email_error.clone());
+                    .push_bind(s.email_error.clone())
+                    .push_bind(s.signature_position.clone());
             });
             q.build().execute(c).await.map(|r| r.rows_affected())
         })?;

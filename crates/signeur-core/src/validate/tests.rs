@@ -81,7 +81,8 @@ fn legacy_single_signer_body() {
         vec![NewSigner {
             email: Some("a@example.com".into()),
             name: Some("A".into()),
-            locale: Locale::En
+            locale: Locale::En,
+            signature_position: None,
         }]
     );
 
@@ -353,4 +354,63 @@ fn cancel_reason_rules() {
         "invalid_field"
     );
     assert_eq!(cancel_reason(b"nope").unwrap_err().code, "invalid_json");
+}
+
+#[test]
+fn signature_positions_are_a_page_and_a_point_or_a_precise_refusal() {
+    let mut v = valid();
+    v["signers"][1]["signature_position"] = json!({"page": 2, "x": 72, "y": 600.5});
+    let r = create_request(&body(v), now()).unwrap();
+    assert_eq!(r.signers[0].signature_position, None);
+    let p = r.signers[1].signature_position.unwrap();
+    assert_eq!((p.page, p.x, p.y), (2, 72.0, 600.5));
+    assert_eq!(SignaturePosition::from_json(&p.to_json()), Some(p));
+
+    for (position, code, field) in [
+        (
+            json!("bottom"),
+            "invalid_field",
+            "signers[1].signature_position",
+        ),
+        (
+            json!({"x": 1, "y": 2}),
+            "missing_field",
+            "signers[1].signature_position.page",
+        ),
+        (
+            json!({"page": 0, "x": 1, "y": 2}),
+            "invalid_field",
+            "signers[1].signature_position.page",
+        ),
+        (
+            json!({"page": 1.5, "x": 1, "y": 2}),
+            "invalid_field",
+            "signers[1].signature_position.page",
+        ),
+        (
+            json!({"page": 1, "x": "1", "y": 2}),
+            "invalid_field",
+            "signers[1].signature_position.x",
+        ),
+        (
+            json!({"page": 1, "x": -1, "y": 2}),
+            "invalid_field",
+            "signers[1].signature_position.x",
+        ),
+        (
+            json!({"page": 1, "x": 1, "y": 1e9}),
+            "invalid_field",
+            "signers[1].signature_position.y",
+        ),
+    ] {
+        let mut v = valid();
+        v["signers"][1]["signature_position"] = position.clone();
+        let e = err(v);
+        assert_eq!(e.code, code, "{position}");
+        assert!(
+            e.message.contains(&format!("'{field}'")),
+            "{position}: {}",
+            e.message
+        );
+    }
 }

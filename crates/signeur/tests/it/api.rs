@@ -624,15 +624,14 @@ async fn another_organizations_request_is_a_404_everywhere() {
         .1,
         "not_found"
     );
-    // The audit-trail stub answers after the organization check.
-    assert_eq!(
-        app.get(&format!("/api/v1/signatures/{id}/audit-trail.pdf"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        501
-    );
+    // The owner gets the audit-trail PDF of a request in any status.
+    let res = app
+        .get(&format!("/api/v1/signatures/{id}/audit-trail.pdf"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod api;
 mod chain;
 mod cli;
 mod email;
+mod evidence;
 mod jobs;
 mod seal_keys;
 mod sessions;

@@ -9,7 +9,7 @@ use crate::smtp::SmtpSink;
 use crate::support::*;
 
 /// A cookie-keeping, redirect-following client: one browser profile.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .user_agent("Mozilla/5.0 (signeur-test)")
@@ -18,7 +18,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// The value of the hidden CSRF field on a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
         .expect("a form with a CSRF field");
@@ -26,12 +26,16 @@ fn csrf_of(html: &str) -> String {
     rest[..rest.find('"').unwrap()].to_string()
 }
 
-async fn page(c: &reqwest::Client, url: &str) -> (StatusCode, String) {
+pub(crate) async fn page(c: &reqwest::Client, url: &str) -> (StatusCode, String) {
     let res = c.get(url).send().await.unwrap();
     (res.status(), res.text().await.unwrap())
 }
 
-async fn post_form(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+pub(crate) async fn post_form(
+    c: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String) {
     let res = c.post(url).form(form).send().await.unwrap();
     (res.status(), res.text().await.unwrap())
 }
