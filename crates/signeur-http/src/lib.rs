@@ -108,6 +108,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.
@@ -173,6 +174,23 @@ async fn method_not_allowed() -> ApiError {
 )]
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
+}
+
+#[utoipa::path(
+    get, path = "/metrics", tag = "Operations",
+    summary = "Prometheus metrics",
+    description = "Text exposition format: jobs by kind and outcome, and seal attempts by outcome (a seal that fails is counted here, logged and recorded as an event).",
+    responses((status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String))
+)]
+async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.service.metrics.render(),
+    )
+        .into_response()
 }
 
 #[utoipa::path(

@@ -13,6 +13,7 @@ mod invitations;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod metrics;
 pub mod previews;
 mod requests;
 pub mod seal_keys;
@@ -48,6 +49,7 @@ pub struct Service {
     previews: std::sync::Arc<previews::PreviewCache>,
     seal_override: Option<std::sync::Arc<seal_keys::SealIdentity>>,
     tsa: tsa::TsaSettings,
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 impl Service {
@@ -62,6 +64,7 @@ impl Service {
             previews: Default::default(),
             seal_override: None,
             tsa: Default::default(),
+            metrics: Default::default(),
         }
     }
 

@@ -1,0 +1,104 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format). Counters live in the process:
+//! each node exposes its own, as Prometheus expects.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub kind: &'static str,
+    /// `succeeded`, `retried` (failed, will run again) or `failed` (attempts exhausted).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SealLabels {
+    /// `sealed`, `retried` or `failed`.
+    pub outcome: &'static str,
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub jobs: Family<JobLabels, Counter>,
+    pub seals: Family<SealLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("signeur");
+        let jobs = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "jobs",
+            "Background jobs run, by kind and outcome",
+            jobs.clone(),
+        );
+        let seals = Family::<SealLabels, Counter>::default();
+        registry.register(
+            "seal_attempts",
+            "Seal (stamp and PAdES signature) attempts, by outcome: sealed, retried (failed, will retry) or failed (gave up: the request is stamp_failed)",
+            seals.clone(),
+        );
+        Metrics {
+            registry,
+            jobs,
+            seals,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one finished job; seal jobs are counted as seal attempts too.
+    pub fn job(&self, kind: &'static str, outcome: &'static str) {
+        self.jobs.get_or_create(&JobLabels { kind, outcome }).inc();
+        if kind == "seal_document" {
+            let outcome = if outcome == "succeeded" {
+                "sealed"
+            } else {
+                outcome
+            };
+            self.seals.get_or_create(&SealLabels { outcome }).inc();
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_seal_shows_as_a_job_and_a_seal_attempt() {
+        let m = Metrics::default();
+        m.job("seal_document", "retried");
+        m.job("seal_document", "failed");
+        m.job("seal_document", "succeeded");
+        m.job("send_invitation", "succeeded");
+        let text = m.render();
+        assert!(
+            text.contains("signeur_seal_attempts_total{outcome=\"retried\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signeur_seal_attempts_total{outcome=\"failed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signeur_seal_attempts_total{outcome=\"sealed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signeur_jobs_total{kind=\"send_invitation\",outcome=\"succeeded\"} 1"),
+            "{text}"
+        );
+    }
+}
