@@ -42,6 +42,7 @@ pub use render::{MAX_RENDER_WIDTH, MIN_RENDER_WIDTH, RenderError, RenderLimits, 
 mod seal;
 mod stamp;
 mod tsa;
+mod xref;
 pub use stamp::{STAMP_BLOCK_SIZE, StampError, StampInput, StampPosition, StampSigner, stamp};
 mod audit;
 pub use audit::{

@@ -535,3 +535,50 @@ fn refuses_encrypted_input() {
     .unwrap_err();
     assert!(matches!(err, SealError::Pdf(_)), "{err:?}");
 }
+
+#[test]
+fn sealing_is_deterministic_outside_the_signature_value() {
+    let key = test_key();
+    for input in [fixture!("one-page.pdf"), fixture!("objstm.pdf")] {
+        let a = seal(input, &key.signer, &options()).unwrap();
+        let b = seal(input, &key.signer, &options()).unwrap();
+        assert_eq!(a.len(), b.len());
+        let gap_start = input.len() + find_all(&a[input.len()..], b"/Contents<")[0] + 9;
+        let gap_end = gap_start + 2 * options().contents_size + 2;
+        assert_eq!(a[..gap_start], b[..gap_start]);
+        assert_eq!(a[gap_end..], b[gap_end..]);
+    }
+}
+
+#[test]
+fn the_update_has_the_kind_of_cross_reference_section_of_the_input() {
+    let key = test_key();
+    for (input, stream) in [
+        (fixture!("one-page.pdf"), false),
+        (fixture!("incremental.pdf"), false),
+        (fixture!("hybrid-xref.pdf"), false),
+        (fixture!("objstm.pdf"), true),
+    ] {
+        let output = seal(input, &key.signer, &options()).unwrap();
+        let tail = &output[input.len()..];
+        assert_eq!(find_all(tail, b"/Type/XRef").len(), usize::from(stream));
+        assert_eq!(find_all(tail, b"\nxref\n").len(), usize::from(!stream));
+        assert!(find_all(tail, b"/XRefStm").is_empty());
+        assert!(tail.ends_with(b"%%EOF\n"));
+    }
+}
+
+#[test]
+fn seals_a_sealed_file_of_each_kind() {
+    let key = test_key();
+    for (name, input, hybrid) in [
+        ("objstm-twice.pdf", fixture!("objstm.pdf"), false),
+        ("hybrid-twice.pdf", fixture!("hybrid-xref.pdf"), true),
+        ("incremental-twice.pdf", fixture!("incremental.pdf"), false),
+        ("approval-twice.pdf", fixture!("approval-signed.pdf"), false),
+        ("three-pages-twice.pdf", fixture!("three-pages.pdf"), false),
+    ] {
+        let once = seal(input, &key.signer, &options()).unwrap();
+        seal_and_check_with(&key, name, &once, hybrid);
+    }
+}
