@@ -7,6 +7,8 @@
 //! - an invisible signature field merged with its widget annotation (`/Rect [0 0 0 0]`,
 //!   `/F 132` = Print + Locked) on page 1, added to that page's `/Annots` and to the
 //!   `/AcroForm /Fields` (created when missing, existing fields kept) with `/SigFlags 3`;
+//! - the widget's appearance `/AP << /N … >>`, an empty form XObject with `/BBox [0 0 0 0]`: an
+//!   invisible signature still has one for PDF/A and for several validators;
 //! - the signature dictionary `/Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached`
 //!   with `/M`, `/ByteRange` and a fixed-width `/Contents` placeholder;
 //! - a cross-reference section of the kind of the file's newest one (a stream after a stream, a
@@ -264,6 +266,7 @@ fn signature_update(pdf: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError
     };
     let sig_id = new_id();
     let field_id = new_id();
+    let appearance_id = new_id();
 
     // The catalog's /AcroForm, made indirect if it was inline or missing.
     let (acroform_id, mut acroform) = match catalog.get(b"AcroForm").ok() {
@@ -292,8 +295,31 @@ fn signature_update(pdf: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError
             ),
             ("F", Object::Integer(132)),
             ("P", Object::Reference(page_id)),
+            (
+                "AP",
+                Object::Dictionary(Dictionary::from_iter(vec![(
+                    "N",
+                    Object::Reference(appearance_id),
+                )])),
+            ),
         ])),
     ));
+    // An invisible signature still has an appearance: an empty form XObject.
+    changed.push((
+        appearance_id,
+        Object::Stream(Stream::new(
+            Dictionary::from_iter(vec![
+                ("Type", Object::Name(b"XObject".to_vec())),
+                ("Subtype", Object::Name(b"Form".to_vec())),
+                (
+                    "BBox",
+                    Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()]),
+                ),
+            ]),
+            Vec::new(),
+        )),
+    ));
+
     // The page: the widget goes at the end of /Annots.
     let mut annots = array_entry(&file, &page, b"Annots")?;
     if let Some(id) = annots.push(&mut page, b"Annots", Object::Reference(field_id)) {

@@ -537,6 +537,63 @@ fn refuses_encrypted_input() {
 }
 
 #[test]
+fn the_widget_has_an_empty_appearance_and_is_print_locked() {
+    let key = test_key();
+    for input in [fixture!("one-page.pdf"), fixture!("objstm.pdf")] {
+        let output = seal(input, &key.signer, &options()).unwrap();
+        let doc = lopdf::Document::load_mem(&output).unwrap();
+        let catalog = doc.catalog().unwrap();
+        let acroform = doc
+            .dereference(catalog.get(b"AcroForm").unwrap())
+            .unwrap()
+            .1
+            .as_dict()
+            .unwrap();
+        let fields = doc
+            .dereference(acroform.get(b"Fields").unwrap())
+            .unwrap()
+            .1
+            .as_array()
+            .unwrap();
+        let field_id = fields.last().unwrap().as_reference().unwrap();
+        let field = doc.get_dictionary(field_id).unwrap();
+        assert_eq!(field.get(b"FT").unwrap().as_name().unwrap(), b"Sig");
+        assert_eq!(field.get(b"F").unwrap().as_i64().unwrap(), 132);
+        let ap = field.get(b"AP").unwrap().as_dict().unwrap();
+        let normal = ap.get(b"N").unwrap().as_reference().unwrap();
+        let stream = doc.get_object(normal).unwrap().as_stream().unwrap();
+        assert_eq!(
+            stream.dict.get(b"Type").unwrap().as_name().unwrap(),
+            b"XObject"
+        );
+        assert_eq!(
+            stream.dict.get(b"Subtype").unwrap().as_name().unwrap(),
+            b"Form"
+        );
+        let bbox: Vec<i64> = stream
+            .dict
+            .get(b"BBox")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_i64().unwrap())
+            .collect();
+        assert_eq!(bbox, [0, 0, 0, 0]);
+        assert!(stream.content.is_empty());
+        // The widget is on page 1.
+        let page = *doc.get_pages().get(&1).unwrap();
+        let annots = doc
+            .dereference(doc.get_dictionary(page).unwrap().get(b"Annots").unwrap())
+            .unwrap()
+            .1
+            .as_array()
+            .unwrap();
+        assert!(annots.contains(&lopdf::Object::Reference(field_id)));
+    }
+}
+
+#[test]
 fn sealing_is_deterministic_outside_the_signature_value() {
     let key = test_key();
     for input in [fixture!("one-page.pdf"), fixture!("objstm.pdf")] {
