@@ -12,7 +12,9 @@
 //! - the signature dictionary `/Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached`
 //!   with `/M`, `/ByteRange` and a fixed-width `/Contents` placeholder;
 //! - a cross-reference section of the kind of the file's newest one (a stream after a stream, a
-//!   table otherwise).
+//!   table otherwise) and a trailer whose `/ID` keeps the file's first element (both are made up
+//!   when the file has none) and gets a new second one, derived from the content so that the same
+//!   input and options give the same update.
 //!
 //! Sealing never parses the whole document (`crate::xref`): it reads the cross-reference chain
 //! and loads only the objects it changes or needs (the catalog, the page tree down to page 1,
@@ -454,7 +456,8 @@ fn array_entry(file: &PdfFile, holder: &Dictionary, key: &[u8]) -> Result<ArrayE
 }
 
 /// Writes `objects`, a cross-reference section of the kind the file's newest one is, and a
-/// trailer; `next_id` is the first object number still free.
+/// trailer whose `/ID` keeps the file's first element and gets a new second one; `next_id` is
+/// the first object number still free.
 fn write_update(
     pdf: &[u8],
     file: &PdfFile,
@@ -496,6 +499,7 @@ fn write_update(
         b"W",
         b"Type",
         b"Size",
+        b"ID",
     ] {
         trailer.remove(key);
     }
@@ -503,6 +507,7 @@ fn write_update(
         "Prev",
         Object::Integer(i64::try_from(file.startxref).map_err(|e| SealError::Pdf(e.to_string()))?),
     );
+    trailer.set("ID", new_file_id(pdf, file, &out));
 
     let xref_start = offset(&out)?;
     match file.kind {
@@ -580,6 +585,33 @@ fn write_indirect(out: &mut Vec<u8>, id: ObjectId, object: &Object) -> std::io::
     )?;
     Writer::write_object(out, object)?;
     writeln!(out, "{}\nendobj", space(Writer::need_end_separator(object)))
+}
+
+/// The trailer `/ID` of the update: the file's first element (both made up from the file when
+/// it has none), and a second one that is new for this revision. Both are derived from the
+/// content, so the same input and options give the same update.
+fn new_file_id(pdf: &[u8], file: &PdfFile, update: &[u8]) -> Object {
+    let tail = &pdf[pdf.len().saturating_sub(4096)..];
+    let digest = |label: &[u8], parts: &[&[u8]]| {
+        let mut h = Sha256::new();
+        h.update(label);
+        h.update((pdf.len() as u64).to_be_bytes());
+        for part in parts {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        Object::String(h.finalize()[..16].to_vec(), StringFormat::Hexadecimal)
+    };
+    let first = match file.trailer.get(b"ID") {
+        Ok(Object::Array(id)) => match id.first() {
+            Some(first @ Object::String(..)) => first.clone(),
+            _ => digest(b"signeur /ID permanent", &[tail]),
+        },
+        _ => digest(b"signeur /ID permanent", &[tail]),
+    };
+    let first_bytes = first.as_str().unwrap_or_default().to_vec();
+    let second = digest(b"signeur /ID revision", &[&first_bytes, tail, update]);
+    Object::Array(vec![first, second])
 }
 
 fn signature_dictionary(opts: &SealOptions) -> Dictionary {

@@ -536,6 +536,13 @@ fn refuses_encrypted_input() {
     assert!(matches!(err, SealError::Pdf(_)), "{err:?}");
 }
 
+/// The newest trailer's `/ID`, as lopdf reads it.
+fn trailer_id(pdf: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let doc = lopdf::Document::load_mem(pdf).unwrap();
+    let id = doc.trailer.get(b"ID").ok()?.as_array().unwrap();
+    Some(id.iter().map(|s| s.as_str().unwrap().to_vec()).collect())
+}
+
 #[test]
 fn the_widget_has_an_empty_appearance_and_is_print_locked() {
     let key = test_key();
@@ -591,6 +598,43 @@ fn the_widget_has_an_empty_appearance_and_is_print_locked() {
             .unwrap();
         assert!(annots.contains(&lopdf::Object::Reference(field_id)));
     }
+}
+
+#[test]
+fn the_trailer_id_keeps_its_first_element_and_gets_a_new_second() {
+    let key = test_key();
+    let (mut with_id, mut without_id) = (0, 0);
+    for input in [
+        fixture!("one-page.pdf"),
+        fixture!("objstm.pdf"),
+        fixture!("hybrid-xref.pdf"),
+        fixture!("incremental.pdf"),
+        fixture!("approval-signed.pdf"),
+        fixture!("certified-form-filling.pdf"),
+    ] {
+        let output = seal(input, &key.signer, &options()).unwrap();
+        let new = trailer_id(&output).expect("the update has an /ID");
+        assert_eq!(new.len(), 2);
+        assert!(new.iter().all(|id| !id.is_empty()));
+        match trailer_id(input) {
+            Some(old) => {
+                with_id += 1;
+                assert_eq!(new[0], old[0], "the permanent identifier is kept");
+                assert_ne!(new[1], old[1], "the changing identifier changes");
+            }
+            None => {
+                without_id += 1;
+                assert_eq!(new[0].len(), 16);
+                assert_eq!(new[1].len(), 16);
+            }
+        }
+        // A second seal keeps the first element again and renews the second.
+        let twice = seal(&output, &key.signer, &options()).unwrap();
+        let newer = trailer_id(&twice).unwrap();
+        assert_eq!(newer[0], new[0]);
+        assert_ne!(newer[1], new[1]);
+    }
+    assert!(with_id > 0 && without_id > 0, "{with_id} {without_id}");
 }
 
 #[test]
