@@ -282,7 +282,6 @@ fn signature_update(pdf: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError
     let mut fields = array_entry(&file, &acroform, b"Fields")?;
     let field_name = unused_field_name(&file, fields.items());
 
-    changed.push((sig_id, Object::Dictionary(signature_dictionary(opts))));
     changed.push((
         field_id,
         Object::Dictionary(Dictionary::from_iter(vec![
@@ -350,7 +349,8 @@ fn signature_update(pdf: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError
         changed.push((file_id(&file, catalog_id)?, Object::Dictionary(catalog)));
     }
 
-    write_update(pdf, &file, &changed, next_id, opts)
+    let signature = (sig_id, signature_dictionary(opts));
+    write_update(pdf, &file, signature, &changed, next_id, opts)
 }
 
 /// `id` with the generation the file gives it.
@@ -455,12 +455,14 @@ fn array_entry(file: &PdfFile, holder: &Dictionary, key: &[u8]) -> Result<ArrayE
     }
 }
 
-/// Writes `objects`, a cross-reference section of the kind the file's newest one is, and a
+/// Writes the signature dictionary with its `/Contents` placeholder, `objects`, a
+/// cross-reference section of the kind the file's newest one is, and a
 /// trailer whose `/ID` keeps the file's first element and gets a new second one; `next_id` is
 /// the first object number still free.
 fn write_update(
     pdf: &[u8],
     file: &PdfFile,
+    signature: (ObjectId, Dictionary),
     objects: &[(ObjectId, Object)],
     next_id: u32,
     opts: &SealOptions,
@@ -477,6 +479,14 @@ fn write_update(
             .map_err(|_| SealError::Pdf("the file is too large (4 GB)".into()))
     };
     let mut xref = Xref::new(0, file.kind);
+    xref.insert(
+        signature.0.0,
+        XrefEntry::Normal {
+            offset: offset(&out)?,
+            generation: signature.0.1,
+        },
+    );
+    write_signature(&mut out, signature, opts.contents_size)?;
     for (id, object) in objects {
         xref.insert(
             id.0,
@@ -573,6 +583,27 @@ fn write_update(
     Ok(out)
 }
 
+/// The signature dictionary `sig` with `/Contents` last: a placeholder of `contents_size`
+/// zero bytes as hexadecimal digits, written directly rather than formatted digit by digit.
+fn write_signature(
+    out: &mut Vec<u8>,
+    (id, sig): (ObjectId, Dictionary),
+    contents_size: usize,
+) -> Result<(), SealError> {
+    let mut body = Vec::with_capacity(512);
+    Writer::write_object(&mut body, &Object::Dictionary(sig))
+        .map_err(|e| SealError::Internal(e.to_string()))?;
+    let open = body
+        .strip_suffix(b">>")
+        .ok_or_else(|| SealError::Internal("a dictionary does not end with >>".into()))?;
+    out.extend_from_slice(format!("{} {} obj\n", id.0, id.1).as_bytes());
+    out.extend_from_slice(open);
+    out.extend_from_slice(b"/Contents<");
+    out.resize(out.len() + 2 * contents_size, b'0');
+    out.extend_from_slice(b">>>\nendobj\n");
+    Ok(())
+}
+
 /// `N G obj … endobj`, framed as lopdf frames it.
 fn write_indirect(out: &mut Vec<u8>, id: ObjectId, object: &Object) -> std::io::Result<()> {
     let space = |yes: bool| if yes { " " } else { "" };
@@ -614,6 +645,7 @@ fn new_file_id(pdf: &[u8], file: &PdfFile, update: &[u8]) -> Object {
     Object::Array(vec![first, second])
 }
 
+/// The signature dictionary without `/Contents` (see [`write_signature`]).
 fn signature_dictionary(opts: &SealOptions) -> Dictionary {
     let placeholder = Object::Integer(BYTE_RANGE_PLACEHOLDER);
     let mut sig = Dictionary::from_iter(vec![
@@ -628,10 +660,6 @@ fn signature_dictionary(opts: &SealOptions) -> Dictionary {
                 placeholder.clone(),
                 placeholder,
             ]),
-        ),
-        (
-            "Contents",
-            Object::String(vec![0; opts.contents_size], StringFormat::Hexadecimal),
         ),
         (
             "M",
@@ -773,11 +801,21 @@ fn patch_byte_range(
 }
 
 fn find_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    haystack
-        .windows(needle.len())
-        .enumerate()
-        .filter(move |(_, w)| *w == needle)
-        .map(|(i, _)| i)
+    // Jump from one occurrence of the first byte to the next: the long runs of zeros in the
+    // /Contents placeholder hold none.
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let (&first, _) = needle.split_first()?;
+        while let Some(i) = haystack.get(from..)?.iter().position(|&b| b == first) {
+            let at = from + i;
+            from = at + 1;
+            if haystack[at..].starts_with(needle) {
+                return Some(at);
+            }
+        }
+        from = haystack.len();
+        None
+    })
 }
 
 // ------------------------------------------------------------------------------------------
