@@ -683,3 +683,19 @@ fn seals_a_sealed_file_of_each_kind() {
         seal_and_check_with(&key, name, &once, hybrid);
     }
 }
+
+/// Offsets that count from the header after leading junk are read, and the update's count from
+/// there too. pyHanko refuses such a file before it looks at signatures ("Illegal PDF header"),
+/// so qpdf and pdfsig check it.
+#[test]
+fn seals_a_file_with_leading_junk() {
+    let key = test_key();
+    let input = fixture!("leading-junk.pdf");
+    let output = seal(input, &key.signer, &options()).unwrap();
+    check_sealed(input, &output, &key, options().contents_size);
+    assert_eq!(signeur_pdf::inspect(&output).unwrap().page_count, 1);
+    let path = key.dir.path().join("leading-junk.pdf");
+    std::fs::write(&path, &output).unwrap();
+    qpdf_check(&path);
+    pdfsig_check(&path);
+}
