@@ -28,6 +28,8 @@ const MAX_SECTIONS: usize = 4096;
 const MAX_NESTING: usize = 100;
 /// Deepest chain of loads that one load may cause (an indirect `/Length`, an object stream).
 const MAX_LOAD_DEPTH: usize = 8;
+/// Highest object count accepted (ISO 32000-1, C.2: object numbers up to 8 388 607).
+const MAX_SIZE: u32 = 8_388_608;
 /// How far from the end `startxref` and from the start `%PDF-` are looked for.
 const MARKER_WINDOW: usize = 1024;
 
@@ -108,6 +110,9 @@ impl<'a> PdfFile<'a> {
         if let Ok(size) = file.trailer.get(b"Size").and_then(Object::as_i64) {
             let size = u32::try_from(size).map_err(|_| ReadError("bad /Size".into()))?;
             file.xref.size = file.xref.size.max(size);
+        }
+        if file.xref.size > MAX_SIZE {
+            return err(format!("more than {MAX_SIZE} objects"));
         }
         Ok(file)
     }
@@ -578,6 +583,10 @@ mod tests {
     fn refuses_garbage() {
         assert!(PdfFile::open(b"%PDF-1.7\nnothing here\n%%EOF\n").is_err());
         assert!(PdfFile::open(b"%PDF-1.7\nstartxref\n5\n%%EOF\n").is_err());
+        // A /Size no object number can reach.
+        let huge = b"%PDF-1.7\nxref\n0 1\n0000000000 65535 f \ntrailer\n<< /Size 4294967295 >>\n\
+                     startxref\n9\n%%EOF\n";
+        assert!(PdfFile::open(huge).is_err_and(|e| e.0.contains("objects")));
         // A /Prev loop.
         let mut pdf = b"%PDF-1.7\n".to_vec();
         let at = pdf.len();
