@@ -699,3 +699,58 @@ fn seals_a_file_with_leading_junk() {
     qpdf_check(&path);
     pdfsig_check(&path);
 }
+
+struct FakeTimestamper {
+    token: Vec<u8>,
+    seen: std::cell::RefCell<Vec<Vec<u8>>>,
+}
+
+impl signeur_pdf::Timestamper for FakeTimestamper {
+    fn timestamp(&self, signature_value: &[u8]) -> Result<Vec<u8>, signeur_pdf::SignerError> {
+        self.seen.borrow_mut().push(signature_value.to_vec());
+        if self.token.is_empty() {
+            return Err(signeur_pdf::SignerError("no time-stamp authority".into()));
+        }
+        Ok(self.token.clone())
+    }
+}
+
+/// The token lands as the unsigned attribute id-aa-signatureTimeStampToken over the signature
+/// value, the PDF side is unchanged, and a failing time-stamp authority fails the seal.
+#[test]
+fn seal_with_timestamp_adds_the_token_as_an_unsigned_attribute() {
+    let key = test_key();
+    let input = fixture!("objstm.pdf");
+    // Any DER will do for the structure: an OCTET STRING stands in for the token.
+    let token = OctetString::new(vec![7u8; 40]).unwrap().to_der().unwrap();
+    let ts = FakeTimestamper {
+        token: token.clone(),
+        seen: Default::default(),
+    };
+    let output =
+        signeur_pdf::seal_with_timestamp(input, &key.signer, &options(), Some(&ts)).unwrap();
+    let report = signeur_pdf::verify(&output).unwrap();
+    assert!(report.signatures[0].digest_ok, "{report:#?}");
+    assert!(report.signatures[0].covers_whole_file, "{report:#?}");
+    let tail = &output[input.len()..];
+    let at = find_all(tail, b"/Contents<")[0] + b"/Contents<".len();
+    let end = at + tail[at..].iter().position(|&b| b == b'>').unwrap();
+    let signed = parse_cms(&hex::decode(&tail[at..end]).unwrap());
+    let info = &signed.signer_infos.0.as_slice()[0];
+    let unsigned = info.unsigned_attrs.as_ref().expect("unsigned attributes");
+    let attr = unsigned.iter().next().unwrap();
+    assert_eq!(attr.oid, signeur_pdf::ID_AA_SIGNATURE_TIME_STAMP_TOKEN);
+    assert_eq!(attr.values.get(0).unwrap().to_der().unwrap(), token);
+    assert_eq!(
+        ts.seen.borrow().as_slice(),
+        [info.signature.as_bytes().to_vec()]
+    );
+
+    let failing = FakeTimestamper {
+        token: Vec::new(),
+        seen: Default::default(),
+    };
+    let err = signeur_pdf::seal_with_timestamp(input, &key.signer, &options(), Some(&failing))
+        .unwrap_err();
+    assert!(matches!(err, SealError::Signer(_)), "{err:?}");
+}
