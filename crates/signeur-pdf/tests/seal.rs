@@ -535,3 +535,222 @@ fn refuses_encrypted_input() {
     .unwrap_err();
     assert!(matches!(err, SealError::Pdf(_)), "{err:?}");
 }
+
+/// The newest trailer's `/ID`, as lopdf reads it.
+fn trailer_id(pdf: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let doc = lopdf::Document::load_mem(pdf).unwrap();
+    let id = doc.trailer.get(b"ID").ok()?.as_array().unwrap();
+    Some(id.iter().map(|s| s.as_str().unwrap().to_vec()).collect())
+}
+
+#[test]
+fn the_widget_has_an_empty_appearance_and_is_print_locked() {
+    let key = test_key();
+    for input in [fixture!("one-page.pdf"), fixture!("objstm.pdf")] {
+        let output = seal(input, &key.signer, &options()).unwrap();
+        let doc = lopdf::Document::load_mem(&output).unwrap();
+        let catalog = doc.catalog().unwrap();
+        let acroform = doc
+            .dereference(catalog.get(b"AcroForm").unwrap())
+            .unwrap()
+            .1
+            .as_dict()
+            .unwrap();
+        let fields = doc
+            .dereference(acroform.get(b"Fields").unwrap())
+            .unwrap()
+            .1
+            .as_array()
+            .unwrap();
+        let field_id = fields.last().unwrap().as_reference().unwrap();
+        let field = doc.get_dictionary(field_id).unwrap();
+        assert_eq!(field.get(b"FT").unwrap().as_name().unwrap(), b"Sig");
+        assert_eq!(field.get(b"F").unwrap().as_i64().unwrap(), 132);
+        let ap = field.get(b"AP").unwrap().as_dict().unwrap();
+        let normal = ap.get(b"N").unwrap().as_reference().unwrap();
+        let stream = doc.get_object(normal).unwrap().as_stream().unwrap();
+        assert_eq!(
+            stream.dict.get(b"Type").unwrap().as_name().unwrap(),
+            b"XObject"
+        );
+        assert_eq!(
+            stream.dict.get(b"Subtype").unwrap().as_name().unwrap(),
+            b"Form"
+        );
+        let bbox: Vec<i64> = stream
+            .dict
+            .get(b"BBox")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_i64().unwrap())
+            .collect();
+        assert_eq!(bbox, [0, 0, 0, 0]);
+        assert!(stream.content.is_empty());
+        // The widget is on page 1.
+        let page = *doc.get_pages().get(&1).unwrap();
+        let annots = doc
+            .dereference(doc.get_dictionary(page).unwrap().get(b"Annots").unwrap())
+            .unwrap()
+            .1
+            .as_array()
+            .unwrap();
+        assert!(annots.contains(&lopdf::Object::Reference(field_id)));
+    }
+}
+
+#[test]
+fn the_trailer_id_keeps_its_first_element_and_gets_a_new_second() {
+    let key = test_key();
+    let (mut with_id, mut without_id) = (0, 0);
+    for input in [
+        fixture!("one-page.pdf"),
+        fixture!("objstm.pdf"),
+        fixture!("hybrid-xref.pdf"),
+        fixture!("incremental.pdf"),
+        fixture!("approval-signed.pdf"),
+        fixture!("certified-form-filling.pdf"),
+    ] {
+        let output = seal(input, &key.signer, &options()).unwrap();
+        let new = trailer_id(&output).expect("the update has an /ID");
+        assert_eq!(new.len(), 2);
+        assert!(new.iter().all(|id| !id.is_empty()));
+        match trailer_id(input) {
+            Some(old) => {
+                with_id += 1;
+                assert_eq!(new[0], old[0], "the permanent identifier is kept");
+                assert_ne!(new[1], old[1], "the changing identifier changes");
+            }
+            None => {
+                without_id += 1;
+                assert_eq!(new[0].len(), 16);
+                assert_eq!(new[1].len(), 16);
+            }
+        }
+        // A second seal keeps the first element again and renews the second.
+        let twice = seal(&output, &key.signer, &options()).unwrap();
+        let newer = trailer_id(&twice).unwrap();
+        assert_eq!(newer[0], new[0]);
+        assert_ne!(newer[1], new[1]);
+    }
+    assert!(with_id > 0 && without_id > 0, "{with_id} {without_id}");
+}
+
+#[test]
+fn sealing_is_deterministic_outside_the_signature_value() {
+    let key = test_key();
+    for input in [fixture!("one-page.pdf"), fixture!("objstm.pdf")] {
+        let a = seal(input, &key.signer, &options()).unwrap();
+        let b = seal(input, &key.signer, &options()).unwrap();
+        assert_eq!(a.len(), b.len());
+        let gap_start = input.len() + find_all(&a[input.len()..], b"/Contents<")[0] + 9;
+        let gap_end = gap_start + 2 * options().contents_size + 2;
+        assert_eq!(a[..gap_start], b[..gap_start]);
+        assert_eq!(a[gap_end..], b[gap_end..]);
+    }
+}
+
+#[test]
+fn the_update_has_the_kind_of_cross_reference_section_of_the_input() {
+    let key = test_key();
+    for (input, stream) in [
+        (fixture!("one-page.pdf"), false),
+        (fixture!("incremental.pdf"), false),
+        (fixture!("hybrid-xref.pdf"), false),
+        (fixture!("objstm.pdf"), true),
+    ] {
+        let output = seal(input, &key.signer, &options()).unwrap();
+        let tail = &output[input.len()..];
+        assert_eq!(find_all(tail, b"/Type/XRef").len(), usize::from(stream));
+        assert_eq!(find_all(tail, b"\nxref\n").len(), usize::from(!stream));
+        assert!(find_all(tail, b"/XRefStm").is_empty());
+        assert!(tail.ends_with(b"%%EOF\n"));
+    }
+}
+
+#[test]
+fn seals_a_sealed_file_of_each_kind() {
+    let key = test_key();
+    for (name, input, hybrid) in [
+        ("objstm-twice.pdf", fixture!("objstm.pdf"), false),
+        ("hybrid-twice.pdf", fixture!("hybrid-xref.pdf"), true),
+        ("incremental-twice.pdf", fixture!("incremental.pdf"), false),
+        ("approval-twice.pdf", fixture!("approval-signed.pdf"), false),
+        ("three-pages-twice.pdf", fixture!("three-pages.pdf"), false),
+    ] {
+        let once = seal(input, &key.signer, &options()).unwrap();
+        seal_and_check_with(&key, name, &once, hybrid);
+    }
+}
+
+/// Offsets that count from the header after leading junk are read, and the update's count from
+/// there too. pyHanko refuses such a file before it looks at signatures ("Illegal PDF header"),
+/// so qpdf and pdfsig check it.
+#[test]
+fn seals_a_file_with_leading_junk() {
+    let key = test_key();
+    let input = fixture!("leading-junk.pdf");
+    let output = seal(input, &key.signer, &options()).unwrap();
+    check_sealed(input, &output, &key, options().contents_size);
+    assert_eq!(signeur_pdf::inspect(&output).unwrap().page_count, 1);
+    let path = key.dir.path().join("leading-junk.pdf");
+    std::fs::write(&path, &output).unwrap();
+    qpdf_check(&path);
+    pdfsig_check(&path);
+}
+
+struct FakeTimestamper {
+    token: Vec<u8>,
+    seen: std::cell::RefCell<Vec<Vec<u8>>>,
+}
+
+impl signeur_pdf::Timestamper for FakeTimestamper {
+    fn timestamp(&self, signature_value: &[u8]) -> Result<Vec<u8>, signeur_pdf::SignerError> {
+        self.seen.borrow_mut().push(signature_value.to_vec());
+        if self.token.is_empty() {
+            return Err(signeur_pdf::SignerError("no time-stamp authority".into()));
+        }
+        Ok(self.token.clone())
+    }
+}
+
+/// The token lands as the unsigned attribute id-aa-signatureTimeStampToken over the signature
+/// value, the PDF side is unchanged, and a failing time-stamp authority fails the seal.
+#[test]
+fn seal_with_timestamp_adds_the_token_as_an_unsigned_attribute() {
+    let key = test_key();
+    let input = fixture!("objstm.pdf");
+    // Any DER will do for the structure: an OCTET STRING stands in for the token.
+    let token = OctetString::new(vec![7u8; 40]).unwrap().to_der().unwrap();
+    let ts = FakeTimestamper {
+        token: token.clone(),
+        seen: Default::default(),
+    };
+    let output =
+        signeur_pdf::seal_with_timestamp(input, &key.signer, &options(), Some(&ts)).unwrap();
+    let report = signeur_pdf::verify(&output).unwrap();
+    assert!(report.signatures[0].digest_ok, "{report:#?}");
+    assert!(report.signatures[0].covers_whole_file, "{report:#?}");
+    let tail = &output[input.len()..];
+    let at = find_all(tail, b"/Contents<")[0] + b"/Contents<".len();
+    let end = at + tail[at..].iter().position(|&b| b == b'>').unwrap();
+    let signed = parse_cms(&hex::decode(&tail[at..end]).unwrap());
+    let info = &signed.signer_infos.0.as_slice()[0];
+    let unsigned = info.unsigned_attrs.as_ref().expect("unsigned attributes");
+    let attr = unsigned.iter().next().unwrap();
+    assert_eq!(attr.oid, signeur_pdf::ID_AA_SIGNATURE_TIME_STAMP_TOKEN);
+    assert_eq!(attr.values.get(0).unwrap().to_der().unwrap(), token);
+    assert_eq!(
+        ts.seen.borrow().as_slice(),
+        [info.signature.as_bytes().to_vec()]
+    );
+
+    let failing = FakeTimestamper {
+        token: Vec::new(),
+        seen: Default::default(),
+    };
+    let err = signeur_pdf::seal_with_timestamp(input, &key.signer, &options(), Some(&failing))
+        .unwrap_err();
+    assert!(matches!(err, SealError::Signer(_)), "{err:?}");
+}
