@@ -52,8 +52,10 @@ fn every_route_is_in_the_spec() {
         "/api/v1/signatures/{id}/cancel",
         "/api/v1/signatures/{id}/document",
         "/api/v1/signatures/{id}/audit-trail.pdf",
+        "/api/v1/signatures/{id}/audit-trail.json",
         "/healthz",
         "/readyz",
+        "/metrics",
     ] {
         assert!(
             paths.iter().any(|p| *p == expected),
@@ -62,7 +64,7 @@ fn every_route_is_in_the_spec() {
     }
     for p in &paths {
         assert!(
-            p.starts_with("/api/v1/") || *p == "/healthz" || *p == "/readyz",
+            p.starts_with("/api/v1/") || ["/healthz", "/readyz", "/metrics"].contains(&p.as_str()),
             "paths are absolute: {p}"
         );
     }

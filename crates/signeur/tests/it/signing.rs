@@ -717,6 +717,18 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
     }
     let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
     assert_eq!(got["status"], "stamp_failed");
+    // Never silent: counted in the metrics (and logged, and an event below).
+    let metrics = reqwest::get(app.url("/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("signeur_seal_attempts_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("signeur_seal_attempts_total{outcome=\"retried\"} 7"),
+        "{metrics}"
+    );
     let failed = got["audit_trail"]["events"]
         .as_array()
         .unwrap()
