@@ -55,7 +55,6 @@ impl From<ServiceError> for ApiError {
             | ServiceError::DocumentNotSigned(_)
             | ServiceError::IdempotencyKeyConflict
             | ServiceError::IdempotencyKeyInUse => StatusCode::CONFLICT,
-            ServiceError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ServiceError::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
                 return ApiError::new(

@@ -19,8 +19,6 @@ pub enum ServiceError {
     IdempotencyKeyConflict,
     #[error("A request with this Idempotency-Key is still being processed; retry later.")]
     IdempotencyKeyInUse,
-    #[error("{0}")]
-    NotImplemented(&'static str),
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
 }
@@ -35,7 +33,6 @@ impl ServiceError {
             ServiceError::DocumentNotSigned(_) => "document_not_signed",
             ServiceError::IdempotencyKeyConflict => "idempotency_key_conflict",
             ServiceError::IdempotencyKeyInUse => "idempotency_key_in_use",
-            ServiceError::NotImplemented(_) => "not_implemented",
             ServiceError::Internal(_) => "internal_error",
         }
     }
