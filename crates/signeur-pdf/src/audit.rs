@@ -15,8 +15,8 @@ use krilla::page::PageSettings;
 use krilla::paint::Fill;
 use krilla::surface::Surface;
 use krilla::tagging::{
-    Artifact, ArtifactType, ContentTag, Identifier, Node, TableHeaderScope, Tag,
-    TagGroup, TagKind, TagTree,
+    Artifact, ArtifactType, ContentTag, Identifier, Node, TableHeaderScope, Tag, TagGroup, TagKind,
+    TagTree,
 };
 use krilla::{Document, SerializeSettings};
 
@@ -135,7 +135,6 @@ pub fn audit_trail_pdf(trail: &AuditTrail) -> Result<Vec<u8>, AuditPdfError> {
     })
 }
 
-
 /// A4 portrait, in points.
 const PAGE_W: f32 = 595.28;
 const PAGE_H: f32 = 841.89;
@@ -154,9 +153,9 @@ const VALUE_W: f32 = CONTENT_W - 136.0;
 /// Timeline columns: number, time, event.
 const NUM_X: f32 = MARGIN + 4.0;
 const TIME_X: f32 = MARGIN + 34.0;
-const TIME_W: f32 = 106.0;
-const EVENT_X: f32 = MARGIN + 146.0;
-const EVENT_W: f32 = CONTENT_W - 150.0;
+const TIME_W: f32 = 108.0;
+const EVENT_X: f32 = MARGIN + 152.0;
+const EVENT_W: f32 = CONTENT_W - 156.0;
 /// Width of the small labels ("Hash", "Previous") in front of the hashes.
 const HASH_LABEL_W: f32 = 40.0;
 
@@ -267,9 +266,14 @@ fn wrapped(text: &str, style: Style, width: f32) -> Result<Vec<Line>, AuditPdfEr
 
 /// `text` on one line, shrunk (down to 6 pt) to fit `width`; wrapped only if it still does not.
 fn one_line(text: &str, style: Style, width: f32) -> Result<Vec<Line>, AuditPdfError> {
+    shrunk(text, style, width, 6.0)
+}
+
+/// `text` on one line, shrunk down to `min` points to fit `width`, else wrapped at that size.
+fn shrunk(text: &str, style: Style, width: f32, min: f32) -> Result<Vec<Line>, AuditPdfError> {
     let clean = sanitize(text, false);
     let mut fitted = style;
-    while fitted.size > 6.0
+    while fitted.size > min
         && text::width(&clean, fitted.size, fitted.weight).map_err(draw_error)? > width
     {
         fitted.size -= 0.25;
@@ -281,12 +285,7 @@ fn one_line(text: &str, style: Style, width: f32) -> Result<Vec<Line>, AuditPdfE
 }
 
 /// A small label followed by a value on the same line (continuation lines indented).
-fn labeled(
-    label: &str,
-    value: &str,
-    label_w: f32,
-    width: f32,
-) -> Result<Vec<Line>, AuditPdfError> {
+fn labeled(label: &str, value: &str, label_w: f32, width: f32) -> Result<Vec<Line>, AuditPdfError> {
     let mut lines = one_line(value, HASH, width - label_w)?;
     for line in &mut lines {
         for part in &mut line.parts {
@@ -308,7 +307,11 @@ fn labeled(
 }
 
 fn or_dash(value: &str) -> &str {
-    if value.trim().is_empty() { "—" } else { value }
+    if value.trim().is_empty() {
+        "—"
+    } else {
+        value
+    }
 }
 
 /// What is drawn on a page.
@@ -470,11 +473,7 @@ impl Layout {
         group: &mut SGroup,
         artifact: Option<ArtifactType>,
     ) {
-        let size = line
-            .parts
-            .iter()
-            .map(|p| p.style.size)
-            .fold(0.0, f32::max);
+        let size = line.parts.iter().map(|p| p.style.size).fold(0.0, f32::max);
         let baseline = top + size * 1.0;
         for part in &line.parts {
             if part.text.trim().is_empty() {
@@ -551,10 +550,7 @@ impl Layout {
             let rest = |i: usize, next: &[usize]| -> f32 {
                 cells[i].lines[next[i]..].iter().map(|l| l.height).sum()
             };
-            let need = (0..cells.len())
-                .map(|i| rest(i, &next))
-                .fold(0.0, f32::max)
-                + 2.0 * pad;
+            let need = (0..cells.len()).map(|i| rest(i, &next)).fold(0.0, f32::max) + 2.0 * pad;
             if self.y + need > BOTTOM
                 && !self.at_top()
                 && (need <= BOTTOM - TOP - 30.0 || BOTTOM - self.y < 2.0 * pad + 40.0)
@@ -686,7 +682,10 @@ fn build(trail: &AuditTrail) -> Result<Layout, AuditPdfError> {
     // Request.
     l.heading(2, "Request")?;
     let mut rows = vec![
-        ("Request ID", one_line(or_dash(&request.id), VALUE, VALUE_W)?),
+        (
+            "Request ID",
+            one_line(or_dash(&request.id), VALUE, VALUE_W)?,
+        ),
         kv("Title", &request.title)?,
         kv("Status", &request.status)?,
         kv("Created", &request.created_at)?,
@@ -800,7 +799,11 @@ fn build(trail: &AuditTrail) -> Result<Layout, AuditPdfError> {
                 ),
                 kv(
                     "Certificate validity",
-                    &format!("{} to {}", or_dash(&seal.not_before), or_dash(&seal.not_after)),
+                    &format!(
+                        "{} to {}",
+                        or_dash(&seal.not_before),
+                        or_dash(&seal.not_after)
+                    ),
                 )?,
             ];
             if let Some(v) = &seal.signed_at {
@@ -808,7 +811,9 @@ fn build(trail: &AuditTrail) -> Result<Layout, AuditPdfError> {
             }
             rows.push(kv(
                 "Timestamp",
-                seal.timestamp_time.as_deref().unwrap_or("None (no timestamp)"),
+                seal.timestamp_time
+                    .as_deref()
+                    .unwrap_or("None (no timestamp)"),
             )?);
             if let Some(v) = &seal.timestamp_authority {
                 rows.push(kv("Timestamp authority", v)?);
@@ -822,7 +827,11 @@ fn build(trail: &AuditTrail) -> Result<Layout, AuditPdfError> {
     let (verdict, color, background) = if trail.chain.valid {
         ("✓ Verified: the event hash chain is intact", GOOD, GOOD_BG)
     } else {
-        ("✗ NOT VERIFIED: the event hash chain is broken", BAD, BAD_BG)
+        (
+            "✗ NOT VERIFIED: the event hash chain is broken",
+            BAD,
+            BAD_BG,
+        )
     };
     let mut lines = wrapped(verdict, style(10.5, Weight::Bold, color), CONTENT_W - 20.0)?;
     if !trail.chain.detail.trim().is_empty() {
@@ -887,7 +896,12 @@ fn timeline(l: &mut Layout, events: &[AuditEvent]) -> Result<(), AuditPdfError> 
     l.repeat = Some(RepeatHeader {
         cells: columns
             .iter()
-            .map(|&(x, text)| (x, format!("{text}{}", if x == NUM_X { "" } else { " (continued)" })))
+            .map(|&(x, text)| {
+                (
+                    x,
+                    format!("{text}{}", if x == EVENT_X { " (continued)" } else { "" }),
+                )
+            })
             .collect(),
     });
 
@@ -905,8 +919,18 @@ fn timeline(l: &mut Layout, events: &[AuditEvent]) -> Result<(), AuditPdfError> 
             lines.extend(wrapped(&format!("By {actor}"), SMALL, EVENT_W)?);
         }
         lines.push(Line::space(2.0));
-        lines.extend(labeled("Event ID", or_dash(&event.id), HASH_LABEL_W, EVENT_W)?);
-        lines.extend(labeled("Hash", or_dash(&event.hash), HASH_LABEL_W, EVENT_W)?);
+        lines.extend(labeled(
+            "Event ID",
+            or_dash(&event.id),
+            HASH_LABEL_W,
+            EVENT_W,
+        )?);
+        lines.extend(labeled(
+            "Hash",
+            or_dash(&event.hash),
+            HASH_LABEL_W,
+            EVENT_W,
+        )?);
         let previous = match event.prev_hash.as_deref() {
             Some(hash) if !hash.trim().is_empty() => hash,
             _ => "none (first event)",
@@ -921,7 +945,12 @@ fn timeline(l: &mut Layout, events: &[AuditEvent]) -> Result<(), AuditPdfError> 
             Cell {
                 tag: Tag::TD.into(),
                 x: TIME_X,
-                lines: wrapped(or_dash(&event.created_at), style(8.5, Weight::Regular, INK), TIME_W)?,
+                lines: shrunk(
+                    or_dash(&event.created_at),
+                    style(8.5, Weight::Regular, INK),
+                    TIME_W,
+                    7.5,
+                )?,
             },
             Cell {
                 tag: Tag::TD.into(),
@@ -1036,9 +1065,9 @@ fn number(b: &[u8], range: std::ops::Range<usize>) -> Option<u16> {
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits
-        .iter()
-        .try_fold(0u16, |n, d| n.checked_mul(10)?.checked_add(u16::from(d - b'0')))
+    digits.iter().try_fold(0u16, |n, d| {
+        n.checked_mul(10)?.checked_add(u16::from(d - b'0'))
+    })
 }
 
 fn date_at(b: &[u8]) -> Option<DateTime> {
@@ -1096,7 +1125,10 @@ fn date_at(b: &[u8]) -> Option<DateTime> {
 }
 
 fn metadata(trail: &AuditTrail) -> Metadata {
-    let title: String = sanitize(&trail.request.title, false).chars().take(500).collect();
+    let title: String = sanitize(&trail.request.title, false)
+        .chars()
+        .take(500)
+        .collect();
     let title = if title.trim().is_empty() {
         "Audit trail".to_string()
     } else {
@@ -1200,8 +1232,7 @@ fn render(layout: &Layout, trail: &AuditTrail, archival: bool) -> Result<Vec<u8>
                             page_ids[index] = Some(id);
                         }
                         Some(kind) => {
-                            surface
-                                .start_tagged(ContentTag::Artifact(Artifact::with_kind(*kind)));
+                            surface.start_tagged(ContentTag::Artifact(Artifact::with_kind(*kind)));
                             let drawn = text::draw_line(
                                 &mut surface,
                                 text,

@@ -18,7 +18,12 @@ const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/
 /// A deterministic 64-hex "hash" for event `i`.
 fn hash(i: usize) -> String {
     (0..8)
-        .map(|k| format!("{:08x}", (i as u32 + 1).wrapping_mul(2_654_435_761) ^ (k as u32).wrapping_mul(0x9e37_79b9)))
+        .map(|k| {
+            format!(
+                "{:08x}",
+                (i as u32 + 1).wrapping_mul(2_654_435_761) ^ (k as u32).wrapping_mul(0x9e37_79b9)
+            )
+        })
         .collect()
 }
 
@@ -69,21 +74,111 @@ fn sample() -> AuditTrail {
     let c = by("Ελένη Παππά", "2001:db8::7:1");
     let api = Some("API key sk_live_…4f2a (Integrator Юлия Смирнова)");
     let events = vec![
-        event(0, "2026-11-20 08:59:51 UTC", "request.created", "Request created with 3 signers in sequential order", api),
-        event(1, "2026-11-20 09:00:02 UTC", "request.sent", "Request sent for signing", api),
-        event(2, "2026-11-20 09:00:04 UTC", "email.sent", "Invitation email accepted by the SMTP server for aino@example.fi", None),
-        event(3, "2026-11-20 09:12:40 UTC", "signer.opened", "Aino Äänekoski opened the signing page", Some(&a)),
-        event(4, "2026-11-20 09:14:02 UTC", "signer.signed", "Aino Äänekoski signed (typed name “Aino Äänekoski”)", Some(&a)),
-        event(5, "2026-11-20 09:14:03 UTC", "email.failed", "Invitation email to lucja@example.pl failed: 451 4.7.1 greylisted, will retry in 5 minutes (attempt 1 of 5)", None),
-        event(6, "2026-11-20 09:19:05 UTC", "email.sent", "Invitation email accepted by the SMTP server for lucja@example.pl (attempt 2 of 5)", None),
-        event(7, "2026-11-20 10:02:11 UTC", "signer.opened", "Łucja Łódź-Ærø opened the signing page", Some(&b)),
-        event(8, "2026-11-20 10:05:37 UTC", "signer.signed", "Łucja Łódź-Ærø signed on behalf of Ærø Shipping ApS", Some(&b)),
-        event(9, "2026-11-20 10:05:39 UTC", "email.sent", "Invitation email accepted by the SMTP server for eleni@example.gr", None),
-        event(10, "2026-11-20 11:40:00 UTC", "signer.opened", "Ελένη Παππά opened the signing page", Some(&c)),
-        event(11, "2026-11-20 11:41:15 UTC", "signer.signed", "Ελένη Παππά signed (typed name “Ελένη Π.”); witness 山田太郎", Some(&c)),
-        event(12, "2026-11-20 11:41:18 UTC", "request.sealed", "Document sealed with PAdES-B-T (timestamp from tsa.example.com)", None),
-        event(13, "2026-11-20 11:41:19 UTC", "request.completed", "All signers signed; request completed", None),
-        event(14, "2026-11-20 11:41:21 UTC", "email.sent", "Completion email with the sealed document accepted by the SMTP server for 3 recipients", None),
+        event(
+            0,
+            "2026-11-20 08:59:51 UTC",
+            "request.created",
+            "Request created with 3 signers in sequential order",
+            api,
+        ),
+        event(
+            1,
+            "2026-11-20 09:00:02 UTC",
+            "request.sent",
+            "Request sent for signing",
+            api,
+        ),
+        event(
+            2,
+            "2026-11-20 09:00:04 UTC",
+            "email.sent",
+            "Invitation email accepted by the SMTP server for aino@example.fi",
+            None,
+        ),
+        event(
+            3,
+            "2026-11-20 09:12:40 UTC",
+            "signer.opened",
+            "Aino Äänekoski opened the signing page",
+            Some(&a),
+        ),
+        event(
+            4,
+            "2026-11-20 09:14:02 UTC",
+            "signer.signed",
+            "Aino Äänekoski signed (typed name “Aino Äänekoski”)",
+            Some(&a),
+        ),
+        event(
+            5,
+            "2026-11-20 09:14:03 UTC",
+            "email.failed",
+            "Invitation email to lucja@example.pl failed: 451 4.7.1 greylisted, will retry in 5 minutes (attempt 1 of 5)",
+            None,
+        ),
+        event(
+            6,
+            "2026-11-20 09:19:05 UTC",
+            "email.sent",
+            "Invitation email accepted by the SMTP server for lucja@example.pl (attempt 2 of 5)",
+            None,
+        ),
+        event(
+            7,
+            "2026-11-20 10:02:11 UTC",
+            "signer.opened",
+            "Łucja Łódź-Ærø opened the signing page",
+            Some(&b),
+        ),
+        event(
+            8,
+            "2026-11-20 10:05:37 UTC",
+            "signer.signed",
+            "Łucja Łódź-Ærø signed on behalf of Ærø Shipping ApS",
+            Some(&b),
+        ),
+        event(
+            9,
+            "2026-11-20 10:05:39 UTC",
+            "email.sent",
+            "Invitation email accepted by the SMTP server for eleni@example.gr",
+            None,
+        ),
+        event(
+            10,
+            "2026-11-20 11:40:00 UTC",
+            "signer.opened",
+            "Ελένη Παππά opened the signing page",
+            Some(&c),
+        ),
+        event(
+            11,
+            "2026-11-20 11:41:15 UTC",
+            "signer.signed",
+            "Ελένη Παππά signed (typed name “Ελένη Π.”); witness 山田太郎",
+            Some(&c),
+        ),
+        event(
+            12,
+            "2026-11-20 11:41:18 UTC",
+            "request.sealed",
+            "Document sealed with PAdES-B-T (timestamp from tsa.example.com)",
+            None,
+        ),
+        event(
+            13,
+            "2026-11-20 11:41:19 UTC",
+            "request.completed",
+            "All signers signed; request completed",
+            None,
+        ),
+        event(
+            14,
+            "2026-11-20 11:41:21 UTC",
+            "email.sent",
+            "Completion email with the sealed document accepted by the SMTP server for 3 recipients",
+            None,
+        ),
     ];
     AuditTrail {
         request: AuditRequest {
@@ -138,7 +233,10 @@ fn realistic_record_renders_and_is_deterministic() {
     let trail = sample();
     let bytes = audit_trail_pdf(&trail).expect("drawn");
     let pages = assert_pdf(&bytes);
-    assert!(pages >= 2, "three signers and fifteen events take more than a page");
+    assert!(
+        pages >= 2,
+        "three signers and fifteen events take more than a page"
+    );
     assert_eq!(audit_trail_pdf(&trail).expect("drawn again"), bytes);
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("pdfaid:part"), "PDF/A-2b identification");
@@ -157,7 +255,11 @@ fn hundreds_of_events_paginate() {
             event(
                 i,
                 &format!("2026-11-20 {:02}:{:02}:00 UTC", i / 60 % 24, i % 60),
-                if i % 3 == 0 { "email.sent" } else { "signer.opened" },
+                if i % 3 == 0 {
+                    "email.sent"
+                } else {
+                    "signer.opened"
+                },
                 "Invitation email accepted by the SMTP server for someone@example.com",
                 Some("Someone from 192.0.2.1"),
             )
@@ -257,7 +359,11 @@ fn pdftotext(bytes: &[u8]) -> Option<String> {
         .arg("-")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
@@ -272,11 +378,18 @@ fn qpdf_finds_no_problem() {
         t
     }] {
         let (_dir, path) = write_temp(&audit_trail_pdf(&trail).unwrap());
-        let out = Command::new("qpdf").arg("--check").arg(&path).output().unwrap();
+        let out = Command::new("qpdf")
+            .arg("--check")
+            .arg(&path)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stdout}{stderr}");
-        assert!(stdout.contains("No syntax or stream encoding errors found"), "{stdout}");
+        assert!(
+            stdout.contains("No syntax or stream encoding errors found"),
+            "{stdout}"
+        );
         assert!(!stdout.to_lowercase().contains("warning"), "{stdout}");
         assert!(stderr.trim().is_empty(), "{stderr}");
     }
@@ -291,13 +404,25 @@ fn text_lists_the_whole_record() {
     for event in &trail.events {
         assert!(text.contains(&event.id), "event id {}", event.id);
         assert!(text.contains(&event.hash), "event hash {}", event.hash);
-        assert!(text.contains(&event.event_type), "event type {}", event.event_type);
-        assert!(text.contains(&event.created_at), "event time {}", event.created_at);
+        assert!(
+            text.contains(&event.event_type),
+            "event type {}",
+            event.event_type
+        );
+        assert!(
+            text.contains(&event.created_at),
+            "event time {}",
+            event.created_at
+        );
     }
     assert!(text.contains(ORIGINAL_SHA256));
     assert!(text.contains(SEALED_SHA256));
     for signer in &trail.signers {
-        assert!(text.contains(signer.name.as_deref().unwrap()), "{:?}", signer.name);
+        assert!(
+            text.contains(signer.name.as_deref().unwrap()),
+            "{:?}",
+            signer.name
+        );
         assert!(text.contains(&signer.email));
         assert!(text.contains(signer.ip_address.as_deref().unwrap()));
     }
@@ -334,7 +459,34 @@ fn pdfinfo_reports_pages_and_tags() {
     assert_eq!(field("Pages:"), pages.to_string(), "{info}");
     assert_eq!(field("Tagged:"), "yes", "{info}");
     assert_eq!(field("Page size:"), "595.28 x 841.89 pts (A4)", "{info}");
-    assert!(field("Title:").starts_with("Audit trail: Framework agreement"), "{info}");
+    assert!(
+        field("Title:").starts_with("Audit trail: Framework agreement"),
+        "{info}"
+    );
+    let out = Command::new("pdfinfo")
+        .arg("-struct")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    for tag in [
+        "Document",
+        "H1 \"Audit trail\"",
+        "H2 \"Timeline\"",
+        "H3",
+        "P",
+        "Table",
+        "THead",
+        "TBody",
+        "TR",
+        "TH",
+        "TD",
+    ] {
+        assert!(
+            tree.lines().any(|l| l.trim_start().starts_with(tag)),
+            "{tag} in\n{tree}"
+        );
+    }
 }
 
 #[test]
@@ -351,7 +503,11 @@ fn pdftoppm_renders_page_one() {
         .arg(&prefix)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).trim().is_empty());
     let png = std::fs::read(prefix.with_extension("png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
