@@ -512,14 +512,14 @@ impl Layout {
             2 => (style(13.0, Weight::Bold, ACCENT), 16.0, 5.0),
             _ => (style(10.5, Weight::Bold, INK), 10.0, 3.0),
         };
-        let lines = wrapped(text, style, CONTENT_W)?;
+        let title = sanitize(text, false);
+        let lines = wrapped(&title, style, CONTENT_W)?;
         let height: f32 = lines.iter().map(|l| l.height).sum();
         if !self.at_top() {
             self.y += before;
         }
         // Keep the heading with the start of what follows it.
         self.ensure(height + after + 48.0);
-        let title = sanitize(text, false);
         let tag = Tag::Hn(
             std::num::NonZeroU16::new(level).unwrap_or(std::num::NonZeroU16::MIN),
             Some(title),
@@ -1278,6 +1278,74 @@ fn tag_node(node: &SNode, ids: &mut [Vec<Option<Identifier>>]) -> Option<Node> {
                 .collect();
             (!children.is_empty())
                 .then(|| Node::from(TagGroup::with_children(group.tag.clone(), children)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_read_from_common_formats() {
+        let utc = DateTime::new(2026)
+            .month(11)
+            .day(25)
+            .hour(14)
+            .minute(3)
+            .second(12)
+            .utc_offset_hour(0)
+            .utc_offset_minute(0);
+        assert_eq!(parse_date("2026-11-25 14:03:12 UTC"), Some(utc));
+        assert_eq!(parse_date("2026-11-25T14:03:12.123456Z"), Some(utc));
+        assert_eq!(parse_date("Generated 2026-11-25 14:03:12 UTC"), Some(utc));
+        let cet = DateTime::new(2026)
+            .month(11)
+            .day(25)
+            .hour(14)
+            .minute(3)
+            .utc_offset_hour(-5)
+            .utc_offset_minute(30);
+        assert_eq!(parse_date("2026-11-25T14:03-05:30"), Some(cet));
+        let day = DateTime::new(2026).month(11).day(25);
+        assert_eq!(parse_date("2026-11-25"), Some(day));
+        assert_eq!(parse_date("2026-11-25 99:00"), Some(day));
+        assert_eq!(parse_date("2026-13-25"), None);
+        assert_eq!(parse_date("not a date"), None);
+        assert_eq!(parse_date(""), None);
+        assert_eq!(parse_date("2026-11-2"), None);
+    }
+
+    #[test]
+    fn sanitize_keeps_text_and_drops_controls() {
+        assert_eq!(
+            sanitize("a\r\nb\tc\u{0}d\u{feff}", true),
+            "a\nb c d\u{fffd}"
+        );
+        assert_eq!(sanitize("a\nb", false), "a b");
+        assert_eq!(sanitize("Ελένη 山田", false), "Ελένη 山田");
+    }
+
+    #[test]
+    fn rows_taller_than_a_page_are_split_and_every_line_is_placed() {
+        let mut layout = Layout::new();
+        let lines: Vec<Line> = (0..300)
+            .map(|i| Line::one(format!("line {i}"), VALUE))
+            .collect();
+        let cells = vec![Cell {
+            tag: Tag::TD.into(),
+            x: VALUE_X,
+            lines,
+        }];
+        let groups = layout.row(cells, PLAIN_ROW);
+        assert!(layout.pages.len() > 2);
+        assert_eq!(groups[0].children.len(), 300);
+        for ops in &layout.pages {
+            for op in ops {
+                if let Op::Text { y, .. } = op {
+                    assert!(*y <= BOTTOM && *y >= TOP, "{y}");
+                }
+            }
         }
     }
 }
