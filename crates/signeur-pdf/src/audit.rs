@@ -413,7 +413,7 @@ impl Layout {
     }
 
     fn page(&self) -> usize {
-        self.pages.len() - 1
+        self.pages.len().saturating_sub(1)
     }
 
     fn ops(&mut self) -> &mut Vec<Op> {
