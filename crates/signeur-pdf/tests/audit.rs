@@ -366,6 +366,8 @@ fn pdftotext(bytes: &[u8]) -> Option<String> {
         .arg("-")
         .output()
         .unwrap();
+    // stderr is not required to be empty: poppler 22.x prints "Syntax Error: Suspects object
+    // is wrong type (boolean)" for the valid `/MarkInfo << /Suspects false >>` krilla writes.
     assert!(
         out.status.success(),
         "{}",
