@@ -41,7 +41,6 @@ mod render;
 pub use render::{MAX_RENDER_WIDTH, MIN_RENDER_WIDTH, RenderError, RenderLimits, render_page_png};
 mod seal;
 mod stamp;
-#[allow(dead_code)] // used by the stamp and the audit-trail PDF, which are being written
 mod text;
 mod tsa;
 mod xref;
