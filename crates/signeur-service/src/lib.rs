@@ -54,6 +54,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(db: Db, blobs: Blobs, clock: Clock, keys: MasterKey) -> Self {
+        tsa::install_crypto_provider();
         Service {
             db,
             blobs,

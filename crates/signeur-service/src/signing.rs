@@ -641,7 +641,7 @@ impl Service {
         } else {
             Some(crate::tsa::HttpTimestamper {
                 settings: self.tsa.clone(),
-                client: crate::tsa::http_client()
+                client: crate::tsa::http_client(&self.tsa)
                     .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?,
                 handle: tokio::runtime::Handle::current(),
             })

@@ -11,16 +11,42 @@ use signeur_pdf::{SignerError, Timestamper};
 /// Authorities and the per-request timeout.
 #[derive(Clone, Debug, Default)]
 pub struct TsaSettings {
+    /// `http://` or `https://` URLs, tried in order.
     pub urls: Vec<String>,
     pub timeout: Duration,
+    /// Extra trust roots (PEM) for HTTPS authorities, besides the system's
+    /// (`SIGNEUR_TSA_CA_FILE`: a private authority behind a company CA).
+    pub extra_roots_pem: Option<Vec<u8>>,
 }
 
-/// The HTTP client for authorities. Plain HTTP (RFC 3161 tokens are signed, so transport
-/// security adds no integrity; HTTPS authorities are refused at start-up for now).
-pub fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+/// Makes ring the process's rustls crypto provider (reqwest is built without one, so that
+/// no second crypto library is compiled in). Idempotent; call before building a client.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is all this asks for.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Checks that `pem` holds at least one certificate.
+pub fn check_roots(pem: &[u8]) -> Result<(), String> {
+    match reqwest::Certificate::from_pem_bundle(pem) {
+        Ok(certs) if !certs.is_empty() => Ok(()),
+        Ok(_) => Err("no certificate in the file".into()),
+        Err(e) => Err(format!("not a PEM certificate bundle: {e}")),
+    }
+}
+
+/// The HTTP client for authorities: HTTP or HTTPS (system trust roots, plus the extra ones).
+pub fn http_client(settings: &TsaSettings) -> Result<reqwest::Client, String> {
+    install_crypto_provider();
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = &settings.extra_roots_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("SIGNEUR_TSA_CA_FILE: {e}"))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
 /// A [`Timestamper`] that POSTs `application/timestamp-query` to each authority in turn.

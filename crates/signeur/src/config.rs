@@ -35,6 +35,8 @@ pub struct Config {
     pub seal_p12_password: Option<String>,
     /// RFC 3161 time-stamp authorities, comma-separated, tried in order.
     pub tsa_url: Option<String>,
+    /// Extra trust roots (a PEM file) for HTTPS time-stamp authorities.
+    pub tsa_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             seal_p12: None,
             seal_p12_password: None,
             tsa_url: None,
+            tsa_ca_file: None,
         }
     }
 }
@@ -165,7 +168,7 @@ impl Config {
         Ok(Some(identity))
     }
 
-    /// `SIGNEUR_TSA_URL`: http:// URLs, comma-separated.
+    /// `SIGNEUR_TSA_URL`: http:// or https:// URLs, comma-separated; `SIGNEUR_TSA_CA_FILE`.
     pub fn tsa(&self) -> anyhow::Result<signeur_service::tsa::TsaSettings> {
         let mut urls = Vec::new();
         for u in self
@@ -178,20 +181,27 @@ impl Config {
             if u.is_empty() {
                 continue;
             }
-            if u.starts_with("https://") {
-                bail!(
-                    "SIGNEUR_TSA_URL: '{u}': HTTPS time-stamp authorities are not supported yet; \
-                     use the authority's http:// endpoint (its tokens are signed)"
-                );
-            }
-            if !u.starts_with("http://") {
-                bail!("SIGNEUR_TSA_URL: '{u}' is not an http:// URL");
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("SIGNEUR_TSA_URL: '{u}' is not an http:// or https:// URL");
             }
             urls.push(u.to_string());
         }
+        let extra_roots_pem = match &self.tsa_ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!("SIGNEUR_TSA_CA_FILE: reading {}: {e}", path.display())
+                })?;
+                if let Err(e) = signeur_service::tsa::check_roots(&pem) {
+                    bail!("SIGNEUR_TSA_CA_FILE: {}: {e}", path.display());
+                }
+                Some(pem)
+            }
+            None => None,
+        };
         Ok(signeur_service::tsa::TsaSettings {
             urls,
             timeout: Duration::from_secs(10),
+            extra_roots_pem,
         })
     }
 

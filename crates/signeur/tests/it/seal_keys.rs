@@ -1,5 +1,7 @@
 //! The generated sealing identity: created once, shared by every node, key encrypted.
 
+use std::process::{Command, Stdio};
+
 use signeur_service::{MasterKey, Service};
 
 use crate::support::*;
@@ -111,7 +113,6 @@ async fn a_configured_pkcs12_seals_with_its_chain() {
 /// B-T); with no authority answering, the seal job fails and retries instead of faking one.
 #[tokio::test]
 async fn seals_are_time_stamped_by_the_configured_authority() {
-    use std::process::{Command, Stdio};
     let require = std::env::var_os("SIGNEUR_REQUIRE_VALIDATORS").is_some();
     let pki = tempfile::tempdir().unwrap();
     let ci = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/pades/");
@@ -124,37 +125,7 @@ async fn seals_are_time_stamped_by_the_configured_authority() {
         eprintln!("note: openssl not available, skipping");
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let tsa = Command::new("python3")
-        .arg(format!("{ci}test_tsa.py"))
-        .arg(pki.path())
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    /// Stops the test TSA however the test ends.
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let tsa = Stop(tsa);
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(up, "the test TSA did not start");
+    let (port, tsa) = start_tsa(ci, pki.path(), None).await;
 
     let app = TestApp::start().await;
     let with_tsa = |urls: Vec<String>| {
@@ -167,6 +138,7 @@ async fn seals_are_time_stamped_by_the_configured_authority() {
         .with_tsa(signeur_service::tsa::TsaSettings {
             urls,
             timeout: std::time::Duration::from_secs(5),
+            extra_roots_pem: None,
         })
     };
     let sign_one = || async {
@@ -250,6 +222,60 @@ async fn seals_are_time_stamped_by_the_configured_authority() {
     );
     drop(tsa);
 
+    // An HTTPS authority: refused while its certificate is not trusted (the job retries),
+    // used once its root is given (SIGNEUR_TSA_CA_FILE).
+    let tls = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .unwrap();
+    let tls_dir = tempfile::tempdir().unwrap();
+    let (cert_pem, key_pem) = (
+        tls_dir.path().join("tls.crt"),
+        tls_dir.path().join("tls.key"),
+    );
+    std::fs::write(&cert_pem, tls.cert.pem()).unwrap();
+    std::fs::write(&key_pem, tls.signing_key.serialize_pem()).unwrap();
+    let (https_port, https_tsa) = start_tsa(ci, pki.path(), Some((&cert_pem, &key_pem))).await;
+    let https_url = format!("https://127.0.0.1:{https_port}/");
+    let untrusted = with_tsa(vec![https_url.clone()]);
+    let id = sign_one().await;
+    untrusted.run_due_jobs().await.unwrap();
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(
+        got["status"], "awaiting_stamp",
+        "an untrusted TLS certificate is refused"
+    );
+    let trusted = Service::new(
+        app.service.db.clone(),
+        app.service.blobs.clone(),
+        app.service.clock.clone(),
+        app.service.keys.clone(),
+    )
+    .with_tsa(signeur_service::tsa::TsaSettings {
+        urls: vec![https_url],
+        timeout: std::time::Duration::from_secs(5),
+        extra_roots_pem: Some(tls.cert.pem().into_bytes()),
+    });
+    app.advance(chrono::Duration::hours(2));
+    trusted.run_due_jobs().await.unwrap();
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(
+        got["status"], "signed",
+        "sealed with the HTTPS authority's time-stamp"
+    );
+    let https_sealed = app
+        .get(&format!("/api/v1/signatures/{id}/document"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let report = signeur_pdf::verify(&https_sealed).unwrap();
+    assert!(
+        report.seal_valid() && report.signatures[0].has_timestamp,
+        "{report:?}"
+    );
+    drop(https_tsa);
+
     // The independent checker at level B-T, trusting the seal and the TSA's root.
     let dir = tempfile::tempdir().unwrap();
     let pdf = dir.path().join("sealed.pdf");
@@ -279,4 +305,49 @@ async fn seals_are_time_stamped_by_the_configured_authority() {
         }
         Err(e) => assert!(!require, "python3: {e}"),
     }
+}
+
+/// Stops a test TSA however the test ends.
+struct Stop(std::process::Child);
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `.ci/pades/test_tsa.py` on a free port (HTTPS with `tls` = certificate and key).
+async fn start_tsa(
+    ci: &str,
+    pki: &std::path::Path,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> (u16, Stop) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new("python3");
+    cmd.arg(format!("{ci}test_tsa.py"))
+        .arg(pki)
+        .arg(port.to_string());
+    if let Some((cert, key)) = tls {
+        cmd.arg(cert).arg(key);
+    }
+    let tsa = Stop(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the test TSA did not start");
+    (port, tsa)
 }
