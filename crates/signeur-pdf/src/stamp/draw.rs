@@ -7,6 +7,7 @@ use krilla::image::Image;
 use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
 use krilla::surface::Surface;
+use krilla::tagging::{ContentTag, SpanTag};
 use krilla::{Document, SerializeSettings};
 
 use super::{STAMP_BLOCK_SIZE, StampError, StampInput, StampSigner};
@@ -91,7 +92,18 @@ fn line(
 ) -> Result<f32, StampError> {
     fill(surface, color);
     let width = if text::needs_actual_text(s) {
-        text::draw_line_tagged(surface, s, x, y, size, weight)?.1
+        // Like `text::draw_line_tagged`, plus one space glyph inside the span: poppler (and so
+        // pdftotext) emits a span's `/ActualText` only when the span shows some glyph, and a
+        // line drawn entirely from bitmaps shows none.
+        surface.start_tagged(ContentTag::Span(SpanTag {
+            actual_text: Some(s),
+            ..SpanTag::empty()
+        }));
+        let space = text::draw_line(surface, " ", x, y, size, weight);
+        let drawn = text::draw_line(surface, s, x, y, size, weight);
+        surface.end_tagged();
+        space?;
+        drawn?
     } else {
         text::draw_line(surface, s, x, y, size, weight)?
     };
