@@ -44,7 +44,9 @@ mod stamp;
 #[allow(dead_code)] // used by the stamp and the audit-trail PDF, which are being written
 mod text;
 mod tsa;
-pub use stamp::{MAX_STAMP_SIGNERS, STAMP_BLOCK_SIZE, StampError, StampInput, StampPosition, StampSigner, stamp};
+pub use stamp::{
+    MAX_STAMP_SIGNERS, STAMP_BLOCK_SIZE, StampError, StampInput, StampPosition, StampSigner, stamp,
+};
 mod audit;
 pub use audit::{
     AuditChain, AuditEvent, AuditPdfError, AuditRequest, AuditSeal, AuditSigner, AuditTrail,

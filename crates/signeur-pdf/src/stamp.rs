@@ -12,7 +12,7 @@
 //! that page, else [`StampError::Input`]). The other signers' blocks go together, as one grid
 //! ([`STAMP_BLOCK_SIZE`] each, 8 points apart), onto the last page: the page is rendered at
 //! low resolution and the grid goes where it covers nothing that is drawn (no pixel darker
-//! than near-white within 6 points of it, nor an explicitly placed block), at least 24 points
+//! than near-white within 6 points of it, nor an explicitly placed block), at least 36 points
 //! from the page edges, as low on the page as possible, then as far left, preferring more
 //! columns when two shapes fit equally low. When no such area exists (or the page cannot be
 //! rendered), the blocks are drawn at the top of the first certificate page instead, under a
@@ -28,7 +28,6 @@
 //! their own `/MediaBox`, `/CropBox`, `/Rotate 0` and `/Resources`. All text is DejaVu Sans
 //! through [`crate::text`]; a line with characters drawn as bitmaps carries `/ActualText`.
 //! Nothing depends on the clock: the same input gives the same bytes.
-
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -100,7 +99,7 @@ pub const MAX_STAMP_SIGNERS: usize = 200;
 /// Longest text field drawn, in characters; longer ones are cut with "…".
 const MAX_FIELD_CHARS: usize = 2000;
 /// Automatically placed blocks keep this far from the page edges (points).
-const PAGE_MARGIN: f32 = 24.0;
+const PAGE_MARGIN: f32 = 36.0;
 /// Blank space required around automatically placed blocks (points).
 const CLEARANCE: f32 = 6.0;
 /// Resolution of the render used to find a blank area, in pixels per point.
@@ -122,14 +121,23 @@ fn input_err(message: impl Into<String>) -> StampError {
     StampError::Input(message.into())
 }
 
+/// One line of text as drawn: control characters are spaces, bidirectional overrides and
+/// isolates are dropped (they would reorder what follows them), runs of white space become one
+/// space, and the result is cut to [`MAX_FIELD_CHARS`] with "…".
 fn cut(s: &str) -> String {
-    match s.char_indices().nth(MAX_FIELD_CHARS) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s.to_owned(),
+    let cleaned: String = s
+        .chars()
+        .filter(|c| !matches!(*c as u32, 0x202A..=0x202E | 0x2066..=0x2069))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let joined = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(MAX_FIELD_CHARS) {
+        Some((at, _)) => format!("{}…", &joined[..at]),
+        None => joined,
     }
 }
 
-/// The input with every text field cut to [`MAX_FIELD_CHARS`].
+/// The input with every text field cleaned and cut (see [`cut`]).
 fn bounded(input: &StampInput) -> StampInput {
     let opt = |s: &Option<String>| s.as_deref().map(cut);
     StampInput {
@@ -164,9 +172,7 @@ fn stamp_document(pdf: &[u8], input: &StampInput) -> Result<Vec<u8>, StampError>
         return Err(input_err("there is no signer to stamp"));
     }
     if input.signers.len() > MAX_STAMP_SIGNERS {
-        return Err(input_err(format!(
-            "more than {MAX_STAMP_SIGNERS} signers"
-        )));
+        return Err(input_err(format!("more than {MAX_STAMP_SIGNERS} signers")));
     }
     let input = bounded(input);
 
@@ -328,7 +334,12 @@ fn find_blank_area(
     let mut map = raster::InkMap::from_png(&png, geometry.width)?;
     let (bw, bh) = STAMP_BLOCK_SIZE;
     for (_, x, y) in taken {
-        map.occupy(x - CLEARANCE, y - CLEARANCE, bw + 2.0 * CLEARANCE, bh + 2.0 * CLEARANCE);
+        map.occupy(
+            x - CLEARANCE,
+            y - CLEARANCE,
+            bw + 2.0 * CLEARANCE,
+            bh + 2.0 * CLEARANCE,
+        );
     }
     let gap = draw::BLOCK_GAP;
     let (left, top) = (PAGE_MARGIN, PAGE_MARGIN);

@@ -7,11 +7,12 @@ use std::process::Command;
 
 use chrono::{TimeZone, Utc};
 use signeur_pdf::{
-    RenderLimits, RingSigner, STAMP_BLOCK_SIZE, SealOptions, StampError, StampInput,
-    StampPosition, StampSigner, render_page_png, seal, stamp, verify,
+    RenderLimits, RingSigner, STAMP_BLOCK_SIZE, SealOptions, StampError, StampInput, StampPosition,
+    StampSigner, render_page_png, seal, stamp, verify,
 };
 
 #[macro_use]
+#[allow(dead_code)] // the RSA test key is the seal tests'
 mod common;
 
 const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -95,7 +96,6 @@ fn sample() -> StampInput {
 fn page_count(pdf: &[u8]) -> u32 {
     signeur_pdf::inspect(pdf).unwrap().page_count
 }
-
 
 fn limits() -> RenderLimits {
     RenderLimits {
@@ -235,7 +235,10 @@ fn pyhanko_validate(path: &Path, trust: &[PathBuf], hybrid: bool, ours: &str) {
         .unwrap_or_else(|| panic!("pyhanko did not report {ours}:\n{text}"));
     assert!(our_line.ends_with(",UNTOUCHED"), "{text}");
     if lines.len() == 1 {
-        assert!(out.status.success(), "pyhanko sign validate failed:\n{text}");
+        assert!(
+            out.status.success(),
+            "pyhanko sign validate failed:\n{text}"
+        );
     }
 }
 
@@ -268,8 +271,7 @@ fn test_key() -> TestKey {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("seal-cert.pem"), cert.pem()).unwrap();
     let signer =
-        RingSigner::ecdsa_p256_from_pkcs8(&key.serialize_der(), vec![cert.der().to_vec()])
-            .unwrap();
+        RingSigner::ecdsa_p256_from_pkcs8(&key.serialize_der(), vec![cert.der().to_vec()]).unwrap();
     TestKey { signer, dir }
 }
 
@@ -325,7 +327,10 @@ fn earlier_signer_certs(input: &[u8], dir: &Path) -> Vec<PathBuf> {
 fn stamp_and_check(name: &str, input: &[u8], hybrid: bool) -> (Vec<u8>, Vec<u8>) {
     let sample = sample();
     let stamped = stamp(input, &sample).unwrap();
-    assert!(stamped.starts_with(input), "{name}: the input is not a prefix");
+    assert!(
+        stamped.starts_with(input),
+        "{name}: the input is not a prefix"
+    );
     assert!(stamped.len() > input.len());
 
     // lopdf and the crate read it; one certificate page was added.
@@ -357,7 +362,10 @@ fn stamp_and_check(name: &str, input: &[u8], hybrid: bool) -> (Vec<u8>, Vec<u8>)
             kept += usize::from(a[..3] == b[..3]);
         }
     }
-    assert!(ink > 0 && kept == ink, "{name}: {kept} of {ink} content pixels kept");
+    assert!(
+        ink > 0 && kept == ink,
+        "{name}: {kept} of {ink} content pixels kept"
+    );
     assert_ne!(original.3, now.3, "{name}: the blocks are on the last page");
 
     // Sealed after, the seal covers the stamp's revision and the whole file.
@@ -400,12 +408,19 @@ fn stamp_and_check(name: &str, input: &[u8], hybrid: bool) -> (Vec<u8>, Vec<u8>)
             "Embedded session",
             "Chrome/124.0.0.0",
         ] {
-            assert!(text.contains(needle), "{name}: pdftotext lacks {needle:?}:\n{text}");
+            assert!(
+                text.contains(needle),
+                "{name}: pdftotext lacks {needle:?}:\n{text}"
+            );
         }
         // The names are on the stamped last page itself too.
         let last_page = pdftotext(&path, Some((before, before))).unwrap();
-        for needle in ["Anna Äänekoski", "Ελένη Παπαδοπούλου", "Юлия Ærø"] {
-            assert!(last_page.contains(needle), "{name}: {needle:?} on the last page");
+        for needle in ["Anna Äänekoski", "Ελένη Παπαδοπούλου", "Юлия Ærø"]
+        {
+            assert!(
+                last_page.contains(needle),
+                "{name}: {needle:?} on the last page"
+            );
         }
     }
     pdfsig_check(&path);
@@ -449,7 +464,12 @@ fn stamps_approval_signed() {
     // Both signatures still verify; the earlier one covers the original only.
     let report = verify(&sealed).unwrap();
     assert_eq!(report.signatures.len(), 2);
-    assert!(report.signatures.iter().all(|s| s.digest_ok && s.signature_ok));
+    assert!(
+        report
+            .signatures
+            .iter()
+            .all(|s| s.digest_ok && s.signature_ok)
+    );
     assert!(report.prefix_of_last_is_intact);
 }
 
@@ -654,7 +674,10 @@ fn a_name_in_a_script_the_font_lacks_is_drawn_and_extracted() {
     keep("cjk.pdf", &cjk);
     qpdf_check(&path);
     if let Some(text) = pdftotext(&path, None) {
-        assert!(text.contains("山田太郎"), "extracted through /ActualText:\n{text}");
+        assert!(
+            text.contains("山田太郎"),
+            "extracted through /ActualText:\n{text}"
+        );
     }
 }
 
@@ -696,13 +719,22 @@ fn hostile_inputs_do_not_panic() {
     if let Some(text) = pdftotext(&path, None) {
         let flat: String = text.split_whitespace().collect();
         let name: String = long.split_whitespace().collect();
-        assert!(flat.contains(&name), "the whole long name is on the certificate");
+        assert!(
+            flat.contains(&name),
+            "the whole long name is on the certificate"
+        );
     }
 
     // Many signers: several certificate pages, blocks in a grid.
     let mut many = sample();
     many.signers = (0..20)
-        .map(|i| signer(&format!("id-{i:02}"), &format!("Signer Number {i:02}"), "s@example.com"))
+        .map(|i| {
+            signer(
+                &format!("id-{i:02}"),
+                &format!("Signer Number {i:02}"),
+                "s@example.com",
+            )
+        })
         .collect();
     let stamped = stamp(input, &many).unwrap();
     let path = dir.path().join("many.pdf");
@@ -754,4 +786,5 @@ fn evidence_sample() {
     let sealed = seal(&stamped, &key.signer, &seal_options()).unwrap();
     assert!(verify(&sealed).unwrap().seal_valid());
     std::fs::write(dir.join("stamped-sealed.pdf"), sealed).unwrap();
+    std::fs::copy(key.cert_pem(), dir.join("seal-cert.pem")).unwrap();
 }

@@ -121,10 +121,7 @@ fn draw_image_in(surface: &mut Surface, image: &Image, (x, y, w, h): (f32, f32, 
     let Some(size) = Size::from_wh(dw, dh) else {
         return;
     };
-    surface.push_transform(&Transform::from_translate(
-        x + (w - dw) / 2.0,
-        y + (h - dh),
-    ));
+    surface.push_transform(&Transform::from_translate(x + (w - dw) / 2.0, y + (h - dh)));
     surface.draw_image(image.clone(), size);
     surface.pop();
 }
@@ -144,9 +141,17 @@ fn draw_block(surface: &mut Surface, s: &Signer<'_>, x: f32, y: f32) -> Result<(
     if let Some(image) = &s.image {
         draw_image_in(surface, image, (x + bw - pad - 70.0, y + 5.0, 70.0, 33.0));
     }
+    line(
+        surface,
+        "Electronically signed by",
+        (x + pad, y + 11.0),
+        5.5,
+        Weight::Regular,
+        MUTED,
+    )?;
     let name = one_line(&s.signer.name_as_signed);
     let name = text::ellipsize(&name, 9.0, Weight::Bold, text_w)?;
-    line(surface, &name, (x + pad, y + 17.0), 9.0, Weight::Bold, INK)?;
+    line(surface, &name, (x + pad, y + 23.0), 9.0, Weight::Bold, INK)?;
     if let Some(rep) = non_empty(s.signer.representing.as_deref()) {
         let rep = text::ellipsize(
             &format!("on behalf of {}", one_line(rep)),
@@ -154,7 +159,14 @@ fn draw_block(surface: &mut Surface, s: &Signer<'_>, x: f32, y: f32) -> Result<(
             Weight::Regular,
             text_w,
         )?;
-        line(surface, &rep, (x + pad, y + 27.5), 6.5, Weight::Regular, INK)?;
+        line(
+            surface,
+            &rep,
+            (x + pad, y + 33.0),
+            6.5,
+            Weight::Regular,
+            INK,
+        )?;
     }
     rule(surface, x + pad, y + 41.0, full, RULE, 0.5);
     let signed = text::ellipsize(
@@ -163,7 +175,14 @@ fn draw_block(surface: &mut Surface, s: &Signer<'_>, x: f32, y: f32) -> Result<(
         Weight::Regular,
         full,
     )?;
-    line(surface, &signed, (x + pad, y + 52.0), 6.5, Weight::Regular, INK)?;
+    line(
+        surface,
+        &signed,
+        (x + pad, y + 52.0),
+        6.5,
+        Weight::Regular,
+        INK,
+    )?;
     let caption = "Signeur";
     let caption_w = text::width(caption, 6.0, Weight::Bold)?;
     let id = text::ellipsize(
@@ -172,7 +191,14 @@ fn draw_block(surface: &mut Surface, s: &Signer<'_>, x: f32, y: f32) -> Result<(
         Weight::Regular,
         full - caption_w - 6.0,
     )?;
-    line(surface, &id, (x + pad, y + 63.0), 5.5, Weight::Regular, MUTED)?;
+    line(
+        surface,
+        &id,
+        (x + pad, y + 63.0),
+        5.5,
+        Weight::Regular,
+        MUTED,
+    )?;
     line(
         surface,
         caption,
@@ -317,7 +343,11 @@ impl Flow {
     fn row(&mut self, label: &str, value: &str, size: f32) -> Result<(), StampError> {
         let value_x = self.margin + LABEL_WIDTH;
         let value_w = self.content_width() - LABEL_WIDTH;
-        let value = if value.trim().is_empty() { "—" } else { value };
+        let value = if value.trim().is_empty() {
+            "—"
+        } else {
+            value
+        };
         let lines = text::wrap(value, size, Weight::Regular, value_w)?;
         let leading = VALUE_LEADING * size / VALUE_SIZE;
         for (i, l) in lines.iter().enumerate() {
@@ -352,7 +382,8 @@ impl Flow {
 
     fn grid_of_blocks(&mut self, signers: &[usize]) {
         let (bw, bh) = STAMP_BLOCK_SIZE;
-        let cols = (((self.content_width() + BLOCK_GAP) / (bw + BLOCK_GAP)).floor() as usize).max(1);
+        let cols =
+            (((self.content_width() + BLOCK_GAP) / (bw + BLOCK_GAP)).floor() as usize).max(1);
         for row in signers.chunks(cols) {
             self.ensure(bh + BLOCK_GAP);
             for (i, signer) in row.iter().enumerate() {
@@ -424,7 +455,8 @@ fn certificate(
     }
 
     f.y += 10.0;
-    f.ensure(60.0);
+    // The heading stays with the first signer's name and rows.
+    f.ensure(120.0);
     let (m, y) = (f.margin, f.y + 12.0);
     let heading = format!("Signers ({})", signers.len());
     f.text(m, y, 12.0, Weight::Bold, BRAND, &heading);
@@ -558,7 +590,13 @@ pub(super) fn draw(
         surface.finish();
         page.finish();
     }
-    let flow = certificate(input, signers, blocks_on_certificate, cert_size.0, cert_size.1)?;
+    let flow = certificate(
+        input,
+        signers,
+        blocks_on_certificate,
+        cert_size.0,
+        cert_size.1,
+    )?;
     let total = flow.pages.len();
     let footer_left = text::ellipsize(
         &format!(

@@ -427,7 +427,11 @@ fn overlay_page(
             Some(Object::Dictionary(dict)) => dict.clone(),
             _ => Dictionary::new(),
         };
-        let xobjects = match resources.get(b"XObject").ok().and_then(|x| resolve(prev, x)) {
+        let xobjects = match resources
+            .get(b"XObject")
+            .ok()
+            .and_then(|x| resolve(prev, x))
+        {
             Some(Object::Dictionary(dict)) => dict.clone(),
             _ => Dictionary::new(),
         };

@@ -141,9 +141,10 @@ fn reduce(image: &Rgba, max_w: u32, max_h: u32) -> Rgba {
             for sy in sy0..sy1 {
                 for sx in sx0..sx1 {
                     let at = (sy * w + sx) * 4;
-                    let a = u64::from(image.pixels[at + 3]);
-                    for c in 0..3 {
-                        sum[c] += u64::from(image.pixels[at + c]) * a;
+                    let px = &image.pixels[at..at + 4];
+                    let a = u64::from(px[3]);
+                    for (total, channel) in sum.iter_mut().zip(&px[..3]) {
+                        *total += u64::from(*channel) * a;
                     }
                     sum[3] += a;
                 }
@@ -151,11 +152,7 @@ fn reduce(image: &Rgba, max_w: u32, max_h: u32) -> Rgba {
             let n = ((sy1 - sy0) * (sx1 - sx0)) as u64;
             let alpha = sum[3] / n.max(1);
             for s in &sum[..3] {
-                pixels.push(if sum[3] == 0 {
-                    255
-                } else {
-                    (s / sum[3]).min(255) as u8
-                });
+                pixels.push(s.checked_div(sum[3]).map_or(255, |v| v.min(255) as u8));
             }
             pixels.push(alpha.min(255) as u8);
         }
