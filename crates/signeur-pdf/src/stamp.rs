@@ -12,7 +12,8 @@
 //! that page, else [`StampError::Input`]). The other signers' blocks go together, as one grid
 //! ([`STAMP_BLOCK_SIZE`] each, 8 points apart), onto the last page: the page is rendered at
 //! low resolution and the grid goes where it covers nothing that is drawn (no pixel darker
-//! than near-white within 6 points of it, nor an explicitly placed block), at least 36 points
+//! than near-white within 6 points of it, nor an explicitly placed block, nor a visible
+//! annotation such as a form field or an earlier visible signature), at least 36 points
 //! from the page edges, as low on the page as possible, then as far left, preferring more
 //! columns when two shapes fit equally low. When no such area exists (or the page cannot be
 //! rendered), the blocks are drawn at the top of the first certificate page instead, under a
@@ -28,6 +29,10 @@
 //! their own `/MediaBox`, `/CropBox`, `/Rotate 0` and `/Resources`. All text is DejaVu Sans
 //! through [`crate::text`]; a line with characters drawn as bitmaps carries `/ActualText`.
 //! Nothing depends on the clock: the same input gives the same bytes.
+//!
+//! An earlier approval signature stays intact (its bytes are untouched), but validators that
+//! analyse later revisions, such as pyHanko, report the stamp's new page and content as
+//! modifications after it: adding visible evidence is a change no signature permits.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -232,7 +237,17 @@ fn stamp_document(pdf: &[u8], input: &StampInput) -> Result<Vec<u8>, StampError>
         .collect();
     let mut on_certificate = Vec::new();
     if !auto.is_empty() {
-        let taken = on_page.get(&page_count).cloned().unwrap_or_default();
+        let mut taken: Vec<(f32, f32, f32, f32)> = on_page
+            .get(&page_count)
+            .into_iter()
+            .flatten()
+            .map(|&(_, x, y)| (x, y, bw, bh))
+            .collect();
+        taken.extend(merge::annotation_rects(
+            prev,
+            page_id(page_count)?,
+            &last_geometry,
+        ));
         match find_blank_area(pdf, page_count, &last_geometry, &taken, auto.len()) {
             Some(spots) => on_page
                 .entry(page_count)
@@ -321,7 +336,7 @@ fn find_blank_area(
     pdf: &[u8],
     number: u32,
     geometry: &merge::PageGeometry,
-    taken: &[(usize, f32, f32)],
+    taken: &[(f32, f32, f32, f32)],
     count: usize,
 ) -> Option<Vec<(f32, f32)>> {
     let limits = crate::RenderLimits {
@@ -333,14 +348,15 @@ fn find_blank_area(
     let png = crate::render_page_png(pdf, number as usize - 1, width_px, &limits).ok()?;
     let mut map = raster::InkMap::from_png(&png, geometry.width)?;
     let (bw, bh) = STAMP_BLOCK_SIZE;
-    for (_, x, y) in taken {
+    for &(x, y, w, h) in taken {
         map.occupy(
             x - CLEARANCE,
             y - CLEARANCE,
-            bw + 2.0 * CLEARANCE,
-            bh + 2.0 * CLEARANCE,
+            w + 2.0 * CLEARANCE,
+            h + 2.0 * CLEARANCE,
         );
     }
+
     let gap = draw::BLOCK_GAP;
     let (left, top) = (PAGE_MARGIN, PAGE_MARGIN);
     let right = geometry.width - PAGE_MARGIN;
@@ -382,4 +398,68 @@ fn find_blank_area(
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE_PAGE: &[u8] = include_bytes!("../tests/fixtures/one-page.pdf");
+
+    fn overlaps(a: (f32, f32), b: (f32, f32)) -> bool {
+        let (w, h) = STAMP_BLOCK_SIZE;
+        a.0 < b.0 + w && b.0 < a.0 + w && a.1 < b.1 + h && b.1 < a.1 + h
+    }
+
+    #[test]
+    fn automatic_blocks_avoid_content_and_placed_blocks() {
+        let doc = Document::load_mem(ONE_PAGE).expect("fixture");
+        let page = doc.get_pages()[&1];
+        let geometry = merge::geometry(&doc, page).expect("geometry");
+        assert_eq!((geometry.width, geometry.height), (612.0, 792.0));
+
+        let free = find_blank_area(ONE_PAGE, 1, &geometry, &[], 3).expect("room");
+        // Two columns from the bottom-left margin: the lowest row ends 36 points up.
+        let (_, bh) = STAMP_BLOCK_SIZE;
+        let lowest = free.iter().map(|p| p.1 + bh).fold(0.0, f32::max);
+        assert!((lowest - (792.0 - PAGE_MARGIN)).abs() < 2.5, "{free:?}");
+        for (i, a) in free.iter().enumerate() {
+            // Below the fixture's text line (baseline 72 points from the top).
+            assert!(a.1 > 80.0, "{free:?}");
+            for b in &free[i + 1..] {
+                assert!(!overlaps(*a, *b), "{free:?}");
+            }
+        }
+
+        let taken = (36.0, 792.0 - 36.0 - 72.0);
+        let around = find_blank_area(
+            ONE_PAGE,
+            1,
+            &geometry,
+            &[(taken.0, taken.1, 200.0, 72.0)],
+            3,
+        )
+        .expect("still room");
+        for spot in &around {
+            assert!(!overlaps(*spot, taken), "{around:?}");
+        }
+
+        // Nothing fits a page narrower than one block plus margins.
+        let narrow = merge::PageGeometry {
+            crop: [0.0, 0.0, 250.0, 792.0],
+            rotate: 0,
+            width: 250.0,
+            height: 792.0,
+        };
+        assert_eq!(find_blank_area(ONE_PAGE, 1, &narrow, &[], 1), None);
+    }
+
+    #[test]
+    fn fields_are_cleaned_and_cut() {
+        assert_eq!(cut("  Anna\n\t Äänekoski\u{0} "), "Anna Äänekoski");
+        assert_eq!(cut("a\u{202e}b\u{2066}c"), "abc");
+        let long = cut(&"x".repeat(MAX_FIELD_CHARS + 10));
+        assert_eq!(long.chars().count(), MAX_FIELD_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
 }

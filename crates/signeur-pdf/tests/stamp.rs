@@ -460,6 +460,10 @@ fn stamps_hybrid_xref() {
 #[test]
 fn stamps_approval_signed() {
     let input = fixture!("approval-signed.pdf");
+    // pyHanko says of the earlier signature `INTACT:TRUSTED,EXTENDED_WITH_OTHER,
+    // ILLEGAL_MODIFICATIONS` (a new page and new content came after it: no signature permits
+    // that) and so exits non-zero; `pyhanko_validate` requires it intact and trusted, and ours
+    // intact, trusted and untouched.
     let (_, sealed) = stamp_and_check("approval-signed.pdf", input, false);
     // Both signatures still verify; the earlier one covers the original only.
     let report = verify(&sealed).unwrap();

@@ -47,6 +47,57 @@ impl PageGeometry {
     }
 }
 
+/// The rectangles, in shown points from the top-left corner `(x, y, w, h)`, of the page's
+/// visible annotations (form fields, earlier visible signatures, notes): renderers may not draw
+/// them, so the blank-area search is told about them.
+pub(super) fn annotation_rects(
+    doc: &Document,
+    page_id: ObjectId,
+    geometry: &PageGeometry,
+) -> Vec<(f32, f32, f32, f32)> {
+    let Some(annots) = doc
+        .get_dictionary(page_id)
+        .ok()
+        .and_then(|page| resolve(doc, page.get(b"Annots").ok()?))
+        .and_then(|a| a.as_array().ok())
+    else {
+        return Vec::new();
+    };
+    let [a, b, c, d, e, f] = geometry.matrix();
+    let det = a * d - b * c;
+    if det == 0.0 {
+        return Vec::new();
+    }
+    // User space to shown space (y up), then y flipped to count from the top.
+    let to_shown = |ux: f32, uy: f32| {
+        let (x, y) = (ux - e, uy - f);
+        let sx = (d * x - c * y) / det;
+        let sy = (-b * x + a * y) / det;
+        (sx, geometry.height - sy)
+    };
+    let mut out = Vec::new();
+    for annot in annots.iter().take(10_000) {
+        let Some(annot) = resolve(doc, annot).and_then(|a| a.as_dict().ok()) else {
+            continue;
+        };
+        // Hidden (bit 2) or NoView (bit 6) annotations show nothing.
+        let flags = annot.get(b"F").and_then(Object::as_i64).unwrap_or(0);
+        if flags & (2 | 32) != 0 {
+            continue;
+        }
+        let Some([x0, y0, x1, y1]) = rect(doc, annot.get(b"Rect").ok()) else {
+            continue;
+        };
+        if x1 - x0 <= 0.0 || y1 - y0 <= 0.0 {
+            continue;
+        }
+        let (p, q) = (to_shown(x0, y0), to_shown(x1, y1));
+        let (left, top) = (p.0.min(q.0), p.1.min(q.1));
+        out.push((left, top, (p.0 - q.0).abs(), (p.1 - q.1).abs()));
+    }
+    out
+}
+
 /// Follows references (a bounded number of them).
 fn resolve<'a>(doc: &'a Document, mut object: &'a Object) -> Option<&'a Object> {
     for _ in 0..MAX_DEPTH {
@@ -492,6 +543,32 @@ mod tests {
 
     fn apply(m: [f32; 6], x: f32, y: f32) -> (f32, f32) {
         (m[0] * x + m[2] * y + m[4], m[1] * x + m[3] * y + m[5])
+    }
+
+    #[test]
+    fn annotations_are_found_in_shown_coordinates() {
+        use lopdf::dictionary;
+        for (rotate, expected) in [
+            (0, (36.0, 684.0, 200.0, 72.0)),
+            (90, (36.0, 36.0, 72.0, 200.0)),
+        ] {
+            let mut doc = Document::with_version("1.7");
+            let widget = doc.add_object(dictionary! {
+                "Type" => "Annot", "Subtype" => "Widget",
+                "Rect" => vec![36.into(), 36.into(), 236.into(), 108.into()],
+            });
+            let hidden = doc.add_object(dictionary! {
+                "Type" => "Annot", "Subtype" => "Widget", "F" => 2,
+                "Rect" => vec![300.into(), 300.into(), 400.into(), 400.into()],
+            });
+            let page = doc.add_object(dictionary! {
+                "Type" => "Page", "Rotate" => rotate,
+                "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+                "Annots" => vec![Object::Reference(widget), Object::Reference(hidden)],
+            });
+            let g = geometry(&doc, page).expect("geometry");
+            assert_eq!(annotation_rects(&doc, page, &g), vec![expected], "{rotate}");
+        }
     }
 
     #[test]
