@@ -242,6 +242,64 @@ fn pyhanko_validate(path: &Path, trust: &[PathBuf], hybrid: bool, ours: &str) {
     }
 }
 
+fn python_has_pyhanko() -> bool {
+    Command::new("python3")
+        .args(["-c", "import pyhanko, pyhanko_certvalidator"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The PAdES checker of the seal tests (`$SIGNEUR_PADES_CHECK`, default
+/// `.ci/pades/pades_check.py`): our signature (`ours`) must pass every B-B rule; an earlier
+/// signature by someone else may be plain `adbe.pkcs7.detached` with a signing-time, and may
+/// see our stamp as a modification after it.
+fn pades_check(path: &Path, trust: &[PathBuf], ours: &str) {
+    let script = std::env::var_os("SIGNEUR_PADES_CHECK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../.ci/pades/pades_check.py"
+            ))
+        });
+    if !script.is_file() {
+        eprintln!("note: {} not found, skipping", script.display());
+        return;
+    }
+    if !python_has_pyhanko() {
+        missing("python3 with pyhanko");
+        return;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg(path).args(["--level", "B-B"]);
+    for t in trust {
+        cmd.arg("--trust").arg(t);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("pades_check.py:\n{text}");
+    assert!(
+        text.contains("RESULT:"),
+        "pades_check.py did not finish:\n{text}"
+    );
+    let mut field = String::new();
+    let mut seen_ours = false;
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix('[') {
+            field = rest.split(']').next().unwrap_or_default().to_owned();
+            seen_ours |= field == ours;
+        } else if let Some(msg) = line.trim_start().strip_prefix("FAIL") {
+            assert!(
+                field != ours,
+                "pades_check.py: [{field}] {}\n{text}",
+                msg.trim()
+            );
+        }
+    }
+    assert!(seen_ours, "pades_check.py did not report {ours}:\n{text}");
+}
+
 // ------------------------------------------------------------------------------------------
 // Sealing
 // ------------------------------------------------------------------------------------------
@@ -428,6 +486,11 @@ fn stamp_and_check(name: &str, input: &[u8], hybrid: bool) -> (Vec<u8>, Vec<u8>)
     trust.extend(earlier_signer_certs(input, dir));
     let ours = last.field_name.clone().unwrap();
     pyhanko_validate(&path, &trust, hybrid, &ours);
+    if hybrid {
+        eprintln!("note: pades_check.py reads strictly and refuses hybrid files: skipped");
+    } else {
+        pades_check(&path, &trust, &ours);
+    }
     keep(name, &sealed);
     (stamped, sealed)
 }

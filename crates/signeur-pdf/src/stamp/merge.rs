@@ -80,9 +80,14 @@ pub(super) fn annotation_rects(
         let Some(annot) = resolve(doc, annot).and_then(|a| a.as_dict().ok()) else {
             continue;
         };
-        // Hidden (bit 2) or NoView (bit 6) annotations show nothing.
+        // Hidden (bit 2) or NoView (bit 6) annotations show nothing; links and pop-ups
+        // (closed unless opened) usually show nothing either.
         let flags = annot.get(b"F").and_then(Object::as_i64).unwrap_or(0);
-        if flags & (2 | 32) != 0 {
+        let subtype = annot
+            .get(b"Subtype")
+            .and_then(Object::as_name)
+            .unwrap_or(b"");
+        if flags & (2 | 32) != 0 || subtype == b"Link" || subtype == b"Popup" {
             continue;
         }
         let Some([x0, y0, x1, y1]) = rect(doc, annot.get(b"Rect").ok()) else {
@@ -256,8 +261,10 @@ impl<'a> Importer<'a> {
                 .get_object(old)
                 .map_err(|_| draw_err("the drawn page refers to a missing object"))?;
             let copy = self.rewrite(dst, object);
-            let new = self.map[&old];
-            dst.objects.insert(new, copy);
+            // Every queued number was mapped when it was queued.
+            if let Some(new) = self.map.get(&old) {
+                dst.objects.insert(*new, copy);
+            }
         }
         Ok(())
     }
