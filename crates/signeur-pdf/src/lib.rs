@@ -44,7 +44,9 @@ mod stamp;
 mod text;
 mod tsa;
 mod xref;
-pub use stamp::{STAMP_BLOCK_SIZE, StampError, StampInput, StampPosition, StampSigner, stamp};
+pub use stamp::{
+    MAX_STAMP_SIGNERS, STAMP_BLOCK_SIZE, StampError, StampInput, StampPosition, StampSigner, stamp,
+};
 mod audit;
 pub use audit::{
     AuditChain, AuditEvent, AuditPdfError, AuditRequest, AuditSeal, AuditSigner, AuditTrail,
