@@ -226,9 +226,9 @@ async fn a_sealed_request_carries_stamps_a_certificate_page_and_a_full_audit_rec
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("hash chain intact"), "{stdout}");
-    let tampered = raw.replacen("127.0.0.1", "127.0.0.2", 1);
-    assert_ne!(tampered, raw);
-    std::fs::write(&audit, &tampered).unwrap();
+    let mut tampered = record.clone();
+    tampered["events"][0]["data"]["title"] = json!("Another agreement");
+    std::fs::write(&audit, tampered.to_string()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_signeur"))
         .arg("verify")
         .arg(&pdf)
