@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+use crate::{find, rfind};
 use lopdf::xref::{Xref, XrefEntry, XrefType, decode_xref_stream_with_limit};
 use lopdf::{Dictionary, Object, ObjectId, ObjectStream, Stream};
 
@@ -495,14 +496,6 @@ fn uint(buf: &[u8], pos: usize) -> Result<(u64, usize), ReadError> {
         .iter()
         .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
     Ok((value, end))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use signeur_pdf::{
 
 #[macro_use]
 mod common;
-use common::RSA_TEST_KEY;
+use common::{RSA_TEST_KEY, has_program, missing, pdfsig_check, python_has_pyhanko, qpdf_check};
 
 struct TestKey {
     signer: RingSigner,
@@ -206,62 +206,6 @@ fn check_sealed(input: &[u8], output: &[u8], key: &TestKey, contents_size: usize
     signed
 }
 
-fn has_program(name: &str, arg: &str) -> bool {
-    Command::new(name)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// poppler's `pdfsig` exits 0 even on a bad digest: every signature must say it is valid.
-fn pdfsig_check(path: &Path) {
-    if !has_program("pdfsig", "-v") {
-        missing("pdfsig (poppler-utils)");
-        return;
-    }
-    let out = Command::new("pdfsig").arg(path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let signatures = text.matches("Signature #").count();
-    let valid = text
-        .matches("Signature Validation: Signature is Valid.")
-        .count();
-    assert!(signatures > 0, "pdfsig found no signature:\n{text}");
-    assert_eq!(valid, signatures, "pdfsig:\n{text}");
-}
-
-fn qpdf_check(path: &Path) {
-    if !has_program("qpdf", "--version") {
-        missing("qpdf");
-        return;
-    }
-    let out = Command::new("qpdf")
-        .arg("--check")
-        .arg(path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "qpdf --check failed:\n{text}");
-    assert!(
-        !text.to_ascii_lowercase().contains("warning") && !text.contains("ERROR"),
-        "qpdf --check complained:\n{text}"
-    );
-    assert!(
-        text.contains("No syntax or stream encoding errors"),
-        "{text}"
-    );
-}
-
-fn python_has_pyhanko() -> bool {
-    Command::new("python3")
-        .args(["-c", "import pyhanko, pyhanko_certvalidator"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn pyhanko_validate(path: &Path, trust: &[PathBuf], hybrid: bool) {
     if !has_program("pyhanko", "--version") {
         missing("the pyhanko CLI");
@@ -300,15 +244,6 @@ fn pyhanko_validate(path: &Path, trust: &[PathBuf], hybrid: bool) {
 /// Runs the PAdES checker. Every signature must be intact, valid and trusted; the B-B structure
 /// rules must hold for ours (`ours` is its field name), while an earlier signature made by
 /// someone else may be plain `adbe.pkcs7.detached` with a signing-time.
-/// A validator is missing: a note, or a failure when `SIGNEUR_REQUIRE_VALIDATORS` is set
-/// (`.ci/run` sets it, so CI never passes by skipping).
-fn missing(what: &str) {
-    if std::env::var_os("SIGNEUR_REQUIRE_VALIDATORS").is_some() {
-        panic!("{what} is required (SIGNEUR_REQUIRE_VALIDATORS is set)");
-    }
-    eprintln!("note: {what} not available, skipping");
-}
-
 fn pades_check(path: &Path, trust: &[PathBuf], ours: &str) {
     let script = std::env::var_os("SIGNEUR_PADES_CHECK")
         .map(PathBuf::from)

@@ -12,8 +12,8 @@ use signeur_pdf::{
 };
 
 #[macro_use]
-#[allow(dead_code)] // the RSA test key is the seal tests'
 mod common;
+use common::{has_program, missing, pdfsig_check, python_has_pyhanko, qpdf_check};
 
 const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -133,46 +133,6 @@ fn is_ink(px: &[u8]) -> bool {
 // Validators (skipped when missing, required with SIGNEUR_REQUIRE_VALIDATORS)
 // ------------------------------------------------------------------------------------------
 
-fn missing(what: &str) {
-    if std::env::var_os("SIGNEUR_REQUIRE_VALIDATORS").is_some() {
-        panic!("{what} is required (SIGNEUR_REQUIRE_VALIDATORS is set)");
-    }
-    eprintln!("note: {what} not available, skipping");
-}
-
-fn has_program(name: &str, arg: &str) -> bool {
-    Command::new(name)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn qpdf_check(path: &Path) {
-    if !has_program("qpdf", "--version") {
-        missing("qpdf");
-        return;
-    }
-    let out = Command::new("qpdf")
-        .arg("--check")
-        .arg(path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "qpdf --check failed:\n{text}");
-    assert!(
-        !text.to_ascii_lowercase().contains("warning") && !text.contains("ERROR"),
-        "qpdf --check complained:\n{text}"
-    );
-    assert!(
-        text.contains("No syntax or stream encoding errors"),
-        "{text}"
-    );
-}
-
 /// The text poppler extracts, or `None` when pdftotext is missing.
 fn pdftotext(path: &Path, pages: Option<(u32, u32)>) -> Option<String> {
     if !has_program("pdftotext", "-v") {
@@ -186,21 +146,6 @@ fn pdftotext(path: &Path, pages: Option<(u32, u32)>) -> Option<String> {
     let out = cmd.arg(path).arg("-").output().unwrap();
     assert!(out.status.success(), "pdftotext failed");
     Some(String::from_utf8(out.stdout).unwrap())
-}
-
-fn pdfsig_check(path: &Path) {
-    if !has_program("pdfsig", "-v") {
-        missing("pdfsig (poppler-utils)");
-        return;
-    }
-    let out = Command::new("pdfsig").arg(path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let signatures = text.matches("Signature #").count();
-    let valid = text
-        .matches("Signature Validation: Signature is Valid.")
-        .count();
-    assert!(signatures > 0, "pdfsig found no signature:\n{text}");
-    assert_eq!(valid, signatures, "pdfsig:\n{text}");
 }
 
 /// pyHanko validates every signature; ours (`ours`, the last) must be intact, trusted and
@@ -240,13 +185,6 @@ fn pyhanko_validate(path: &Path, trust: &[PathBuf], hybrid: bool, ours: &str) {
             "pyhanko sign validate failed:\n{text}"
         );
     }
-}
-
-fn python_has_pyhanko() -> bool {
-    Command::new("python3")
-        .args(["-c", "import pyhanko, pyhanko_certvalidator"])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// The PAdES checker of the seal tests (`$SIGNEUR_PADES_CHECK`, default
