@@ -506,6 +506,8 @@ type MakeRequest = Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Sen
 
 /// One client: one keep-alive HTTP/1.1 connection.
 fn client() -> anyhow::Result<reqwest::Client> {
+    // reqwest is built without a rustls crypto provider of its own.
+    signeur_service::tsa::install_crypto_provider();
     Ok(reqwest::Client::builder()
         .http1_only()
         .no_proxy()

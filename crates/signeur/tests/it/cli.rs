@@ -133,7 +133,7 @@ async fn first_start_prints_a_working_key_and_operator_commands_work() {
         );
     }
 
-    let client = reqwest::Client::new();
+    let client = http_client();
     let res = client
         .post(format!("{}/api/v1/signatures", server.base))
         .bearer_auth(&key)
@@ -288,7 +288,7 @@ async fn aiosmtpd_gets_invitations_queued_across_a_restart() {
         {"email": "veikko@example.fi", "name": "Veikko", "locale": "fi"},
         {"email": "greta@example.de", "name": "Greta", "locale": "de"},
     ]);
-    let client = reqwest::Client::new();
+    let client = http_client();
     let res = client
         .post(format!("{}/api/v1/signatures", server.base))
         .bearer_auth(&key)

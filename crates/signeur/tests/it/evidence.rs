@@ -216,26 +216,23 @@ async fn a_sealed_request_carries_stamps_a_certificate_page_and_a_full_audit_rec
     std::fs::write(&audit, &raw).unwrap();
     let pdf = dir.path().join("sealed.pdf");
     std::fs::write(&pdf, &sealed).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_signeur"))
-        .arg("verify")
-        .arg(&pdf)
-        .arg("--audit")
-        .arg(&audit)
-        .output()
-        .unwrap();
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_signeur"))
+            .arg("verify")
+            .arg(&pdf)
+            .arg("--audit")
+            .arg(&audit)
+            .output()
+            .unwrap()
+    };
+    let out = verify();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("hash chain intact"), "{stdout}");
     let mut tampered = record.clone();
     tampered["events"][0]["data"]["title"] = json!("Another agreement");
     std::fs::write(&audit, tampered.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_signeur"))
-        .arg("verify")
-        .arg(&pdf)
-        .arg("--audit")
-        .arg(&audit)
-        .output()
-        .unwrap();
+    let out = verify();
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -279,7 +276,7 @@ async fn a_sealed_request_carries_stamps_a_certificate_page_and_a_full_audit_rec
     // Another organization's id is 404 on both forms.
     let (_, other_key) = app.other_org().await;
     for path in ["audit-trail.json", "audit-trail.pdf"] {
-        let res = reqwest::Client::new()
+        let res = http_client()
             .get(app.url(&format!("/api/v1/signatures/{id}/{path}")))
             .bearer_auth(&other_key)
             .send()

@@ -9,7 +9,7 @@ use sha2::Sha256;
 use crate::support::*;
 
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
+    http_builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -372,7 +372,11 @@ async fn rotating_a_link_kills_the_old_one() {
     let r: Value = res.json().await.unwrap();
     let new = r["sign_url"].as_str().unwrap().to_string();
     assert_ne!(new, old);
-    let res = reqwest::get(format!("{old}?lang=en")).await.unwrap();
+    let res = http_client()
+        .get(format!("{old}?lang=en"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 410);
     assert!(
         res.text()
@@ -380,7 +384,7 @@ async fn rotating_a_link_kills_the_old_one() {
             .unwrap()
             .contains("replaced by a newer one")
     );
-    assert_eq!(reqwest::get(&new).await.unwrap().status(), 200);
+    assert_eq!(http_client().get(&new).send().await.unwrap().status(), 200);
     let signers = app
         .get_json(&format!("/api/v1/signatures/{id}/signers"))
         .await;

@@ -10,7 +10,7 @@ use crate::support::*;
 
 /// A cookie-keeping, redirect-following client: one browser profile.
 pub(crate) fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
+    http_builder()
         .cookie_store(true)
         .user_agent("Mozilla/5.0 (signeur-test)")
         .build()
@@ -78,7 +78,7 @@ async fn an_api_link_opens_signs_and_seals() {
     let url1 = v["signers"][1]["sign_url"].as_str().unwrap().to_string();
 
     // A link preview (no cookies kept) sees the page but does not count as an open.
-    let preview = reqwest::Client::new();
+    let preview = http_client();
     let res = preview.get(&url0).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let h = res.headers();
@@ -125,7 +125,7 @@ async fn an_api_link_opens_signs_and_seals() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/pdf");
     assert_eq!(res.bytes().await.unwrap().as_ref(), ONE_PAGE);
-    let res = reqwest::Client::builder()
+    let res = http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -144,7 +144,11 @@ async fn an_api_link_opens_signs_and_seals() {
     assert!(res.bytes().await.unwrap().starts_with(b"\x89PNG"));
     let res = b.get(format!("{url0}/page/2")).send().await.unwrap();
     assert_eq!(res.status(), 404, "the document has one page");
-    let res = reqwest::get(format!("{url0}/page/1")).await.unwrap();
+    let res = http_client()
+        .get(format!("{url0}/page/1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404, "no session, no page image");
 
     let (status, html) = sign_as(&b, &url0, "Anna H. Buyer").await;
@@ -718,7 +722,7 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
     let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
     assert_eq!(got["status"], "stamp_failed");
     // Never silent: counted in the metrics (and logged, and an event below).
-    let metrics = reqwest::get(app.url("/metrics")).await.unwrap();
+    let metrics = http_client().get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     let metrics = metrics.text().await.unwrap();
     assert!(

@@ -134,7 +134,7 @@ impl TestApp {
         });
         TestApp {
             base,
-            client: reqwest::Client::new(),
+            client: http_client(),
             key: key.key,
             org_id: org.id,
             service,
@@ -233,4 +233,15 @@ pub fn is_wire_time(v: &Value) -> bool {
         && s.ends_with('Z')
         && s.as_bytes()[19] == b'.'
         && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+/// Test processes build HTTP clients before any `Service` exists, and reqwest is built
+/// without a rustls crypto provider of its own: every client comes from here.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    signeur_service::tsa::install_crypto_provider();
+    reqwest::Client::builder()
+}
+
+pub fn http_client() -> reqwest::Client {
+    http_builder().build().unwrap()
 }
