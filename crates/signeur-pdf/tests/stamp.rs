@@ -13,7 +13,10 @@ use signeur_pdf::{
 
 #[macro_use]
 mod common;
-use common::{has_program, missing, pdfsig_check, python_has_pyhanko, qpdf_check};
+use common::{
+    earlier_signer_certs, has_program, missing, pades_check, pdfsig_check, pyhanko_validate,
+    qpdf_check,
+};
 
 const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -148,96 +151,6 @@ fn pdftotext(path: &Path, pages: Option<(u32, u32)>) -> Option<String> {
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
-/// pyHanko validates every signature; ours (`ours`, the last) must be intact, trusted and
-/// cover the whole file. An earlier signature by someone else (the approval-signed fixture) is
-/// intact but sees our stamp as a later change; that is reported, not refused.
-fn pyhanko_validate(path: &Path, trust: &[PathBuf], hybrid: bool, ours: &str) {
-    if !has_program("pyhanko", "--version") {
-        missing("the pyhanko CLI");
-        return;
-    }
-    let mut cmd = Command::new("pyhanko");
-    cmd.args(["sign", "validate", "--no-revocation-check"]);
-    if hybrid {
-        cmd.arg("--no-strict-syntax");
-    }
-    for t in trust {
-        cmd.arg("--trust").arg(t);
-    }
-    cmd.arg("--trust-replace").arg(path);
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("pyhanko sign validate:\n{text}");
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(!lines.is_empty(), "{text}");
-    for line in &lines {
-        assert!(line.contains(":INTACT:TRUSTED"), "{text}");
-    }
-    let our_line = lines
-        .iter()
-        .find(|l| l.starts_with(&format!("{ours}:")))
-        .unwrap_or_else(|| panic!("pyhanko did not report {ours}:\n{text}"));
-    assert!(our_line.ends_with(",UNTOUCHED"), "{text}");
-    if lines.len() == 1 {
-        assert!(
-            out.status.success(),
-            "pyhanko sign validate failed:\n{text}"
-        );
-    }
-}
-
-/// The PAdES checker of the seal tests (`$SIGNEUR_PADES_CHECK`, default
-/// `.ci/pades/pades_check.py`): our signature (`ours`) must pass every B-B rule; an earlier
-/// signature by someone else may be plain `adbe.pkcs7.detached` with a signing-time, and may
-/// see our stamp as a modification after it.
-fn pades_check(path: &Path, trust: &[PathBuf], ours: &str) {
-    let script = std::env::var_os("SIGNEUR_PADES_CHECK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../.ci/pades/pades_check.py"
-            ))
-        });
-    if !script.is_file() {
-        eprintln!("note: {} not found, skipping", script.display());
-        return;
-    }
-    if !python_has_pyhanko() {
-        missing("python3 with pyhanko");
-        return;
-    }
-    let mut cmd = Command::new("python3");
-    cmd.arg(&script).arg(path).args(["--level", "B-B"]);
-    for t in trust {
-        cmd.arg("--trust").arg(t);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("pades_check.py:\n{text}");
-    assert!(
-        text.contains("RESULT:"),
-        "pades_check.py did not finish:\n{text}"
-    );
-    let mut field = String::new();
-    let mut seen_ours = false;
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix('[') {
-            field = rest.split(']').next().unwrap_or_default().to_owned();
-            seen_ours |= field == ours;
-        } else if let Some(msg) = line.trim_start().strip_prefix("FAIL") {
-            assert!(
-                field != ours,
-                "pades_check.py: [{field}] {}\n{text}",
-                msg.trim()
-            );
-        }
-    }
-    assert!(seen_ours, "pades_check.py did not report {ours}:\n{text}");
-}
-
 // ------------------------------------------------------------------------------------------
 // Sealing
 // ------------------------------------------------------------------------------------------
@@ -276,42 +189,6 @@ fn seal_options() -> SealOptions {
     opts.reason = Some("Sealed by Signeur".into());
     opts.name = Some("Signeur Test Seal".into());
     opts
-}
-
-/// The certificates of signatures already in `input` (the approval-signed fixture), as PEM
-/// files, so that pyHanko can trust that earlier signer too.
-fn earlier_signer_certs(input: &[u8], dir: &Path) -> Vec<PathBuf> {
-    use der::Encode;
-    let mut paths = Vec::new();
-    let needle = b"/Contents";
-    for at in (0..input.len().saturating_sub(needle.len()))
-        .filter(|&i| &input[i..i + needle.len()] == needle)
-    {
-        let rest = input[at + needle.len()..].trim_ascii_start();
-        let Some(rest) = rest.strip_prefix(b"<") else {
-            continue;
-        };
-        let end = rest.iter().position(|&b| b == b'>').unwrap();
-        let der_bytes = hex::decode(&rest[..end]).unwrap();
-        let mut reader = der::SliceReader::new(&der_bytes).unwrap();
-        let info: cms::content_info::ContentInfo = der::Decode::decode(&mut reader).unwrap();
-        let signed = info
-            .content
-            .decode_as::<cms::signed_data::SignedData>()
-            .unwrap();
-        for (i, cert) in signed.certificates.unwrap().0.iter().enumerate() {
-            let pem = der::pem::encode_string(
-                "CERTIFICATE",
-                der::pem::LineEnding::LF,
-                &cert.to_der().unwrap(),
-            )
-            .unwrap();
-            let path = dir.join(format!("earlier-{at}-{i}.pem"));
-            std::fs::write(&path, pem).unwrap();
-            paths.push(path);
-        }
-    }
-    paths
 }
 
 // ------------------------------------------------------------------------------------------
@@ -423,11 +300,11 @@ fn stamp_and_check(name: &str, input: &[u8], hybrid: bool) -> (Vec<u8>, Vec<u8>)
     let mut trust = vec![key.cert_pem()];
     trust.extend(earlier_signer_certs(input, dir));
     let ours = last.field_name.clone().unwrap();
-    pyhanko_validate(&path, &trust, hybrid, &ours);
+    pyhanko_validate(&path, &trust, hybrid, &ours, true);
     if hybrid {
         eprintln!("note: pades_check.py reads strictly and refuses hybrid files: skipped");
     } else {
-        pades_check(&path, &trust, &ours);
+        pades_check(&path, &trust, &ours, true);
     }
     keep(name, &sealed);
     (stamped, sealed)

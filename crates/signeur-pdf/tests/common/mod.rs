@@ -2,7 +2,7 @@
 //! (each skipped when missing, unless `SIGNEUR_REQUIRE_VALIDATORS` is set).
 #![allow(dead_code)] // each test file uses a part
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A fixture's bytes, by file name under `tests/fixtures/`.
@@ -111,4 +111,141 @@ pub fn qpdf_check(path: &Path) {
         text.contains("No syntax or stream encoding errors"),
         "{text}"
     );
+}
+
+/// Runs the PAdES checker (`$SIGNEUR_PADES_CHECK`, default `.ci/pades/pades_check.py`). Every
+/// signature must be intact, valid and trusted; the B-B structure rules must hold for ours
+/// (`ours` is its field name), while an earlier signature made by someone else may be plain
+/// `adbe.pkcs7.detached` with a signing-time, and, with `earlier_may_see_changes` (a stamp
+/// added pages and content after it), may fail any rule about later modifications.
+pub fn pades_check(path: &Path, trust: &[PathBuf], ours: &str, earlier_may_see_changes: bool) {
+    let script = std::env::var_os("SIGNEUR_PADES_CHECK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../.ci/pades/pades_check.py"
+            ))
+        });
+    if !script.is_file() {
+        eprintln!(
+            "note: {} not found (set SIGNEUR_PADES_CHECK), skipping",
+            script.display()
+        );
+        return;
+    }
+    if !python_has_pyhanko() {
+        missing("python3 with pyhanko");
+        return;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg(path).args(["--level", "B-B"]);
+    for t in trust {
+        cmd.arg("--trust").arg(t);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("pades_check.py:\n{text}");
+    assert!(
+        text.contains("RESULT:"),
+        "pades_check.py did not finish:\n{text}"
+    );
+    let mut field = String::new();
+    let mut seen_ours = false;
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix('[') {
+            field = rest.split(']').next().unwrap_or_default().to_owned();
+            seen_ours |= field == ours;
+        } else if let Some(msg) = line.trim_start().strip_prefix("FAIL") {
+            let msg = msg.trim();
+            let tolerated = field != ours
+                && (earlier_may_see_changes
+                    || msg.starts_with("/SubFilter /ETSI.CAdES.detached")
+                    || msg.starts_with("no signing-time"));
+            assert!(tolerated, "pades_check.py: [{field}] {msg}\n{text}");
+        }
+    }
+    assert!(seen_ours, "pades_check.py did not report {ours}:\n{text}");
+}
+
+/// pyHanko validates every signature: each must be intact and trusted, ours (`ours`) untouched
+/// (covering the whole file). An earlier signature by someone else (the approval-signed
+/// fixture) may see a stamp as a later change: reported by pyHanko's exit status, not refused.
+pub fn pyhanko_validate(
+    path: &Path,
+    trust: &[PathBuf],
+    hybrid: bool,
+    ours: &str,
+    earlier_may_see_changes: bool,
+) {
+    if !has_program("pyhanko", "--version") {
+        missing("the pyhanko CLI");
+        return;
+    }
+    let mut cmd = Command::new("pyhanko");
+    cmd.args(["sign", "validate", "--no-revocation-check"]);
+    if hybrid {
+        cmd.arg("--no-strict-syntax");
+    }
+    for t in trust {
+        cmd.arg("--trust").arg(t);
+    }
+    cmd.arg("--trust-replace").arg(path);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("pyhanko sign validate:\n{text}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "{text}");
+    for line in &lines {
+        assert!(line.contains(":INTACT:TRUSTED"), "{text}");
+    }
+    let our_line = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{ours}:")))
+        .unwrap_or_else(|| panic!("pyhanko did not report {ours}:\n{text}"));
+    assert!(our_line.ends_with(",UNTOUCHED"), "{text}");
+    if lines.len() == 1 || !earlier_may_see_changes {
+        assert!(
+            out.status.success(),
+            "pyhanko sign validate failed:\n{text}"
+        );
+    }
+}
+
+/// The certificates of signatures already in `input` (the approval-signed fixture), as PEM
+/// files, so that pyHanko can trust that earlier signer too.
+pub fn earlier_signer_certs(input: &[u8], dir: &Path) -> Vec<PathBuf> {
+    use der::Encode;
+    let mut paths = Vec::new();
+    let needle = b"/Contents";
+    for at in (0..input.len().saturating_sub(needle.len()))
+        .filter(|&i| &input[i..i + needle.len()] == needle)
+    {
+        let rest = input[at + needle.len()..].trim_ascii_start();
+        let Some(rest) = rest.strip_prefix(b"<") else {
+            continue;
+        };
+        let end = rest.iter().position(|&b| b == b'>').unwrap();
+        let der_bytes = hex::decode(&rest[..end]).unwrap();
+        let mut reader = der::SliceReader::new(&der_bytes).unwrap();
+        let info: cms::content_info::ContentInfo = der::Decode::decode(&mut reader).unwrap();
+        let signed = info
+            .content
+            .decode_as::<cms::signed_data::SignedData>()
+            .unwrap();
+        for (i, cert) in signed.certificates.unwrap().0.iter().enumerate() {
+            let pem = der::pem::encode_string(
+                "CERTIFICATE",
+                der::pem::LineEnding::LF,
+                &cert.to_der().unwrap(),
+            )
+            .unwrap();
+            let path = dir.join(format!("earlier-{at}-{i}.pem"));
+            std::fs::write(&path, pem).unwrap();
+            paths.push(path);
+        }
+    }
+    paths
 }
