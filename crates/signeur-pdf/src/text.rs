@@ -1,7 +1,9 @@
 //! Text for the pages this crate draws (stamps, the certificate page, the audit-trail PDF).
 //!
 //! One embedded open-licence font with wide coverage, DejaVu Sans (Latin, Greek, Cyrillic and
-//! more; subset by krilla to the glyphs used), shaped with rustybuzz. A character DejaVu lacks
+//! more; subset by krilla to the glyphs used), shaped with rustybuzz; a line is put in visual
+//! order by the Unicode bidirectional algorithm (unicode-bidi), so Hebrew and Arabic read
+//! right to left. A character DejaVu lacks
 //! (CJK, for instance) is never dropped: it is drawn from GNU Unifont's bitmap glyphs (all of
 //! the Basic Multilingual Plane) as small filled squares, and a character outside that too is
 //! drawn as its code point (`U+20000`) in a thin box. Such lines carry `/ActualText` when they
@@ -75,8 +77,8 @@ pub(crate) struct TextError;
 /// A stretch of a line drawn one way.
 #[derive(Debug, Clone, PartialEq)]
 enum Run {
-    /// Shaped glyphs of the embedded font.
-    Font(Range<usize>),
+    /// Shaped glyphs of the embedded font; `true`: right to left.
+    Font(Range<usize>, bool),
     /// One character from Unifont's bitmaps.
     Bitmap(char, &'static unifont::Glyph),
     /// One character no font here has: drawn as its code point in a box.
@@ -97,10 +99,36 @@ fn clean(c: char) -> char {
     if c.is_control() { ' ' } else { c }
 }
 
+/// The line's runs in visual order, left to right: the Unicode bidirectional algorithm
+/// orders the directional runs (so Hebrew or Arabic read right to left, numbers inside them
+/// left to right), and each is split where the font lacks characters.
 fn runs(face: &Face, text: &str) -> Vec<Run> {
+    let bidi = unicode_bidi::BidiInfo::new(text, None);
+    if !bidi.has_rtl() {
+        return font_runs(face, text, 0..text.len(), false);
+    }
+    let mut out = Vec::new();
+    for paragraph in &bidi.paragraphs {
+        let (levels, visual) = bidi.visual_runs(paragraph, paragraph.range.clone());
+        for range in visual {
+            let rtl = levels[range.start].is_rtl();
+            let mut pieces = font_runs(face, text, range, rtl);
+            if rtl {
+                pieces.reverse();
+            }
+            out.extend(pieces);
+        }
+    }
+    out
+}
+
+/// `text[range]` split, in logical order, into stretches the font covers and characters it
+/// does not.
+fn font_runs(face: &Face, text: &str, range: Range<usize>, rtl: bool) -> Vec<Run> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
-    for (i, c) in text.char_indices() {
+    for (i, c) in text[range.clone()].char_indices() {
+        let i = range.start + i;
         let c = clean(c);
         // Zero-width and combining characters stay with the run before them.
         if covered(face, c) || c == ' ' || (start.is_some() && is_mark(c)) {
@@ -108,7 +136,7 @@ fn runs(face: &Face, text: &str) -> Vec<Run> {
             continue;
         }
         if let Some(s) = start.take() {
-            out.push(Run::Font(s..i));
+            out.push(Run::Font(s..i, rtl));
         }
         match unifont::get_glyph(c) {
             Some(glyph) => out.push(Run::Bitmap(c, glyph)),
@@ -116,7 +144,7 @@ fn runs(face: &Face, text: &str) -> Vec<Run> {
         }
     }
     if let Some(s) = start {
-        out.push(Run::Font(s..text.len()));
+        out.push(Run::Font(s..range.end, rtl));
     }
     out
 }
@@ -125,12 +153,17 @@ fn is_mark(c: char) -> bool {
     matches!(c as u32, 0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F)
 }
 
-/// Shapes `text[range]` left to right; glyph ranges are relative to `range.start`.
-fn shape(face: &Face, text: &str) -> Vec<KrillaGlyph> {
+/// Shapes `text` in one direction; the glyphs come in visual order (left to right), each
+/// with the byte range of `text` it shows.
+fn shape(face: &Face, text: &str, rtl: bool) -> Vec<KrillaGlyph> {
     let cleaned: String = text.chars().map(clean).collect();
     let mut buffer = rustybuzz::UnicodeBuffer::new();
     buffer.push_str(&cleaned);
-    buffer.set_direction(rustybuzz::Direction::LeftToRight);
+    buffer.set_direction(if rtl {
+        rustybuzz::Direction::RightToLeft
+    } else {
+        rustybuzz::Direction::LeftToRight
+    });
     buffer.guess_segment_properties();
     let output = rustybuzz::shape(&face.shaper, &[], buffer);
     let infos = output.glyph_infos();
@@ -139,11 +172,15 @@ fn shape(face: &Face, text: &str) -> Vec<KrillaGlyph> {
     let mut glyphs = Vec::with_capacity(infos.len());
     for (i, (info, pos)) in infos.iter().zip(positions).enumerate() {
         let start = info.cluster as usize;
-        let end = infos[i + 1..]
-            .iter()
-            .map(|next| next.cluster as usize)
-            .find(|&c| c != start)
-            .unwrap_or(cleaned.len());
+        // A cluster ends where the next cluster in logical order starts: after this glyph
+        // left to right, before it right to left.
+        let next = |c: &rustybuzz::GlyphInfo| c.cluster as usize;
+        let end = if rtl {
+            infos[..i].iter().rev().map(next).find(|&c| c != start)
+        } else {
+            infos[i + 1..].iter().map(next).find(|&c| c != start)
+        }
+        .unwrap_or(cleaned.len());
         glyphs.push(KrillaGlyph::new(
             GlyphId::new(info.glyph_id),
             pos.x_advance as f32 / upem,
@@ -164,14 +201,14 @@ fn code_point_label(c: char) -> String {
 /// Width of a code-point box at `size`, for its label.
 fn code_point_width(face: &Face, c: char, size: f32) -> f32 {
     let label = code_point_label(c);
-    let inner: f32 = shape(face, &label).iter().map(|g| g.x_advance).sum();
+    let inner: f32 = shape(face, &label, false).iter().map(|g| g.x_advance).sum();
     inner * size * 0.6 + size * 0.3
 }
 
 fn run_width(face: &Face, text: &str, run: &Run, size: f32) -> f32 {
     match run {
-        Run::Font(range) => {
-            let glyphs = shape(face, &text[range.clone()]);
+        Run::Font(range, rtl) => {
+            let glyphs = shape(face, &text[range.clone()], *rtl);
             glyphs.iter().map(|g| g.x_advance).sum::<f32>() * size
         }
         Run::Bitmap(_, glyph) => glyph.get_width() as f32 * size / BITMAP_PIXELS_PER_EM,
@@ -194,7 +231,7 @@ pub(crate) fn needs_actual_text(text: &str) -> bool {
     match faces() {
         Some(f) => runs(&f.regular, text)
             .iter()
-            .any(|r| !matches!(r, Run::Font(_))),
+            .any(|r| !matches!(r, Run::Font(..))),
         None => false,
     }
 }
@@ -213,9 +250,9 @@ pub(crate) fn draw_line(
     for run in runs(face, text) {
         let w = run_width(face, text, &run, size);
         match &run {
-            Run::Font(range) => {
+            Run::Font(range, rtl) => {
                 let part = &text[range.clone()];
-                let glyphs = shape(face, part);
+                let glyphs = shape(face, part, *rtl);
                 surface.draw_glyphs(
                     Point::from_xy(cursor, y),
                     &glyphs,
@@ -249,7 +286,7 @@ pub(crate) fn draw_line(
                         surface.set_fill(fill);
                     }
                 }
-                let glyphs = shape(face, &label);
+                let glyphs = shape(face, &label, false);
                 surface.draw_glyphs(
                     Point::from_xy(cursor + size * 0.15, y - size * 0.15),
                     &glyphs,
@@ -408,6 +445,37 @@ mod tests {
         );
         assert!(needs_actual_text("Ana 山田"));
         assert!(width("山", 10.0, Weight::Regular).expect("width") > 5.0);
+    }
+
+    #[test]
+    fn right_to_left_text_is_ordered_for_display() {
+        let f = faces().expect("font");
+        // (Numbers after Hebrew join it, as the bidi algorithm says: "Dana שלום 42" shows as
+        // "Dana 42 שלום"; plain words keep their places.)
+        let text = "Dana שלום Ana";
+        let pieces: Vec<(&str, bool)> = runs(&f.regular, text)
+            .iter()
+            .map(|r| match r {
+                Run::Font(range, rtl) => (&text[range.clone()], *rtl),
+                other => panic!("all in the font: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            pieces,
+            vec![("Dana ", false), ("שלום", true), (" Ana", false)]
+        );
+        // The Hebrew word's glyphs come right to left: its last letter is drawn first.
+        let glyphs = shape(&f.regular, "שלום", true);
+        assert_eq!(glyphs.len(), 4);
+        let last_letter = "שלום".char_indices().last().map(|(i, _)| i).unwrap_or(0);
+        assert_eq!(glyphs[0].text_range.start, last_letter);
+        // A right-to-left paragraph puts its first word on the right.
+        let text = "שלום Dana";
+        let visual = runs(&f.regular, text);
+        assert!(
+            matches!(&visual[0], Run::Font(r, false) if &text[r.clone()] == "Dana"),
+            "{visual:?}"
+        );
     }
 
     #[test]

@@ -547,6 +547,27 @@ fn without_room_the_blocks_go_to_the_certificate_page() {
 }
 
 #[test]
+fn a_right_to_left_name_is_extracted_in_reading_order() {
+    let input = fixture!("one-page.pdf");
+    let mut request = sample();
+    request.signers.truncate(1);
+    request.signers[0].name_as_signed = "דנה כהן".into();
+    request.signers[0].representing = Some("شركة النور".into());
+    let stamped = stamp(input, &request).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rtl.pdf");
+    std::fs::write(&path, &stamped).unwrap();
+    qpdf_check(&path);
+    if let Some(text) = pdftotext(&path, None) {
+        assert!(text.contains("דנה כהן"), "Hebrew in reading order:\n{text}");
+        assert!(
+            text.contains("شركة النور"),
+            "Arabic in reading order:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn a_name_in_a_script_the_font_lacks_is_drawn_and_extracted() {
     let input = fixture!("one-page.pdf");
     let mut request = sample();
