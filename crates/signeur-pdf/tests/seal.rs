@@ -12,77 +12,15 @@ use der::asn1::OctetString;
 use der::{Encode, SliceReader};
 use sha2::{Digest, Sha256};
 use signeur_pdf::{
-    ID_AA_SIGNING_CERTIFICATE_V2, RingSigner, SealAlgorithm, SealError, SealOptions, SealSigner,
-    SigningCertificateV2, seal,
+    ID_AA_SIGNING_CERTIFICATE_V2, RingSigner, SealError, SealOptions, SigningCertificateV2, seal,
 };
 
 #[macro_use]
 mod common;
 use common::{
-    RSA_TEST_KEY, earlier_signer_certs, pades_check, pdfsig_check, pyhanko_validate, qpdf_check,
+    TestKey, earlier_signer_certs, pades_check, pdfsig_check, pyhanko_validate, qpdf_check,
+    test_key, test_key_rsa,
 };
-
-struct TestKey {
-    signer: RingSigner,
-    cert_der: Vec<u8>,
-    signature_oid: der::asn1::ObjectIdentifier,
-    dir: tempfile::TempDir,
-}
-
-impl TestKey {
-    fn cert_pem(&self) -> PathBuf {
-        self.dir.path().join("seal-cert.pem")
-    }
-}
-
-/// A self-signed ECDSA P-256 sealing certificate, made now.
-fn test_key() -> TestKey {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    make_test_key(key, |pkcs8, chain| {
-        RingSigner::ecdsa_p256_from_pkcs8(pkcs8, chain).unwrap()
-    })
-}
-
-/// A self-signed RSA sealing certificate for [`RSA_TEST_KEY`], made now.
-fn test_key_rsa() -> TestKey {
-    let key =
-        rcgen::KeyPair::from_pem_and_sign_algo(RSA_TEST_KEY, &rcgen::PKCS_RSA_SHA256).unwrap();
-    make_test_key(key, |pkcs8, chain| {
-        RingSigner::rsa_from_pkcs8(pkcs8, chain).unwrap()
-    })
-}
-
-fn make_test_key(
-    key: rcgen::KeyPair,
-    signer: impl Fn(&[u8], Vec<Vec<u8>>) -> RingSigner,
-) -> TestKey {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Signeur Test Seal");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "Signeur tests");
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::DigitalSignature,
-        rcgen::KeyUsagePurpose::ContentCommitment,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("seal-cert.pem"), cert.pem()).unwrap();
-    let cert_der = cert.der().to_vec();
-    let signer = signer(&key.serialize_der(), vec![cert_der.clone()]);
-    let signature_oid = match signer.algorithm() {
-        SealAlgorithm::EcdsaP256Sha256 => rfc5912::ECDSA_WITH_SHA_256,
-        SealAlgorithm::RsaPkcs1Sha256 => rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
-    };
-    TestKey {
-        signer,
-        cert_der,
-        signature_oid,
-        dir,
-    }
-}
 
 fn options() -> SealOptions {
     let mut opts = SealOptions::new(Utc.with_ymd_and_hms(2026, 3, 14, 15, 9, 26).unwrap());

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use chrono::{TimeZone, Utc};
 use signeur_pdf::{
-    RenderLimits, RingSigner, STAMP_BLOCK_SIZE, SealOptions, StampError, StampInput, StampPosition,
+    RenderLimits, STAMP_BLOCK_SIZE, SealOptions, StampError, StampInput, StampPosition,
     StampSigner, render_page_png, seal, stamp, verify,
 };
 
@@ -15,7 +15,7 @@ use signeur_pdf::{
 mod common;
 use common::{
     earlier_signer_certs, has_program, missing, pades_check, pdfsig_check, pyhanko_validate,
-    qpdf_check,
+    qpdf_check, test_key,
 };
 
 const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -154,35 +154,6 @@ fn pdftotext(path: &Path, pages: Option<(u32, u32)>) -> Option<String> {
 // ------------------------------------------------------------------------------------------
 // Sealing
 // ------------------------------------------------------------------------------------------
-
-struct TestKey {
-    signer: RingSigner,
-    dir: tempfile::TempDir,
-}
-
-impl TestKey {
-    fn cert_pem(&self) -> PathBuf {
-        self.dir.path().join("seal-cert.pem")
-    }
-}
-
-fn test_key() -> TestKey {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Signeur Test Seal");
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::DigitalSignature,
-        rcgen::KeyUsagePurpose::ContentCommitment,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("seal-cert.pem"), cert.pem()).unwrap();
-    let signer =
-        RingSigner::ecdsa_p256_from_pkcs8(&key.serialize_der(), vec![cert.der().to_vec()]).unwrap();
-    TestKey { signer, dir }
-}
 
 fn seal_options() -> SealOptions {
     let mut opts = SealOptions::new(Utc.with_ymd_and_hms(2026, 5, 14, 11, 16, 0).unwrap());

@@ -9,41 +9,16 @@ use signeur_pdf::{RingSigner, SealOptions, VerifyError, VerifyReport, seal, veri
 
 #[macro_use]
 mod common;
-use common::RSA_TEST_KEY;
-
-/// A self-signed sealing certificate for `key`, and the signer; also the certificate's DER.
-fn make_signer(key: rcgen::KeyPair, rsa: bool) -> (RingSigner, Vec<u8>) {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Signeur Test Seal");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "Signeur tests");
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::DigitalSignature,
-        rcgen::KeyUsagePurpose::ContentCommitment,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    let cert_der = cert.der().to_vec();
-    let chain = vec![cert_der.clone()];
-    let signer = if rsa {
-        RingSigner::rsa_from_pkcs8(&key.serialize_der(), chain).unwrap()
-    } else {
-        RingSigner::ecdsa_p256_from_pkcs8(&key.serialize_der(), chain).unwrap()
-    };
-    (signer, cert_der)
-}
+use common::{test_key, test_key_rsa};
 
 fn ecdsa_signer() -> (RingSigner, Vec<u8>) {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    make_signer(key, false)
+    let k = test_key();
+    (k.signer, k.cert_der)
 }
 
 fn rsa_signer() -> (RingSigner, Vec<u8>) {
-    let key =
-        rcgen::KeyPair::from_pem_and_sign_algo(RSA_TEST_KEY, &rcgen::PKCS_RSA_SHA256).unwrap();
-    make_signer(key, true)
+    let k = test_key_rsa();
+    (k.signer, k.cert_der)
 }
 
 fn options() -> SealOptions {

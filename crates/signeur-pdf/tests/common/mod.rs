@@ -3,6 +3,9 @@
 #![allow(dead_code)] // each test file uses a part
 
 use std::path::{Path, PathBuf};
+
+use const_oid::db::rfc5912;
+use signeur_pdf::{RingSigner, SealAlgorithm, SealSigner};
 use std::process::Command;
 
 /// A fixture's bytes, by file name under `tests/fixtures/`.
@@ -248,4 +251,67 @@ pub fn earlier_signer_certs(input: &[u8], dir: &Path) -> Vec<PathBuf> {
         }
     }
     paths
+}
+
+/// A sealing key with its self-signed certificate (also as `seal-cert.pem` in `dir`).
+pub struct TestKey {
+    pub signer: RingSigner,
+    pub cert_der: Vec<u8>,
+    pub signature_oid: der::asn1::ObjectIdentifier,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestKey {
+    pub fn cert_pem(&self) -> PathBuf {
+        self.dir.path().join("seal-cert.pem")
+    }
+}
+
+/// A self-signed ECDSA P-256 sealing certificate, made now.
+pub fn test_key() -> TestKey {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    make_test_key(key, |pkcs8, chain| {
+        RingSigner::ecdsa_p256_from_pkcs8(pkcs8, chain).unwrap()
+    })
+}
+
+/// A self-signed RSA sealing certificate for [`RSA_TEST_KEY`], made now.
+pub fn test_key_rsa() -> TestKey {
+    let key =
+        rcgen::KeyPair::from_pem_and_sign_algo(RSA_TEST_KEY, &rcgen::PKCS_RSA_SHA256).unwrap();
+    make_test_key(key, |pkcs8, chain| {
+        RingSigner::rsa_from_pkcs8(pkcs8, chain).unwrap()
+    })
+}
+
+pub fn make_test_key(
+    key: rcgen::KeyPair,
+    signer: impl Fn(&[u8], Vec<Vec<u8>>) -> RingSigner,
+) -> TestKey {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Signeur Test Seal");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Signeur tests");
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::ContentCommitment,
+    ];
+    let cert = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seal-cert.pem"), cert.pem()).unwrap();
+    let cert_der = cert.der().to_vec();
+    let signer = signer(&key.serialize_der(), vec![cert_der.clone()]);
+    let signature_oid = match signer.algorithm() {
+        SealAlgorithm::EcdsaP256Sha256 => rfc5912::ECDSA_WITH_SHA_256,
+        SealAlgorithm::RsaPkcs1Sha256 => rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+    };
+    TestKey {
+        signer,
+        cert_der,
+        signature_oid,
+        dir,
+    }
 }
