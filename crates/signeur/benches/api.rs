@@ -17,6 +17,9 @@
 //!   `bench_json` table in the same database, through the same pool: HTTP plus exactly one
 //!   database round trip.
 //!
+//! `BENCH_SCENARIOS` (a comma-separated list of `create`, `get`, `baseline-a`, `baseline-b`)
+//! runs only those, e.g. to profile one.
+//!
 //! Load: `BENCH_CONCURRENCY` client tasks (default 16), each on its own keep-alive HTTP/1.1
 //! connection, send requests back to back for `BENCH_WARMUP_SECS` (default 1, not recorded),
 //! then for `BENCH_SECS` (default 5) with every latency recorded. A transport error or any
@@ -119,6 +122,9 @@ fn main() -> anyhow::Result<()> {
 
 /// Load parameters, from the environment.
 struct Settings {
+    /// `BENCH_SCENARIOS`: which scenarios run (default all), e.g. `get,baseline-b` when
+    /// profiling one of them.
+    scenarios: Vec<Scenario>,
     concurrency: usize,
     warmup: Duration,
     measure: Duration,
@@ -146,7 +152,22 @@ impl Settings {
             "BENCH_CONCURRENCY must be 1 to 1024"
         );
         ensure!(measure > 0.0, "BENCH_SECS must be more than 0");
+        let scenarios = match std::env::var("BENCH_SCENARIOS") {
+            Ok(list) if !list.trim().is_empty() => list
+                .split(',')
+                .map(|name| {
+                    Scenario::ALL
+                        .into_iter()
+                        .find(|s| s.name() == name.trim())
+                        .with_context(|| {
+                            format!("BENCH_SCENARIOS: unknown '{name}' (create, get, baseline-a, baseline-b)")
+                        })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            _ => Scenario::ALL.to_vec(),
+        };
         Ok(Settings {
+            scenarios,
             concurrency,
             warmup: Duration::from_secs_f64(var("BENCH_WARMUP_SECS", 1.0)?),
             measure: Duration::from_secs_f64(measure),
@@ -361,6 +382,22 @@ enum Scenario {
 }
 
 impl Scenario {
+    const ALL: [Scenario; 4] = [
+        Scenario::Create,
+        Scenario::Get,
+        Scenario::BaselineA,
+        Scenario::BaselineB,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Create => "create",
+            Scenario::Get => "get",
+            Scenario::BaselineA => "baseline-a",
+            Scenario::BaselineB => "baseline-b",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Scenario::Create => "create   POST /api/v1/signatures",
@@ -478,6 +515,9 @@ async fn run_backend(
     ];
     let mut rows = Vec::new();
     for (scenario, make) in plan {
+        if !settings.scenarios.contains(&scenario) {
+            continue;
+        }
         eprintln!("{backend}: {} …", scenario.label());
         let stats = load(settings, make).await?;
         rows.push(Row {
