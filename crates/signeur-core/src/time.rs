@@ -35,13 +35,47 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// [`format`] into a stack buffer: the same text without an allocation or the formatting
+/// machinery, for responses that carry a dozen timestamps. None outside years 0–9999, which
+/// [`format`] writes with a sign and more digits.
+fn format_fixed(t: DateTime<Utc>) -> Option<[u8; 24]> {
+    use chrono::{Datelike, Timelike};
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    // A leap second is carried in the nanoseconds (60.xxx s): chrono's own format writes 60.
+    let nanos = t.nanosecond();
+    put(17, 2, t.second() + nanos / 1_000_000_000);
+    put(20, 3, (nanos % 1_000_000_000) / 1_000_000);
+    Some(out)
+}
+
+/// Serializes like [`format`].
+fn serialize_time<S: serde::Serializer>(t: DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    match format_fixed(t) {
+        // The buffer holds ASCII digits and separators only.
+        Some(buf) => s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default()),
+        None => s.serialize_str(&format(t)),
+    }
+}
+
 /// serde helpers: `#[serde(with = "signeur_core::time::ms")]`.
 pub mod ms {
     use chrono::{DateTime, Utc};
     use serde::Serializer;
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format(*t))
+        super::serialize_time(*t, s)
     }
 }
 
@@ -52,7 +86,7 @@ pub mod ms_opt {
 
     pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match t {
-            Some(t) => s.serialize_str(&super::format(*t)),
+            Some(t) => super::serialize_time(*t, s),
             None => s.serialize_none(),
         }
     }
@@ -70,6 +104,32 @@ mod tests {
         let whole = parse("2026-05-14T10:51:51Z").unwrap();
         assert_eq!(ceil_ms(whole), whole);
         assert_eq!(format(whole), "2026-05-14T10:51:51.000Z");
+    }
+
+    #[test]
+    fn the_fixed_format_matches_chrono() {
+        for text in [
+            "2026-05-14T10:51:51.813Z",
+            "0001-01-01T00:00:00.000Z",
+            "9999-12-31T23:59:59.999Z",
+            "2016-12-31T23:59:60.500Z",
+            "2026-02-03T04:05:06.007Z",
+        ] {
+            let t = parse(text).unwrap();
+            let fixed = format_fixed(t).unwrap();
+            assert_eq!(std::str::from_utf8(&fixed).unwrap(), format(t), "{text}");
+            assert_eq!(format(t), text);
+        }
+        let far = Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap();
+        assert!(format_fixed(far).is_none());
+        let mut json = Vec::new();
+        serialize_time(far, &mut serde_json::Serializer::new(&mut json)).unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            format!("\"{}\"", format(far))
+        );
+        let bc = Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap();
+        assert!(format_fixed(bc).is_none());
     }
 
     #[test]
