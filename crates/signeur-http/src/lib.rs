@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod guard;
+mod json;
 pub mod pages;
 mod sessions;
 mod signatures;

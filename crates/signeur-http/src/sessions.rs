@@ -1,6 +1,6 @@
 //! Organization settings, embedded signing sessions and signing-link rotation.
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -1,6 +1,6 @@
 //! `/api/v1/signatures…`: parse, call one service function, render.
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
