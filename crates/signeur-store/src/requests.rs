@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Field order matters: `get_request_with_parts` on SQLite decodes it from a JSON array.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct RequestRow {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -52,7 +53,11 @@ macro_rules! request_columns {
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct SignerRow {
     pub id: Uuid,
+    /// Not in the aggregate: filled in from the request.
+    #[serde(skip_deserializing)]
     pub request_id: Uuid,
+    /// Not in the aggregate: filled in from the request.
+    #[serde(skip_deserializing)]
     pub org_id: Uuid,
     pub position: i64,
     pub email: Option<String>,
@@ -96,7 +101,11 @@ macro_rules! signer_columns {
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct EventRow {
     pub id: String,
+    /// Not in the aggregate: filled in from the request.
+    #[serde(skip_deserializing)]
     pub org_id: Uuid,
+    /// Not in the aggregate: filled in from the request.
+    #[serde(skip_deserializing)]
     pub request_id: Option<Uuid>,
     pub signer_id: Option<Uuid>,
     pub seq: i64,
@@ -123,6 +132,7 @@ pub struct RequestWithParts {
     pub events: Vec<EventRow>,
 }
 
+/// PostgreSQL's answer to [`REQUEST_WITH_PARTS_POSTGRES`].
 #[derive(sqlx::FromRow)]
 struct RequestWithPartsRow {
     #[sqlx(flatten)]
@@ -131,15 +141,29 @@ struct RequestWithPartsRow {
     events_json: String,
 }
 
-/// SQLite side of [`Tx::get_request_with_parts`]: signers and events as JSON arrays of
-/// arrays holding the row structs' fields in declaration order (serde reads a struct from a
-/// sequence), ids as hex, booleans as JSON. No ORDER BY inside the aggregates (that costs a
-/// temporary b-tree per statement): the rows are sorted after decoding.
+/// SQLite's answer to [`REQUEST_WITH_PARTS_SQLITE`]: three values for the driver to copy
+/// out instead of one per column.
+#[derive(sqlx::FromRow)]
+struct RequestWithPartsJson {
+    request_json: String,
+    signers_json: String,
+    events_json: String,
+}
+
+/// SQLite side of [`Tx::get_request_with_parts`]: the request as one JSON array, signers and
+/// events as JSON arrays of arrays, each holding the row structs' fields in declaration order
+/// (serde reads a struct from a sequence), less the request and organization ids the request
+/// row already has; ids as hex (the uuid parser takes either case), booleans as JSON. No ORDER
+/// BY inside the aggregates (that costs a temporary b-tree per statement): the rows are sorted
+/// after decoding.
 const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
-    "SELECT ",
-    request_columns!(),
+    "SELECT json_array(hex(id), hex(org_id), title, message, locale, delivery, signing_order, \
+        metadata, status, document_filename, document_hash, document_size, document_page_count, \
+        document_blob, signer_count, sealed_blob, sealed_document_hash, created_at, updated_at, \
+        sent_at, opened_at, signed_at, cancelled_at, cancel_reason, declined_at, expired_at, \
+        expires_at, event_seq, last_event_hash) AS request_json",
     ", (SELECT json_group_array(json_array(\
-        lower(hex(id)), lower(hex(request_id)), lower(hex(org_id)), position, email, name, \
+        hex(id), position, email, name, \
         name_as_signed, locale, access_token, status, sent_at, opened_at, signed_at, declined_at, \
         decline_reason, invalidated_at, ip_address, user_agent, representing_as_invited, \
         representing_as_signed, representing_role, representing_entity_id, \
@@ -147,22 +171,26 @@ const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
         verification_method, signature_image_blob, signature_position)) \
        FROM signers s WHERE s.request_id = r.id) AS signers_json",
     ", (SELECT json_group_array(json_array(\
-        id, lower(hex(org_id)), nullif(lower(hex(request_id)), ''), \
-        nullif(lower(hex(signer_id)), ''), seq, type, created_at, data, prev_hash, hash)) \
+        id, nullif(hex(signer_id), ''), seq, type, created_at, data, prev_hash, hash)) \
        FROM events e WHERE e.request_id = r.id) AS events_json",
     " FROM signature_requests r WHERE r.id = $1 AND r.org_id = $2"
 );
 
-/// PostgreSQL side of [`Tx::get_request_with_parts`].
+/// PostgreSQL side of [`Tx::get_request_with_parts`]: the same arrays of arrays as on SQLite
+/// (smaller than row objects, and read without matching keys).
 const REQUEST_WITH_PARTS_POSTGRES: &str = concat!(
     "SELECT ",
     request_columns!(),
-    ", (SELECT coalesce(json_agg(s), '[]')::text FROM (SELECT ",
-    signer_columns!(),
-    " FROM signers WHERE request_id = r.id) s) AS signers_json",
-    ", (SELECT coalesce(json_agg(e), '[]')::text FROM (SELECT ",
-    event_columns!(),
-    " FROM events WHERE request_id = r.id) e) AS events_json",
+    ", (SELECT coalesce(json_agg(json_build_array(\
+        id, position, email, name, name_as_signed, locale, access_token, status, sent_at, \
+        opened_at, signed_at, declined_at, decline_reason, invalidated_at, ip_address, user_agent, \
+        representing_as_invited, representing_as_signed, representing_role, \
+        representing_entity_id, email_sent, email_error, verification_method, \
+        signature_image_blob, signature_position)), '[]')::text \
+       FROM signers s WHERE s.request_id = r.id) AS signers_json",
+    ", (SELECT coalesce(json_agg(json_build_array(\
+        id, signer_id, seq, type, created_at, data, prev_hash, hash)), '[]')::text \
+       FROM events e WHERE e.request_id = r.id) AS events_json",
     " FROM signature_requests r WHERE r.id = $1 AND r.org_id = $2"
 );
 
@@ -425,13 +453,22 @@ impl Db {
         org_id: Uuid,
         id: Uuid,
     ) -> Result<Option<RequestWithParts>> {
+        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
         let row: Option<RequestWithPartsRow> = match self {
             Db::Sqlite(p) => {
-                sqlx::query_as(REQUEST_WITH_PARTS_SQLITE)
+                let row: Option<RequestWithPartsJson> = sqlx::query_as(REQUEST_WITH_PARTS_SQLITE)
                     .bind(id)
                     .bind(org_id)
                     .fetch_optional(&p.read)
-                    .await?
+                    .await?;
+                match row {
+                    None => None,
+                    Some(json) => Some(RequestWithPartsRow {
+                        request: serde_json::from_str(&json.request_json).map_err(decode)?,
+                        signers_json: json.signers_json,
+                        events_json: json.events_json,
+                    }),
+                }
             }
             Db::Postgres(p) => {
                 sqlx::query_as(REQUEST_WITH_PARTS_POSTGRES)
@@ -442,10 +479,16 @@ impl Db {
             }
         };
         let Some(row) = row else { return Ok(None) };
-        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
         let mut signers: Vec<SignerRow> =
             serde_json::from_str(&row.signers_json).map_err(decode)?;
         let mut events: Vec<EventRow> = serde_json::from_str(&row.events_json).map_err(decode)?;
+        let request = &row.request;
+        for s in &mut signers {
+            (s.request_id, s.org_id) = (request.id, request.org_id);
+        }
+        for e in &mut events {
+            (e.request_id, e.org_id) = (Some(request.id), request.org_id);
+        }
         signers.sort_by_key(|s| s.position);
         events.sort_by_key(|e| e.seq);
         Ok(Some(RequestWithParts {
