@@ -18,11 +18,14 @@
 //!   database round trip.
 //!
 //! `BENCH_SCENARIOS` (a comma-separated list of `create`, `get`, `baseline-a`, `baseline-b`)
-//! runs only those, e.g. to profile one.
+//! runs only those, in that order, e.g. to profile one.
 //!
 //! Load: `BENCH_CONCURRENCY` client tasks (default 16), each on its own keep-alive HTTP/1.1
 //! connection, send requests back to back for `BENCH_WARMUP_SECS` (default 1, not recorded),
-//! then for `BENCH_SECS` (default 5) with every latency recorded. A transport error or any
+//! then for `BENCH_SECS` (default 5) with every latency recorded. The measured time is split
+//! into `BENCH_ROUNDS` rounds (default 5) in which the scenarios take turns (each later round
+//! warms up for 0.25 s to reconnect), so the machine's slow and fast spells, which on a shared
+//! 2-core VM move throughput by tens of percent within a minute, fall on every scenario alike. A transport error or any
 //! non-2xx status is an error; req/s counts successful requests only. The load generator runs
 //! in the same process as the servers and shares their CPUs, so absolute figures are a floor;
 //! the ratios between rows are the meaningful part.
@@ -64,6 +67,9 @@ const PDF_BYTES: usize = 100 * 1024;
 const PG_SCHEMA: &str = "signeur_bench";
 /// Bound on any single request, so a stuck server cannot hang the bench.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Warm-up of every round after the first: the clients' new connections, nothing more.
+const RECONNECT_WARMUP: Duration = Duration::from_millis(250);
 
 const TARGET_GET_VS_B: f64 = 0.60;
 const TARGET_CREATE_RPS: f64 = 500.0;
@@ -122,8 +128,11 @@ fn main() -> anyhow::Result<()> {
 
 /// Load parameters, from the environment.
 struct Settings {
-    /// `BENCH_SCENARIOS`: which scenarios run (default all), e.g. `get,baseline-b` when
-    /// profiling one of them.
+    /// `BENCH_ROUNDS` (default 5): the measured time of each scenario is split into this many
+    /// rounds, and the scenarios take turns.
+    rounds: u32,
+    /// `BENCH_SCENARIOS`: which scenarios run, in that order (default all, in the order of
+    /// [`Scenario::ALL`]), e.g. `get,baseline-b` when profiling one of them.
     scenarios: Vec<Scenario>,
     concurrency: usize,
     warmup: Duration,
@@ -166,7 +175,10 @@ impl Settings {
                 .collect::<anyhow::Result<_>>()?,
             _ => Scenario::ALL.to_vec(),
         };
+        let rounds = var("BENCH_ROUNDS", 5.0)? as u32;
+        ensure!((1..=100).contains(&rounds), "BENCH_ROUNDS must be 1 to 100");
         Ok(Settings {
+            rounds,
             scenarios,
             concurrency,
             warmup: Duration::from_secs_f64(var("BENCH_WARMUP_SECS", 1.0)?),
@@ -513,18 +525,37 @@ async fn run_backend(
             Arc::new(move |c: &reqwest::Client| c.get(&url))
         }),
     ];
-    let mut rows = Vec::new();
-    for (scenario, make) in plan {
-        if !settings.scenarios.contains(&scenario) {
-            continue;
+    // Scenarios take turns, round after round, so a slow spell of the machine falls on all of
+    // them alike instead of on whichever happened to run then.
+    let mut rows: Vec<Row> = Vec::new();
+    let slice = settings.measure / settings.rounds;
+    for round in 0..settings.rounds {
+        // The first round warms up fully; later ones only reconnect.
+        let warmup = if round == 0 {
+            settings.warmup
+        } else {
+            settings.warmup.min(RECONNECT_WARMUP)
+        };
+        for &scenario in &settings.scenarios {
+            let Some((_, make)) = plan.iter().find(|(s, _)| *s == scenario) else {
+                continue;
+            };
+            eprintln!(
+                "{backend}: {} (round {} of {}) …",
+                scenario.label(),
+                round + 1,
+                settings.rounds
+            );
+            let stats = load(settings.concurrency, warmup, slice, make.clone()).await?;
+            match rows.iter_mut().find(|r| r.scenario == scenario) {
+                Some(row) => row.stats.merge(stats),
+                None => rows.push(Row {
+                    backend,
+                    scenario,
+                    stats,
+                }),
+            }
         }
-        eprintln!("{backend}: {} …", scenario.label());
-        let stats = load(settings, make).await?;
-        rows.push(Row {
-            backend,
-            scenario,
-            stats,
-        });
     }
 
     drop(client);
@@ -569,6 +600,18 @@ struct Stats {
 }
 
 impl Stats {
+    /// Adds another round of the same scenario.
+    fn merge(&mut self, other: Stats) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+    }
+
     fn rps(&self) -> f64 {
         if self.elapsed.is_zero() {
             0.0
@@ -588,12 +631,17 @@ impl Stats {
     }
 }
 
-/// Runs `settings.concurrency` clients back to back: warm-up, then the measured window.
-/// Every client stops sending at the end of the window, so this always returns.
-async fn load(settings: &Settings, make: MakeRequest) -> anyhow::Result<Stats> {
-    let measure_from = Instant::now() + settings.warmup;
-    let stop_at = measure_from + settings.measure;
-    let clients: Vec<_> = (0..settings.concurrency)
+/// Runs `concurrency` clients back to back: warm-up, then the measured window. Every client
+/// stops sending at the end of the window, so this always returns.
+async fn load(
+    concurrency: usize,
+    warmup: Duration,
+    measure: Duration,
+    make: MakeRequest,
+) -> anyhow::Result<Stats> {
+    let measure_from = Instant::now() + warmup;
+    let stop_at = measure_from + measure;
+    let clients: Vec<_> = (0..concurrency)
         .map(|_| {
             let make = make.clone();
             tokio::spawn(async move { run_client(make, measure_from, stop_at).await })
@@ -671,10 +719,11 @@ fn print_report(settings: &Settings, pdf_len: usize, body_len: usize, rows: &[Ro
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
-        "Signeur API benchmark: {} keep-alive HTTP/1.1 clients on 127.0.0.1, {:.1} s warm-up + {:.1} s measured per scenario, {cpus} CPUs shared by clients and servers",
+        "Signeur API benchmark: {} keep-alive HTTP/1.1 clients on 127.0.0.1, {:.1} s warm-up + {:.1} s measured per scenario in {} interleaved rounds, {cpus} CPUs shared by clients and servers",
         settings.concurrency,
         settings.warmup.as_secs_f64(),
         settings.measure.as_secs_f64(),
+        settings.rounds,
     );
     println!(
         "create uploads a {pdf_len}-byte one-page PDF ({body_len}-byte JSON body), 2 signers, delivery api"
