@@ -13,6 +13,7 @@ mod jobs;
 mod orgs;
 #[macro_use]
 mod requests;
+mod rfc3339;
 mod sessions;
 mod signing;
 

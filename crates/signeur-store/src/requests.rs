@@ -25,15 +25,24 @@ pub struct RequestRow {
     pub signer_count: i64,
     pub sealed_blob: Option<String>,
     pub sealed_document_hash: Option<String>,
+    #[serde(deserialize_with = "crate::rfc3339::instant")]
     pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::rfc3339::instant")]
     pub updated_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub sent_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub opened_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub signed_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub declined_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub expired_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::rfc3339::instant")]
     pub expires_at: DateTime<Utc>,
     /// The hash chain's head: the last event's sequence number and hash.
     pub event_seq: i64,
@@ -66,11 +75,16 @@ pub struct SignerRow {
     pub locale: String,
     pub access_token: String,
     pub status: String,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub sent_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub opened_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub signed_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub declined_at: Option<DateTime<Utc>>,
     pub decline_reason: Option<String>,
+    #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub invalidated_at: Option<DateTime<Utc>>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
@@ -112,6 +126,7 @@ pub struct EventRow {
     #[sqlx(rename = "type")]
     #[serde(rename = "type")]
     pub event_type: String,
+    #[serde(deserialize_with = "crate::rfc3339::instant")]
     pub created_at: DateTime<Utc>,
     pub data: String,
     pub prev_hash: Option<String>,
