@@ -45,7 +45,7 @@ const KEY_CACHE_CAPACITY: usize = 10_000;
 /// database round trip for authentication.
 #[derive(Default)]
 pub(crate) struct KeyCache {
-    entries: Mutex<HashMap<String, CachedKey>>,
+    entries: Mutex<HashMap<KeyDigest, CachedKey>>,
 }
 
 #[derive(Clone, Copy)]
@@ -56,20 +56,20 @@ struct CachedKey {
 }
 
 impl KeyCache {
-    fn get(&self, hash: &str) -> Option<CachedKey> {
+    fn get(&self, digest: &KeyDigest) -> Option<CachedKey> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
-            .get(hash)
+            .get(digest)
             .filter(|c| c.checked.elapsed() < KEY_CACHE_TTL)
             .copied()
     }
 
-    fn put(&self, hash: String, key: CachedKey) {
+    fn put(&self, digest: KeyDigest, key: CachedKey) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= KEY_CACHE_CAPACITY && !entries.contains_key(&hash) {
+        if entries.len() >= KEY_CACHE_CAPACITY && !entries.contains_key(&digest) {
             entries.clear();
         }
-        entries.insert(hash, key);
+        entries.insert(digest, key);
     }
 
     fn clear(&self) {
@@ -80,8 +80,15 @@ impl KeyCache {
     }
 }
 
+/// SHA-256 of a key: the cache's index; its hex form is what the database stores.
+type KeyDigest = [u8; 32];
+
+fn key_digest(key: &str) -> KeyDigest {
+    Sha256::digest(key.as_bytes()).into()
+}
+
 fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    hex::encode(key_digest(key))
 }
 
 fn new_key() -> String {
@@ -166,15 +173,16 @@ impl Service {
         if !bearer.starts_with(KEY_PREFIX) || bearer.len() > 200 {
             return Err(ServiceError::Unauthorized);
         }
-        let hash = hash_key(bearer);
+        let digest = key_digest(bearer);
         let now = self.clock.now();
-        if let Some(cached) = self.key_cache.get(&hash)
+        if let Some(cached) = self.key_cache.get(&digest)
             && cached
                 .last_used_at
                 .is_some_and(|t| t >= now - Duration::seconds(60))
         {
             return Ok(cached.who);
         }
+        let hash = hex::encode(digest);
         let row = self
             .db
             .api_key_by_hash(&hash)
@@ -198,7 +206,7 @@ impl Service {
             api_key_id: row.id,
         };
         self.key_cache.put(
-            hash,
+            digest,
             CachedKey {
                 who,
                 checked: Instant::now(),
