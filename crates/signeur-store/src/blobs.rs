@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tokio::io::AsyncWriteExt;
 
 use crate::{Result, StoreError};
 
@@ -23,6 +22,26 @@ pub enum Blobs {
 pub struct BlobInfo {
     pub key: String,
     pub modified: DateTime<Utc>,
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it into place, so
+/// `path` never holds part of a file.
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
 }
 
 fn check_key(key: &str) -> Result<()> {
@@ -69,15 +88,12 @@ impl Blobs {
         match self {
             Blobs::Local(root) => {
                 let path = root.join(key);
-                if let Some(dir) = path.parent() {
-                    tokio::fs::create_dir_all(dir).await?;
-                }
-                let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-                let mut f = tokio::fs::File::create(&tmp).await?;
-                f.write_all(bytes).await?;
-                f.sync_all().await?;
-                drop(f);
-                tokio::fs::rename(&tmp, &path).await?;
+                // One trip to the blocking pool for the whole sequence rather than one per
+                // step (tokio's file API copies the bytes into its own buffer all the same).
+                let bytes = bytes.to_vec();
+                tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
+                    .await
+                    .map_err(std::io::Error::other)??;
                 Ok(())
             }
             Blobs::Memory(m) => {
