@@ -24,12 +24,17 @@ pub struct BlobInfo {
     pub modified: DateTime<Utc>,
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it into place, so
-/// `path` never holds part of a file.
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it into place (so
+/// `path` never holds part of a file) and syncs the directory (so the name survives a crash
+/// as well as the contents: the row that points to it commits after this returns).
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // Directories created here live by their names in their parents: those are synced too.
+    let created: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    std::fs::create_dir_all(dir)?;
+    for parent in created.iter().filter_map(|d| d.parent()) {
+        std::fs::File::open(parent)?.sync_all()?;
     }
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
     let written = (|| {
@@ -41,7 +46,7 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    Ok(())
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn check_key(key: &str) -> Result<()> {
@@ -82,7 +87,8 @@ impl Blobs {
         Blobs::Memory(Arc::default())
     }
 
-    /// Stores the bytes durably (written to a temporary file, synced, renamed).
+    /// Stores the bytes durably (written to a temporary file, synced, renamed, directory
+    /// synced).
     pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
         check_key(key)?;
         match self {
