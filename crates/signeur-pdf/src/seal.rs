@@ -499,18 +499,8 @@ fn write_update(
     }
 
     let mut trailer = file.trailer.clone();
-    for key in [
-        &b"Prev"[..],
-        b"XRefStm",
-        b"DecodeParms",
-        b"Filter",
-        b"Length",
-        b"Index",
-        b"W",
-        b"Type",
-        b"Size",
-        b"ID",
-    ] {
+    let rewritten: [&[u8]; 4] = [b"Prev", b"Type", b"Size", b"ID"];
+    for key in crate::xref::XREF_SECTION_KEYS.into_iter().chain(rewritten) {
         trailer.remove(key);
     }
     trailer.set(

@@ -304,14 +304,7 @@ fn stamp_document(pdf: &[u8], input: &StampInput) -> Result<Vec<u8>, StampError>
 
     // The trailer of the update is the previous one with /Prev set by lopdf; drop what only
     // described the previous cross-reference section.
-    for key in [
-        &b"XRefStm"[..],
-        b"DecodeParms",
-        b"Filter",
-        b"Length",
-        b"Index",
-        b"W",
-    ] {
+    for key in crate::xref::XREF_SECTION_KEYS {
         inc.new_document.trailer.remove(key);
     }
     merge::merge(&mut inc, &plan)?;

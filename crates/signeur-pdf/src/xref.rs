@@ -34,6 +34,18 @@ const MAX_SIZE: u32 = 8_388_608;
 /// How far from the end `startxref` and from the start `%PDF-` are looked for.
 const MARKER_WINDOW: usize = 1024;
 
+/// Trailer keys that describe only the cross-reference section they belong to (its stream
+/// encoding, or the hybrid file's classic-table pointer): an incremental update's trailer,
+/// which starts as a copy of the previous one, must drop them.
+pub(crate) const XREF_SECTION_KEYS: [&[u8]; 6] = [
+    b"XRefStm",
+    b"DecodeParms",
+    b"Filter",
+    b"Length",
+    b"Index",
+    b"W",
+];
+
 /// Why the file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReadError(pub String);
