@@ -36,6 +36,15 @@ impl ApiError {
         }
     }
 
+    /// The 500 every unexpected failure answers with; the cause goes to the log, not the client.
+    pub fn internal() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal server error.",
+        )
+    }
+
     pub fn not_found(what: &str) -> Self {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -57,11 +66,7 @@ impl From<ServiceError> for ApiError {
             | ServiceError::IdempotencyKeyInUse => StatusCode::CONFLICT,
             ServiceError::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "Internal server error.",
-                );
+                return ApiError::internal();
             }
         };
         ApiError::new(status, e.code(), e.to_string())

@@ -127,12 +127,7 @@ pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Ne
                     {
                         tracing::error!(error = %e, "could not release the idempotency key");
                     }
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal_error",
-                        "Internal server error.",
-                    )
-                    .into_response()
+                    ApiError::internal().into_response()
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! responder writes into a `Vec` that already fits most answers.
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -31,12 +31,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
                 .into_response(),
             Err(e) => {
                 tracing::error!(error = %e, "could not serialize a response");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "Internal server error.",
-                )
-                .into_response()
+                ApiError::internal().into_response()
             }
         }
     }

@@ -134,7 +134,7 @@ pub fn router(state: AppState) -> axum::Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error.").into_response()
+            ApiError::internal().into_response()
         }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
