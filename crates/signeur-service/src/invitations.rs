@@ -133,6 +133,9 @@ impl Service {
         };
         if sent.is_ok() {
             let mut tx = self.db.begin().await?;
+            // The request row first, as every writer of a signer locks it (its trigger
+            // rewrites the row's signers_json).
+            tx.lock_request(request.org_id, request.id).await?;
             tx.record_invitation_sent(signer.id, self.clock.now())
                 .await?;
             tx.commit().await?;
@@ -226,9 +229,10 @@ impl Service {
             }
         }
         if let Some(locale) = locale {
-            self.db
-                .set_signer_locale(signer_id, locale.as_str())
-                .await?;
+            let mut tx = self.db.begin().await?;
+            tx.lock_request(org_id, request_id).await?;
+            tx.set_signer_locale(signer_id, locale.as_str()).await?;
+            tx.commit().await?;
             signer.locale = locale.as_str().into();
         }
         let (sent, rotated_at) = self.deliver_invitation(&request, &signer, true).await?;
@@ -240,6 +244,7 @@ impl Service {
                         .await?;
                 } else {
                     let mut tx = self.db.begin().await?;
+                    tx.lock_request(org_id, request_id).await?;
                     tx.record_invitation_failed(signer_id, &e.message).await?;
                     tx.commit().await?;
                 }

@@ -112,6 +112,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "signature_position",
         include_str!("../migrations/sqlite/0005_signature_position.sql"),
     ),
+    (
+        6,
+        "materialized_parts",
+        include_str!("../migrations/sqlite/0006_materialized_parts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -138,6 +143,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "signature_position",
         include_str!("../migrations/postgres/0005_signature_position.sql"),
+    ),
+    (
+        6,
+        "materialized_parts",
+        include_str!("../migrations/postgres/0006_materialized_parts.sql"),
     ),
 ];
 

@@ -165,47 +165,29 @@ struct RequestWithPartsJson {
     events_json: String,
 }
 
-/// SQLite side of [`Tx::get_request_with_parts`]: the request as one JSON array, signers and
-/// events as JSON arrays of arrays, each holding the row structs' fields in declaration order
-/// (serde reads a struct from a sequence), less the request and organization ids the request
-/// row already has; ids as hex (the uuid parser takes either case), booleans as JSON. No ORDER
-/// BY inside the aggregates (that costs a temporary b-tree per statement): the rows are sorted
-/// after decoding.
+/// SQLite side of [`Tx::get_request_with_parts`]: the request as one JSON array of the
+/// RequestRow fields in declaration order (serde reads a struct from a sequence; ids as hex,
+/// which the uuid parser takes), so the driver copies out three values instead of one per
+/// column. Signers and events come from the arrays the triggers of migration 0006 keep on the
+/// row (`signers_json`, `events_json`: arrays of arrays, each holding the row structs' fields
+/// in declaration order less the request and organization ids), in no particular order: the
+/// rows are sorted after decoding.
 const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
     "SELECT json_array(hex(id), hex(org_id), title, message, locale, delivery, signing_order, \
         metadata, status, document_filename, document_hash, document_size, document_page_count, \
         document_blob, signer_count, sealed_blob, sealed_document_hash, created_at, updated_at, \
         sent_at, opened_at, signed_at, cancelled_at, cancel_reason, declined_at, expired_at, \
         expires_at, event_seq, last_event_hash) AS request_json",
-    ", (SELECT json_group_array(json_array(\
-        hex(id), position, email, name, \
-        name_as_signed, locale, access_token, status, sent_at, opened_at, signed_at, declined_at, \
-        decline_reason, invalidated_at, ip_address, user_agent, representing_as_invited, \
-        representing_as_signed, representing_role, representing_entity_id, \
-        CASE WHEN email_sent THEN json('true') ELSE json('false') END, email_error, \
-        verification_method, signature_image_blob, signature_position)) \
-       FROM signers s WHERE s.request_id = r.id) AS signers_json",
-    ", (SELECT json_group_array(json_array(\
-        id, nullif(hex(signer_id), ''), seq, type, created_at, data, prev_hash, hash)) \
-       FROM events e WHERE e.request_id = r.id) AS events_json",
+    ", signers_json, events_json",
     " FROM signature_requests r WHERE r.id = $1 AND r.org_id = $2"
 );
 
-/// PostgreSQL side of [`Tx::get_request_with_parts`]: the same arrays of arrays as on SQLite
-/// (smaller than row objects, and read without matching keys).
+/// PostgreSQL side of [`Tx::get_request_with_parts`]: the request's columns and the same
+/// arrays of arrays as on SQLite, kept on the row by migration 0006's triggers.
 const REQUEST_WITH_PARTS_POSTGRES: &str = concat!(
     "SELECT ",
     request_columns!(),
-    ", (SELECT coalesce(json_agg(json_build_array(\
-        id, position, email, name, name_as_signed, locale, access_token, status, sent_at, \
-        opened_at, signed_at, declined_at, decline_reason, invalidated_at, ip_address, user_agent, \
-        representing_as_invited, representing_as_signed, representing_role, \
-        representing_entity_id, email_sent, email_error, verification_method, \
-        signature_image_blob, signature_position)), '[]')::text \
-       FROM signers s WHERE s.request_id = r.id) AS signers_json",
-    ", (SELECT coalesce(json_agg(json_build_array(\
-        id, signer_id, seq, type, created_at, data, prev_hash, hash)), '[]')::text \
-       FROM events e WHERE e.request_id = r.id) AS events_json",
+    ", signers_json, events_json",
     " FROM signature_requests r WHERE r.id = $1 AND r.org_id = $2"
 );
 
@@ -389,6 +371,16 @@ impl Tx {
         Ok(())
     }
 
+    pub async fn set_signer_locale(&mut self, signer_id: Uuid, locale: &str) -> Result<()> {
+        on_tx!(self, c => sqlx::query("UPDATE signers SET locale = $2 WHERE id = $1")
+            .bind(signer_id)
+            .bind(locale)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// The invitation was refused for good; the signer stays `pending` (not invited).
     pub async fn record_invitation_failed(&mut self, signer_id: Uuid, error: &str) -> Result<()> {
         on_tx!(self, c => sqlx::query("UPDATE signers SET email_sent = FALSE, email_error = $2 WHERE id = $1")
@@ -426,16 +418,6 @@ impl Db {
             .bind(signer_id)
             .bind(hash)
             .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
-    pub async fn set_signer_locale(&self, signer_id: Uuid, locale: &str) -> Result<()> {
-        on_db_write!(self, p => sqlx::query("UPDATE signers SET locale = $2 WHERE id = $1")
-            .bind(signer_id)
-            .bind(locale)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
@@ -520,6 +502,43 @@ impl Db {
             " FROM signers WHERE request_id = $1 ORDER BY position"
         );
         Ok(on_db!(self, p => sqlx::query_as(sql).bind(request_id).fetch_all(p).await)?)
+    }
+
+    /// Requests whose `signers_json`/`events_json` differ from what their signers and events
+    /// rows say now (compared as JSON, in any order): empty unless a write slipped past the
+    /// triggers of migration 0006. A consistency check for tests and operators; it reads
+    /// every request.
+    pub async fn stale_parts(&self) -> Result<Vec<Uuid>> {
+        #[derive(sqlx::FromRow)]
+        struct Parts {
+            id: Uuid,
+            signers_json: String,
+            events_json: String,
+            live_signers: String,
+            live_events: String,
+        }
+        let sql = "SELECT r.id, r.signers_json, r.events_json, \
+            coalesce((SELECT json FROM signer_json_arrays v WHERE v.request_id = r.id), '[]') AS live_signers, \
+            coalesce((SELECT json FROM event_json_arrays v WHERE v.request_id = r.id), '[]') AS live_events \
+            FROM signature_requests r";
+        let rows: Vec<Parts> = on_db!(self, p => sqlx::query_as(sql).fetch_all(p).await)?;
+        // Elements in a canonical order: the aggregates promise none.
+        fn elements(json: &str) -> Option<Vec<String>> {
+            let mut v: Vec<serde_json::Value> = serde_json::from_str(json).ok()?;
+            let mut out: Vec<String> = v.drain(..).map(|e| e.to_string()).collect();
+            out.sort();
+            Some(out)
+        }
+        Ok(rows
+            .into_iter()
+            .filter(|r| {
+                elements(&r.signers_json).is_none()
+                    || elements(&r.signers_json) != elements(&r.live_signers)
+                    || elements(&r.events_json).is_none()
+                    || elements(&r.events_json) != elements(&r.live_events)
+            })
+            .map(|r| r.id)
+            .collect())
     }
 
     pub async fn events_of(&self, request_id: Uuid) -> Result<Vec<EventRow>> {

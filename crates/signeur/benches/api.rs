@@ -18,7 +18,8 @@
 //!   database round trip.
 //!
 //! `BENCH_SCENARIOS` (a comma-separated list of `create`, `get`, `baseline-a`, `baseline-b`)
-//! runs only those, in that order, e.g. to profile one.
+//! runs only those, in that order, e.g. to profile one; `BENCH_BACKENDS` (`sqlite`,
+//! `postgres`) likewise picks the databases.
 //!
 //! Load: `BENCH_CONCURRENCY` client tasks (default 16), each on its own keep-alive HTTP/1.1
 //! connection, send requests back to back for `BENCH_WARMUP_SECS` (default 1, not recorded),
@@ -110,8 +111,11 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let dir = tempfile::tempdir()?;
         let sqlite_url = format!("sqlite://{}/signeur.db", dir.path().display());
-        rows.extend(run_backend(&settings, "sqlite", &sqlite_url, &create_body).await?);
+        if settings.runs("sqlite") {
+            rows.extend(run_backend(&settings, "sqlite", &sqlite_url, &create_body).await?);
+        }
         match std::env::var("SIGNEUR_BENCH_DATABASE_URL") {
+            _ if !settings.runs("postgres") => {}
             Ok(url) if !url.trim().is_empty() => {
                 let url = fresh_pg_schema(url.trim()).await?;
                 rows.extend(run_backend(&settings, "postgres", &url, &create_body).await?);
@@ -134,6 +138,8 @@ struct Settings {
     /// `BENCH_SCENARIOS`: which scenarios run, in that order (default all, in the order of
     /// [`Scenario::ALL`]), e.g. `get,baseline-b` when profiling one of them.
     scenarios: Vec<Scenario>,
+    /// `BENCH_BACKENDS`: `sqlite`, `postgres` or both (default), comma-separated.
+    backends: Vec<String>,
     concurrency: usize,
     warmup: Duration,
     measure: Duration,
@@ -175,15 +181,32 @@ impl Settings {
                 .collect::<anyhow::Result<_>>()?,
             _ => Scenario::ALL.to_vec(),
         };
+        let backends = match std::env::var("BENCH_BACKENDS") {
+            Ok(list) if !list.trim().is_empty() => list
+                .split(',')
+                .map(|name| match name.trim() {
+                    b @ ("sqlite" | "postgres") => Ok(b.to_string()),
+                    other => bail!("BENCH_BACKENDS: unknown '{other}' (sqlite, postgres)"),
+                })
+                .collect::<anyhow::Result<_>>()?,
+            _ => vec!["sqlite".to_string(), "postgres".to_string()],
+        };
         let rounds = var("BENCH_ROUNDS", 5.0)? as u32;
         ensure!((1..=100).contains(&rounds), "BENCH_ROUNDS must be 1 to 100");
         Ok(Settings {
             rounds,
             scenarios,
+            backends,
             concurrency,
             warmup: Duration::from_secs_f64(var("BENCH_WARMUP_SECS", 1.0)?),
             measure: Duration::from_secs_f64(measure),
         })
+    }
+}
+
+impl Settings {
+    fn runs(&self, backend: &str) -> bool {
+        self.backends.iter().any(|b| b == backend)
     }
 }
 

@@ -64,6 +64,7 @@ async fn concurrent_writers_never_fork_a_chain() {
         })
         .collect();
     assert_eq!(verify_chain(&links), Ok(()));
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -113,4 +114,5 @@ async fn concurrent_cancels_have_one_winner() {
             .count(),
         1
     );
+    app.assert_reads_fresh().await;
 }

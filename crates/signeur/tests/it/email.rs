@@ -108,6 +108,7 @@ async fn each_signer_gets_one_invitation_in_their_language() {
             .iter()
             .all(|s| s["email_sent"] == true)
     );
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -146,6 +147,7 @@ async fn a_refused_recipient_is_reported_not_retried() {
             .is_empty()
     );
     assert_eq!(smtp.messages().len(), 1);
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -208,6 +210,7 @@ async fn invitations_queued_while_smtp_is_down_arrive_when_it_is_back() {
             .unwrap()
             .is_empty()
     );
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -293,6 +296,7 @@ async fn resend_rotates_the_code_and_keeps_the_new_locale() {
     assert_eq!(res.headers().get("idempotent-replayed").unwrap(), "true");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(smtp.messages().len(), 2);
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -407,4 +411,5 @@ async fn cancelling_tells_the_invited_signers() {
         "{text}"
     );
     assert!(!text.contains("/sign/"), "no link to a dead page");
+    app.assert_reads_fresh().await;
 }

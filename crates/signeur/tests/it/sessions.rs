@@ -244,6 +244,7 @@ async fn an_embedded_session_signs_and_returns_with_a_signed_result() {
         .get_json(&format!("/api/v1/signatures/{id}/signers"))
         .await;
     assert_eq!(signers["data"][0]["status"], "signed");
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -401,4 +402,5 @@ async fn rotating_a_link_kills_the_old_one() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+    app.assert_reads_fresh().await;
 }

@@ -234,6 +234,7 @@ async fn an_api_link_opens_signs_and_seals() {
         html.contains("/signed.pdf"),
         "the signed page offers the download"
     );
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -383,6 +384,7 @@ async fn the_access_code_gate_counts_locks_and_resend_unlocks() {
     assert!(html.contains("Access code"), "back to the gate");
     let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
     assert_eq!(got["signers"][0]["status"], "opened");
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -548,6 +550,7 @@ async fn declining_closes_the_request_for_everyone() {
     let (status, html) = page(&browser(), &format!("{url1}?lang=en")).await;
     assert_eq!(status, 410);
     assert!(html.contains("was declined"));
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -644,6 +647,7 @@ async fn sequential_email_requests_invite_the_next_signer_after_a_signature() {
     let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
     assert_eq!(got["signers"][1]["status"], "sent");
     assert_eq!(got["signers"][0]["status"], "signed");
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -684,6 +688,7 @@ async fn a_decline_tells_the_other_invited_signers_who_declined() {
     let notice = &messages[2];
     assert_eq!(notice.to, vec!["seller@example.com".to_string()]);
     assert!(notice.text().contains("Anna Buyer"), "{}", notice.text());
+    app.assert_reads_fresh().await;
 }
 
 #[tokio::test]
@@ -773,6 +778,7 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
         .await
         .unwrap();
     assert_eq!(res.status(), 409, "a signed request is not retried");
+    app.assert_reads_fresh().await;
 }
 
 /// pdfsig and pyHanko on a sealed file from the real flow, trusting the organization's

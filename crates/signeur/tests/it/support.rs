@@ -182,6 +182,15 @@ impl TestApp {
         v
     }
 
+    /// Every request's materialized signers and events (what a get reads) match their rows.
+    pub async fn assert_reads_fresh(&self) {
+        assert_eq!(
+            self.service.db.stale_parts().await.unwrap(),
+            Vec::<Uuid>::new(),
+            "requests whose signers_json/events_json went stale"
+        );
+    }
+
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
