@@ -240,6 +240,20 @@ impl Db {
         Ok(())
     }
 
+    /// Applies the migrations up to and including `version` (an upgrade test starts a
+    /// database at an older schema this way, writes to it, then runs [`Db::migrate`]).
+    pub async fn migrate_to(&self, version: i64) -> Result<()> {
+        match self {
+            Db::Sqlite(p) => {
+                migrator(SQLITE_MIGRATIONS)
+                    .run_to(version, &p.write)
+                    .await?
+            }
+            Db::Postgres(p) => migrator(POSTGRES_MIGRATIONS).run_to(version, p).await?,
+        }
+        Ok(())
+    }
+
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
             Db::Sqlite(p) => Tx::Sqlite(p.write.begin_with("BEGIN IMMEDIATE").await?),

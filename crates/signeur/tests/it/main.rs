@@ -12,3 +12,4 @@ mod sessions;
 mod signing;
 mod smtp;
 mod support;
+mod upgrade;
