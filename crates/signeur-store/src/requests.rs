@@ -524,18 +524,17 @@ impl Db {
         let rows: Vec<Parts> = on_db!(self, p => sqlx::query_as(sql).fetch_all(p).await)?;
         // Elements in a canonical order: the aggregates promise none.
         fn elements(json: &str) -> Option<Vec<String>> {
-            let mut v: Vec<serde_json::Value> = serde_json::from_str(json).ok()?;
-            let mut out: Vec<String> = v.drain(..).map(|e| e.to_string()).collect();
+            let array: Vec<serde_json::Value> = serde_json::from_str(json).ok()?;
+            let mut out: Vec<String> = array.iter().map(|e| e.to_string()).collect();
             out.sort();
             Some(out)
         }
+        let fresh =
+            |kept: &str, live: &str| elements(kept).is_some_and(|k| Some(k) == elements(live));
         Ok(rows
             .into_iter()
             .filter(|r| {
-                elements(&r.signers_json).is_none()
-                    || elements(&r.signers_json) != elements(&r.live_signers)
-                    || elements(&r.events_json).is_none()
-                    || elements(&r.events_json) != elements(&r.live_events)
+                !fresh(&r.signers_json, &r.live_signers) || !fresh(&r.events_json, &r.live_events)
             })
             .map(|r| r.id)
             .collect())
