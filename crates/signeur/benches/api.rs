@@ -139,7 +139,7 @@ struct Settings {
     /// [`Scenario::ALL`]), e.g. `get,baseline-b` when profiling one of them.
     scenarios: Vec<Scenario>,
     /// `BENCH_BACKENDS`: `sqlite`, `postgres` or both (default), comma-separated.
-    backends: Vec<String>,
+    backends: Vec<&'static str>,
     concurrency: usize,
     warmup: Duration,
     measure: Duration,
@@ -185,11 +185,12 @@ impl Settings {
             Ok(list) if !list.trim().is_empty() => list
                 .split(',')
                 .map(|name| match name.trim() {
-                    b @ ("sqlite" | "postgres") => Ok(b.to_string()),
+                    "sqlite" => Ok("sqlite"),
+                    "postgres" => Ok("postgres"),
                     other => bail!("BENCH_BACKENDS: unknown '{other}' (sqlite, postgres)"),
                 })
                 .collect::<anyhow::Result<_>>()?,
-            _ => vec!["sqlite".to_string(), "postgres".to_string()],
+            _ => vec!["sqlite", "postgres"],
         };
         let rounds = var("BENCH_ROUNDS", 5.0)? as u32;
         ensure!((1..=100).contains(&rounds), "BENCH_ROUNDS must be 1 to 100");
@@ -202,11 +203,9 @@ impl Settings {
             measure: Duration::from_secs_f64(measure),
         })
     }
-}
 
-impl Settings {
     fn runs(&self, backend: &str) -> bool {
-        self.backends.iter().any(|b| b == backend)
+        self.backends.contains(&backend)
     }
 }
 
