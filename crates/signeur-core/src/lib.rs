@@ -8,6 +8,9 @@ pub mod time;
 pub mod validate;
 
 pub use event::EventType;
-pub use model::{Delivery, Locale, SignerStatus, SigningOrder};
+pub use model::{
+    Delivery, FailureCode, JobKind, Locale, SessionResult, SessionStatus, SignerStatus,
+    SigningOrder, UnknownValue, VerificationMethod,
+};
 pub use status::{Action, IllegalTransition, RequestStatus};
 pub use validate::ValidationError;

@@ -1,11 +1,10 @@
 //! Small closed vocabularies of the domain, with their wire spellings.
 
 macro_rules! wire_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vm])* #[serde(rename = $s)] $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -19,6 +18,50 @@ macro_rules! wire_enum {
             }
         }
 
+        #[cfg(feature = "sqlx")]
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        /// Stored as its wire spelling; an unknown spelling fails the row's decoding.
+        #[cfg(feature = "sqlx")]
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let s = <&str as sqlx::Decode<'r, DB>>::decode(value)?;
+                $name::parse(s).ok_or_else(|| {
+                    Box::new($crate::model::UnknownValue {
+                        kind: stringify!($name),
+                        value: s.to_string(),
+                    }) as sqlx::error::BoxDynError
+                })
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            &'static str: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut DB::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&'static str as sqlx::Encode<'q, DB>>::encode(self.as_str(), buf)
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -27,6 +70,14 @@ macro_rules! wire_enum {
     };
 }
 pub(crate) use wire_enum;
+
+/// A stored or received spelling that names no value of a closed set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} value '{value}'")]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+}
 
 wire_enum!(
     /// Languages Signeur speaks to signers.
@@ -52,6 +103,63 @@ wire_enum!(
         Signed = "signed",
         Declined = "declined",
         Invalidated = "invalidated",
+    }
+);
+
+wire_enum!(
+    /// How a signer was admitted to sign.
+    VerificationMethod {
+        /// They entered the access code emailed to them.
+        AccessCode = "access_code",
+        /// The link itself was the credential (`delivery: "api"`).
+        Link = "link",
+        /// An embedded signing session the integrator opened for them.
+        Session = "session",
+    }
+);
+
+wire_enum!(
+    /// Where an embedded signing session stands.
+    SessionStatus {
+        /// Created; its one-time token not used yet.
+        Pending = "pending",
+        /// The token was used; the signer is on the signing page.
+        Opened = "opened",
+        /// Ended with a result; its `signing_session.completed` event is recorded.
+        Completed = "completed",
+    }
+);
+
+wire_enum!(
+    /// How an embedded signing session ended.
+    SessionResult { Success = "success", Cancelled = "cancelled", Failed = "failed" }
+);
+
+wire_enum!(
+    /// Why an embedded signing session failed (the redirect's `failure_code`).
+    FailureCode {
+        TokenExpired = "token_expired",
+        SessionNotFound = "session_not_found",
+        ValidationFailed = "validation_failed",
+        ProviderUnavailable = "provider_unavailable",
+    }
+);
+
+wire_enum!(
+    /// The kinds of background job.
+    JobKind {
+        /// Deletes stored idempotent responses older than 24 h.
+        PurgeIdempotencyKeys = "purge_idempotency_keys",
+        /// Deletes blobs no committed row points to.
+        RemoveOrphanBlobs = "remove_orphan_blobs",
+        /// Emails one signer their invitation.
+        SendInvitation = "send_invitation",
+        /// Emails one signer a notice (cancelled, declined, completed).
+        SendNotice = "send_notice",
+        /// Seals a request whose last signature arrived.
+        SealDocument = "seal_document",
+        /// Completes embedded signing sessions that lapsed unused.
+        ExpireSessions = "expire_sessions",
     }
 );
 

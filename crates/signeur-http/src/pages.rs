@@ -205,7 +205,7 @@ pub struct LangQuery {
 fn locale_of(link: Option<&SigningLink>, requested: Option<&str>) -> Locale {
     requested
         .and_then(Locale::parse)
-        .or_else(|| link.and_then(|l| Locale::parse(&l.signer.locale)))
+        .or_else(|| link.map(|l| l.signer.locale))
         .unwrap_or(Locale::En)
 }
 
@@ -223,7 +223,7 @@ struct Page<'a> {
 
 /// A browser in an embedded signing session: the session and the page policy it allows.
 struct Embedded {
-    session: signeur_service::store::SessionRow,
+    session: signeur_service::SigningSession,
     csp: String,
 }
 
@@ -561,7 +561,7 @@ fn url_origin(u: &str) -> String {
 async fn back_to_integrator(
     state: &AppState,
     embedded: &Embedded,
-    result: signeur_service::sessions::SessionResult,
+    result: signeur_service::sessions::SessionOutcome,
 ) -> Response {
     match state
         .service
@@ -643,7 +643,7 @@ async fn cancel_session(
             back_to_integrator(
                 &state,
                 &e,
-                signeur_service::sessions::SessionResult::Cancelled,
+                signeur_service::sessions::SessionOutcome::Cancelled,
             )
             .await
         }
@@ -842,7 +842,7 @@ async fn sign(
                 .service
                 .session_return_url(
                     &e.session,
-                    signeur_service::sessions::SessionResult::Success,
+                    signeur_service::sessions::SessionOutcome::Success,
                 )
                 .await
             {
@@ -963,7 +963,7 @@ async fn decline(
                 back_to_integrator(
                     &state,
                     e,
-                    signeur_service::sessions::SessionResult::Cancelled,
+                    signeur_service::sessions::SessionOutcome::Cancelled,
                 )
                 .await
             }

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use signeur_core::time::{ms, ms_opt};
 use signeur_service::sessions::Settings;
-use signeur_service::store::SessionRow;
+use signeur_core::{FailureCode, SessionResult, SessionStatus};
+use signeur_service::SigningSession;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -202,12 +203,14 @@ pub struct SessionView {
     pub signature_request_id: Uuid,
     pub signer_id: Uuid,
     /// `pending` (link not used yet), `opened`, `completed`.
-    #[schema(example = "completed")]
-    pub status: String,
+    #[schema(value_type = String, example = "completed")]
+    pub status: SessionStatus,
     /// `success`, `cancelled` or `failed` once completed.
-    pub result: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub result: Option<SessionResult>,
     /// `token_expired`, `session_not_found`, `validation_failed` or `provider_unavailable`.
-    pub failure_code: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub failure_code: Option<FailureCode>,
     pub return_url: String,
     pub state: Option<String>,
     #[serde(serialize_with = "ms::serialize")]
@@ -224,8 +227,8 @@ pub struct SessionView {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-impl From<SessionRow> for SessionView {
-    fn from(s: SessionRow) -> Self {
+impl From<SigningSession> for SessionView {
+    fn from(s: SigningSession) -> Self {
         SessionView {
             signing_session_id: s.id,
             signature_request_id: s.request_id,

@@ -8,9 +8,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use signeur_core::time::{ms, ms_opt};
-use signeur_core::{RequestStatus, SignerStatus};
-use signeur_service::store::{EventRow, RequestRow, SignerRow};
-use signeur_service::{CancelOutcome, Page, RequestDetail, Service};
+use signeur_core::{
+    Delivery, EventType, Locale, RequestStatus, SignerStatus, SigningOrder, VerificationMethod,
+};
+use signeur_service::{
+    CancelOutcome, Event, Page, RequestDetail, Service, SignatureRequest, Signer,
+};
 
 #[derive(Serialize, ToSchema)]
 pub struct SignerCreated {
@@ -26,8 +29,8 @@ pub struct SignerCreated {
     /// True exactly when the SMTP server accepted the invitation.
     pub email_sent: bool,
     pub email_error: Option<String>,
-    #[schema(example = "en")]
-    pub locale: String,
+    #[schema(value_type = String, example = "en")]
+    pub locale: Locale,
 }
 
 /// The answer to a create.
@@ -43,10 +46,10 @@ pub struct SignatureRequestCreated {
     pub sent_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "ms::serialize")]
     pub expires_at: DateTime<Utc>,
-    #[schema(example = "email")]
-    pub delivery: String,
-    #[schema(example = "parallel")]
-    pub signing_order: String,
+    #[schema(value_type = String, example = "email")]
+    pub delivery: Delivery,
+    #[schema(value_type = String, example = "parallel")]
+    pub signing_order: SigningOrder,
     /// SHA-256 (hex) of the uploaded PDF.
     pub document_hash: String,
     pub signers: Vec<SignerCreated>,
@@ -73,7 +76,8 @@ pub struct SignerSummary {
     pub decline_reason: Option<String>,
     pub email_sent: bool,
     pub email_error: Option<String>,
-    pub locale: String,
+    #[schema(value_type = String, example = "en")]
+    pub locale: Locale,
     /// Where the visible signature block goes; null: on the last page where it covers no
     /// content.
     pub signature_position: Option<SignaturePositionView>,
@@ -87,11 +91,8 @@ pub struct SignaturePositionView {
     pub y: f32,
 }
 
-fn signature_position(s: &SignerRow) -> Option<SignaturePositionView> {
-    s.signature_position
-        .as_deref()
-        .and_then(signeur_core::validate::SignaturePosition::from_json)
-        .map(|p| SignaturePositionView {
+fn signature_position(s: &Signer) -> Option<SignaturePositionView> {
+    s.signature_position.map(|p| SignaturePositionView {
             page: p.page,
             x: p.x,
             y: p.y,
@@ -104,8 +105,8 @@ pub struct EventView {
     #[schema(example = "evt_a1b2c3d4-e5f6-7890-abcd-ef1234567890")]
     pub id: String,
     #[serde(rename = "type")]
-    #[schema(example = "signature_request.created")]
-    pub event_type: String,
+    #[schema(value_type = String, example = "signature_request.created")]
+    pub event_type: EventType,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
     /// The event's payload, as stored (canonical JSON).
@@ -138,9 +139,12 @@ pub struct SignatureRequestView {
     pub status: RequestStatus,
     pub title: String,
     pub message: Option<String>,
-    pub locale: String,
-    pub delivery: String,
-    pub signing_order: String,
+    #[schema(value_type = String, example = "en")]
+    pub locale: Locale,
+    #[schema(value_type = String, example = "email")]
+    pub delivery: Delivery,
+    #[schema(value_type = String, example = "parallel")]
+    pub signing_order: SigningOrder,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "ms_opt::serialize")]
@@ -258,21 +262,17 @@ pub struct Health {
     pub status: &'static str,
 }
 
-fn signer_status(s: &SignerRow) -> SignerStatus {
-    SignerStatus::parse(&s.status).unwrap_or(SignerStatus::Pending)
-}
-
-fn signer_summary(s: &SignerRow, links: &Service) -> SignerSummary {
+fn signer_summary(s: &Signer, links: &Service) -> SignerSummary {
     owned_signer_summary(s.clone(), links)
 }
 
 /// Moves the row's strings into the view (the get path builds one per signer per request).
-fn owned_signer_summary(s: SignerRow, links: &Service) -> SignerSummary {
+fn owned_signer_summary(s: Signer, links: &Service) -> SignerSummary {
     SignerSummary {
         signature_position: signature_position(&s),
         id: s.id,
         sign_url: links.sign_url(&s.access_token),
-        status: signer_status(&s),
+        status: s.status,
         email: s.email,
         name: s.name,
         access_token: s.access_token,
@@ -288,11 +288,11 @@ fn owned_signer_summary(s: SignerRow, links: &Service) -> SignerSummary {
     }
 }
 
-fn event_view(e: &EventRow) -> EventView {
+fn event_view(e: &Event) -> EventView {
     owned_event_view(e.clone())
 }
 
-fn owned_event_view(e: EventRow) -> EventView {
+fn owned_event_view(e: Event) -> EventView {
     EventView {
         id: e.id,
         event_type: e.event_type,
@@ -314,8 +314,8 @@ impl SignatureRequestCreated {
             created_at: r.created_at,
             sent_at: r.sent_at,
             expires_at: r.expires_at,
-            delivery: r.delivery.clone(),
-            signing_order: r.signing_order.clone(),
+            delivery: r.delivery,
+            signing_order: r.signing_order,
             document_hash: r.document_hash.clone(),
             signers: d
                 .signers
@@ -326,11 +326,11 @@ impl SignatureRequestCreated {
                     name: s.name.clone(),
                     access_token: s.access_token.clone(),
                     sign_url: links.sign_url(&s.access_token),
-                    status: signer_status(s),
+                    status: s.status,
                     position: s.position,
                     email_sent: s.email_sent,
                     email_error: s.email_error.clone(),
-                    locale: s.locale.clone(),
+                    locale: s.locale,
                 })
                 .collect(),
         }
@@ -392,8 +392,8 @@ impl SignatureRequestList {
     }
 }
 
-fn summary(r: &RequestRow, now: DateTime<Utc>) -> SignatureRequestSummary {
-    let status = signeur_service::effective_status(r, now);
+fn summary(r: &SignatureRequest, now: DateTime<Utc>) -> SignatureRequestSummary {
+    let status = r.status_at(now);
     SignatureRequestSummary {
         id: r.id,
         status,
@@ -457,8 +457,10 @@ pub struct AuditRequestView {
     pub status: RequestStatus,
     pub title: String,
     pub message: Option<String>,
-    pub delivery: String,
-    pub signing_order: String,
+    #[schema(value_type = String, example = "email")]
+    pub delivery: Delivery,
+    #[schema(value_type = String, example = "parallel")]
+    pub signing_order: SigningOrder,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "ms_opt::serialize")]
@@ -493,7 +495,8 @@ pub struct AuditSignerView {
     #[schema(value_type = String, example = "signed")]
     pub status: SignerStatus,
     /// `access_code`, `link` or `session`; null until signed.
-    pub verification_method: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub verification_method: Option<VerificationMethod>,
     /// The same in words.
     pub verification: String,
     pub ip_address: Option<String>,
@@ -597,9 +600,9 @@ impl AuditRecordView {
             signers: signers
                 .into_iter()
                 .map(|s| AuditSignerView {
-                    status: signer_status(&s),
+                    status: s.status,
                     verification: signeur_service::evidence::verification_words(
-                        s.verification_method.as_deref(),
+                        s.verification_method,
                     )
                     .into(),
                     id: s.id,

@@ -34,7 +34,7 @@ pub fn append(
         request_id: Some(request.id),
         signer_id,
         seq: request.event_seq,
-        event_type: event_type.as_str().to_string(),
+        event_type,
         created_at: now,
         data: data.to_string(),
         prev_hash,

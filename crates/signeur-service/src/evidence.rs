@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use signeur_core::event::{ChainBreak, ChainLink, verify_chain};
-use signeur_core::time;
-use signeur_store::{EventRow, SignerRow};
+use signeur_core::{EventType, VerificationMethod, time};
+use signeur_store::SignerRow;
+
+use crate::model::Event;
 use uuid::Uuid;
 
 use crate::requests::RequestDetail;
@@ -50,7 +52,7 @@ pub struct AuditRecord {
 }
 
 /// Verifies a request's stored events as a hash chain.
-pub fn chain_verdict(events: &[EventRow]) -> ChainVerdict {
+pub fn chain_verdict(events: &[Event]) -> ChainVerdict {
     let parsed: Vec<(String, Value)> = events
         .iter()
         .map(|e| {
@@ -65,7 +67,7 @@ pub fn chain_verdict(events: &[EventRow]) -> ChainVerdict {
         .zip(&parsed)
         .map(|(e, (created_at, data))| ChainLink {
             id: &e.id,
-            event_type: &e.event_type,
+            event_type: e.event_type.as_str(),
             created_at,
             data,
             prev_hash: e.prev_hash.as_deref(),
@@ -104,12 +106,14 @@ fn human_rfc3339(s: &str) -> String {
 }
 
 /// How a signer was verified, in words.
-pub fn verification_words(method: Option<&str>) -> &'static str {
+pub fn verification_words(method: Option<VerificationMethod>) -> &'static str {
     match method {
-        Some("access_code") => "Access code sent by email",
-        Some("link") => "Integrator link (identity checked by the integrator)",
-        Some("session") => "Embedded session (identity checked by the integrator)",
-        _ => "Not signed",
+        Some(VerificationMethod::AccessCode) => "Access code sent by email",
+        Some(VerificationMethod::Link) => "Integrator link (identity checked by the integrator)",
+        Some(VerificationMethod::Session) => {
+            "Embedded session (identity checked by the integrator)"
+        }
+        None => "Not signed",
     }
 }
 
@@ -118,7 +122,7 @@ fn str_field<'a>(data: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// One line in words for an event.
-pub fn event_summary(event_type: &str, data: &Value) -> String {
+pub fn event_summary(event_type: EventType, data: &Value) -> String {
     let who = || {
         let email = str_field(data, "signer_email").unwrap_or("a signer");
         match str_field(data, "signer_name") {
@@ -127,11 +131,11 @@ pub fn event_summary(event_type: &str, data: &Value) -> String {
         }
     };
     match event_type {
-        "signature_request.created" => format!(
+        EventType::SignatureRequestCreated => format!(
             "Request created: \"{}\"",
             str_field(data, "title").unwrap_or("")
         ),
-        "signature_request.sent" => {
+        EventType::SignatureRequestSent => {
             let mut parts = Vec::new();
             for s in data
                 .get("signers")
@@ -157,29 +161,29 @@ pub fn event_summary(event_type: &str, data: &Value) -> String {
                 format!("Request sent. {}", parts.join("; "))
             }
         }
-        "signature_request.opened" => "The document was opened for the first time".into(),
-        "signature_request.completed" => "Every signer signed; the document was sealed".into(),
-        "signature_request.signed" => {
+        EventType::SignatureRequestOpened => "The document was opened for the first time".into(),
+        EventType::SignatureRequestCompleted => "Every signer signed; the document was sealed".into(),
+        EventType::SignatureRequestSigned => {
             "Sealed (deprecated alias of signature_request.completed)".into()
         }
-        "signature_request.declined" => format!(
+        EventType::SignatureRequestDeclined => format!(
             "Request declined: {}",
             str_field(data, "decline_reason").unwrap_or("no reason given")
         ),
-        "signature_request.cancelled" => format!(
+        EventType::SignatureRequestCancelled => format!(
             "Request cancelled: {}",
             str_field(data, "reason").unwrap_or("no reason given")
         ),
-        "signature_request.expired" => "The request expired".into(),
-        "signature_request.stamp_failed" => format!(
+        EventType::SignatureRequestExpired => "The request expired".into(),
+        EventType::SignatureRequestStampFailed => format!(
             "Sealing failed: {}",
             str_field(data, "reason")
                 .or_else(|| str_field(data, "error"))
                 .unwrap_or("see the logs")
         ),
-        "signature_request.seal_retried" => "Sealing retried on request".into(),
-        "signer.opened" => format!("{} opened the document", who()),
-        "signer.signed" => {
+        EventType::SignatureRequestSealRetried => "Sealing retried on request".into(),
+        EventType::SignerOpened => format!("{} opened the document", who()),
+        EventType::SignerSigned => {
             let mut s = format!("{} signed", who());
             if let Some(n) = str_field(data, "name_as_signed") {
                 s.push_str(&format!(" as \"{n}\""));
@@ -189,24 +193,24 @@ pub fn event_summary(event_type: &str, data: &Value) -> String {
             }
             s
         }
-        "signer.declined" => format!(
+        EventType::SignerDeclined => format!(
             "{} declined: {}",
             who(),
             str_field(data, "decline_reason").unwrap_or("no reason given")
         ),
-        "signer.email_failed" => format!(
+        EventType::SignerEmailFailed => format!(
             "Invitation email to {} refused: {}",
             who(),
             str_field(data, "email_error").unwrap_or("unknown error")
         ),
-        "signing_session.completed" => format!(
+        EventType::SigningSessionCompleted => format!(
             "Embedded signing session ended: {}{}",
             str_field(data, "result").unwrap_or("unknown"),
             str_field(data, "failure_code")
                 .map(|c| format!(" ({c})"))
                 .unwrap_or_default()
         ),
-        other => other.to_string(),
+        EventType::WebhookEndpointTest => "Webhook endpoint test".into(),
     }
 }
 
@@ -327,7 +331,7 @@ impl Service {
                 opened_at: s.opened_at.map(human_time),
                 ip_address: s.ip_address.clone(),
                 user_agent: s.user_agent.clone(),
-                verification: verification_words(s.verification_method.as_deref()).into(),
+                verification: verification_words(s.verification_method).into(),
                 signature_png,
                 position: s
                     .signature_position
@@ -369,8 +373,8 @@ pub fn audit_trail(record: &AuditRecord) -> signeur_pdf::AuditTrail {
         completed_at: opt_time(r.signed_at),
         expires_at: Some(human_time(r.expires_at)),
         cancelled_at: opt_time(r.cancelled_at),
-        delivery: r.delivery.clone(),
-        signing_order: r.signing_order.clone(),
+        delivery: r.delivery.as_str().to_string(),
+        signing_order: r.signing_order.as_str().to_string(),
         message: r.message.clone(),
         document_name: Some(r.document_filename.clone()),
         document_sha256: r.document_hash.clone(),
@@ -390,8 +394,8 @@ pub fn audit_trail(record: &AuditRecord) -> signeur_pdf::AuditTrail {
                 .representing_as_signed
                 .clone()
                 .or_else(|| s.representing_as_invited.clone()),
-            status: s.status.clone(),
-            verification: verification_words(s.verification_method.as_deref()).into(),
+            status: s.status.as_str().to_string(),
+            verification: verification_words(s.verification_method).into(),
             ip_address: s.ip_address.clone(),
             user_agent: s.user_agent.clone(),
             sent_at: opt_time(s.sent_at),
@@ -408,9 +412,9 @@ pub fn audit_trail(record: &AuditRecord) -> signeur_pdf::AuditTrail {
             let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
             signeur_pdf::AuditEvent {
                 id: e.id.clone(),
-                event_type: e.event_type.clone(),
+                event_type: e.event_type.as_str().to_string(),
                 created_at: human_time(e.created_at),
-                summary: event_summary(&e.event_type, &data),
+                summary: event_summary(e.event_type, &data),
                 actor: event_actor(&data),
                 hash: e.hash.clone(),
                 prev_hash: e.prev_hash.clone(),
@@ -472,7 +476,7 @@ mod tests {
             {"email": "b@example.com", "email_sent": false, "email_error": "550 no such user"},
             {"email": "c@example.com", "email_sent": false, "email_error": null},
         ]});
-        let s = event_summary("signature_request.sent", &data);
+        let s = event_summary(EventType::SignatureRequestSent, &data);
         assert!(
             s.contains("a@example.com: email accepted by the SMTP server"),
             "{s}"

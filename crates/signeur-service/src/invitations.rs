@@ -62,7 +62,7 @@ impl Service {
             return Ok(InviteOutcome::Skipped);
         };
         let open = effective_status(&request, self.clock.now()).is_open();
-        if !open || signer.status != SignerStatus::Pending.as_str() || signer.email.is_none() {
+        if !open || signer.status != SignerStatus::Pending || signer.email.is_none() {
             return Ok(InviteOutcome::Skipped);
         }
         let (sent, _) = self.deliver_invitation(&request, &signer, false).await?;
@@ -107,7 +107,7 @@ impl Service {
         let link = self.sign_url(&signer.access_token);
         let expires = request.expires_at.format("%Y-%m-%d").to_string();
         let (subject, text, html) = mail::render_invitation(&mail::Invitation {
-            locale: Locale::parse(&signer.locale).unwrap_or(Locale::En),
+            locale: signer.locale,
             name: signer.name.as_deref(),
             org: &org.name,
             title: &request.title,
@@ -202,7 +202,7 @@ impl Service {
                 "The request is '{status}'; invitations can no longer be sent."
             )));
         }
-        let signer_status = SignerStatus::parse(&signer.status).unwrap_or(SignerStatus::Pending);
+        let signer_status = signer.status;
         if !signer_status.is_open() {
             return Err(ServiceError::InvalidState(format!(
                 "The signer is '{signer_status}'; there is nothing to resend."
@@ -214,12 +214,12 @@ impl Service {
             ));
         }
         if signer_status == SignerStatus::Pending
-            && request.signing_order == SigningOrder::Sequential.as_str()
+            && request.signing_order == SigningOrder::Sequential
         {
             let signers = self.db.signers_of(request_id).await?;
             let turn = signers
                 .iter()
-                .filter(|s| s.status != SignerStatus::Signed.as_str())
+                .filter(|s| s.status != SignerStatus::Signed)
                 .map(|s| s.position)
                 .min();
             if turn != Some(signer.position) {
@@ -231,9 +231,9 @@ impl Service {
         if let Some(locale) = locale {
             let mut tx = self.db.begin().await?;
             tx.lock_request(org_id, request_id).await?;
-            tx.set_signer_locale(signer_id, locale.as_str()).await?;
+            tx.set_signer_locale(signer_id, locale).await?;
             tx.commit().await?;
-            signer.locale = locale.as_str().into();
+            signer.locale = locale;
         }
         let (sent, rotated_at) = self.deliver_invitation(&request, &signer, true).await?;
         let email_error = match sent {
@@ -272,10 +272,7 @@ impl Service {
             return Ok(());
         }
         let signers = self.db.signers_of(request_id).await?;
-        row.status = RequestStatus::Pending
-            .apply(signeur_core::Action::Send)?
-            .as_str()
-            .into();
+        row.status = RequestStatus::Pending.apply(signeur_core::Action::Send)?;
         row.sent_at = Some(now);
         row.updated_at = now;
         let per_signer: Vec<_> = signers
@@ -366,13 +363,13 @@ impl Service {
                 .signers_of(request_id)
                 .await?
                 .into_iter()
-                .find(|s| s.status == SignerStatus::Declined.as_str())
+                .find(|s| s.status == SignerStatus::Declined)
                 .and_then(|s| s.name.or(s.email)),
             _ => None,
         };
         let (subject, text, html) = mail::render_notice(&mail::Notice {
             kind,
-            locale: Locale::parse(&signer.locale).unwrap_or(Locale::En),
+            locale: signer.locale,
             name: signer.name.as_deref(),
             org: &org.name,
             title: &request.title,

@@ -12,34 +12,7 @@ use signeur_store::{ClaimedJob, NewJob};
 
 use crate::{Result, Service};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// Deletes stored idempotent responses older than 24 h.
-    PurgeIdempotencyKeys,
-    /// Deletes blobs no committed row points to.
-    RemoveOrphanBlobs,
-    /// Emails one signer their invitation.
-    SendInvitation,
-    /// Emails one signer a notice (cancelled, declined, completed, reminder).
-    SendNotice,
-    /// Seals a request whose last signature arrived.
-    SealDocument,
-    /// Completes embedded signing sessions that lapsed unused.
-    ExpireSessions,
-}
-
-impl JobKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::PurgeIdempotencyKeys => "purge_idempotency_keys",
-            JobKind::RemoveOrphanBlobs => "remove_orphan_blobs",
-            JobKind::SendInvitation => "send_invitation",
-            JobKind::SendNotice => "send_notice",
-            JobKind::SealDocument => "seal_document",
-            JobKind::ExpireSessions => "expire_sessions",
-        }
-    }
-}
+pub use signeur_core::JobKind;
 
 /// Kinds the worker enqueues for itself every few minutes.
 const PERIODIC: &[JobKind] = &[
@@ -109,7 +82,7 @@ impl Service {
         let now = self.clock.now();
         for kind in PERIODIC {
             let job = NewJob {
-                kind: kind.as_str().into(),
+                kind: *kind,
                 payload: "{}".into(),
                 dedup_key: Some(format!("periodic:{}", kind.as_str())),
                 run_at: now,
@@ -127,17 +100,18 @@ impl Service {
             let now = self.clock.now();
             let jobs = self
                 .db
-                .claim_due_jobs(kind.as_str(), now, now + LEASE, 16)
+                .claim_due_jobs(*kind, now, now + LEASE, 16)
                 .await?;
             for job in jobs {
-                self.run_job(*kind, job).await?;
+                self.run_job(job).await?;
                 ran += 1;
             }
         }
         Ok(ran)
     }
 
-    async fn run_job(&self, kind: JobKind, job: ClaimedJob) -> Result<()> {
+    async fn run_job(&self, job: ClaimedJob) -> Result<()> {
+        let kind = job.kind;
         let outcome = match kind {
             JobKind::PurgeIdempotencyKeys => self
                 .purge_idempotency_keys()

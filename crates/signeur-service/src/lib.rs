@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod model;
 pub mod previews;
 mod requests;
 pub mod seal_keys;
@@ -30,18 +31,16 @@ pub use idempotency::normalize_key;
 pub use idempotency::{IdempotencyOutcome, StoredResponse};
 pub use invitations::{InviteOutcome, ResendOutcome};
 pub use keys::MasterKey;
-pub use requests::{
-    CancelOutcome, ListQuery, Page, RequestDetail, SignedDocument, effective_status,
-};
-pub use signeur_store as store;
+pub use model::{Event, SignatureRequest, Signer, SigningSession};
+pub use requests::{CancelOutcome, ListQuery, Page, RequestDetail, SignedDocument};
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 /// Everything a use case needs; cheap to clone.
 #[derive(Clone)]
 pub struct Service {
-    pub db: Db,
-    pub blobs: Blobs,
+    db: Db,
+    blobs: Blobs,
     pub clock: Clock,
     pub keys: MasterKey,
     pub mail: mail::MailSettings,
@@ -89,6 +88,11 @@ impl Service {
     /// The signing link of a signer.
     pub fn sign_url(&self, access_token: &str) -> String {
         format!("{}/sign/{access_token}", self.public_url())
+    }
+
+    /// Closes the database's connections (at shutdown).
+    pub async fn close(&self) {
+        self.db.close().await;
     }
 
     /// `/readyz`: the database and the blob store both answer.

@@ -8,35 +8,32 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use signeur_core::validate::{self, NewRequest};
-use signeur_core::{Action, Delivery, EventType, RequestStatus, SignerStatus, SigningOrder, time};
-use signeur_store::{EventRow, ListFilter, NewJob, RequestRow, SignerRow};
+use signeur_core::{
+    Action, Delivery, EventType, JobKind, RequestStatus, SignerStatus, SigningOrder, time,
+};
+use signeur_store::{ListFilter, NewJob, RequestRow, SignerRow};
 
-use crate::jobs::JobKind;
+use crate::model::{self, Event, SignatureRequest, Signer};
 use crate::{Result, Service, ServiceError, cursor, events};
 
 /// A request with everything a reader sees, as of `now`.
 #[derive(Debug, Clone)]
 pub struct RequestDetail {
-    pub request: RequestRow,
-    pub signers: Vec<SignerRow>,
-    pub events: Vec<EventRow>,
+    pub request: SignatureRequest,
+    pub signers: Vec<Signer>,
+    pub events: Vec<Event>,
     pub now: DateTime<Utc>,
 }
 
 impl RequestDetail {
     /// The status a reader sees (an open request past `expires_at` reads `expired`).
     pub fn status(&self) -> RequestStatus {
-        effective_status(&self.request, self.now)
+        self.request.status_at(self.now)
     }
 }
 
-pub fn effective_status(r: &RequestRow, now: DateTime<Utc>) -> RequestStatus {
-    stored_status(r).effective(r.expires_at, now)
-}
-
-fn stored_status(r: &RequestRow) -> RequestStatus {
-    // Only this crate writes the column, always from RequestStatus::as_str.
-    RequestStatus::parse(&r.status).unwrap_or(RequestStatus::Pending)
+pub(crate) fn effective_status(r: &RequestRow, now: DateTime<Utc>) -> RequestStatus {
+    r.status.effective(r.expires_at, now)
 }
 
 /// List parameters as they arrived in the query string.
@@ -51,7 +48,7 @@ pub struct ListQuery {
 
 #[derive(Debug, Clone)]
 pub struct Page {
-    pub rows: Vec<RequestRow>,
+    pub rows: Vec<SignatureRequest>,
     pub has_more: bool,
     pub next_cursor: Option<String>,
     pub now: DateTime<Utc>,
@@ -169,7 +166,7 @@ impl Service {
                 {
                     invited.push(s.id);
                     jobs.push(NewJob {
-                        kind: JobKind::SendInvitation.as_str().into(),
+                        kind: JobKind::SendInvitation,
                         payload: json!({"org_id": org_id, "signature_request_id": request_id, "signer_id": s.id})
                             .to_string(),
                         dedup_key: Some(crate::invitations::invitation_dedup_key(s.id)),
@@ -190,9 +187,9 @@ impl Service {
         tx.commit().await?;
         if invited.is_empty() {
             return Ok(RequestDetail {
-                request,
-                signers,
-                events: evts,
+                request: request.into(),
+                signers: model::all(signers),
+                events: model::all(evts),
                 now,
             });
         }
@@ -211,9 +208,9 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("Signature request"))?;
         Ok(RequestDetail {
-            request,
-            signers,
-            events,
+            request: request.into(),
+            signers: model::all(signers),
+            events: model::all(events),
             now: self.clock.now(),
         })
     }
@@ -224,9 +221,7 @@ impl Service {
             None | Some("") => None,
             Some(s) => Some(
                 RequestStatus::parse(s)
-                    .ok_or_else(|| invalid_filter("status", "must be one of pending, sent, opened, signed, cancelled, declined, expired, awaiting_stamp, stamp_failed"))?
-                    .as_str()
-                    .to_string(),
+                    .ok_or_else(|| invalid_filter("status", "must be one of pending, sent, opened, signed, cancelled, declined, expired, awaiting_stamp, stamp_failed"))?,
             ),
         };
         let bound = |name: &str, v: &Option<String>| -> Result<Option<DateTime<Utc>>> {
@@ -263,7 +258,7 @@ impl Service {
         // What a cursor is bound to: the filters exactly as interpreted.
         let fingerprint = format!(
             "status={}&from={}&to={}",
-            status.as_deref().unwrap_or(""),
+            status.map(RequestStatus::as_str).unwrap_or(""),
             created_from.map(time::format).unwrap_or_default(),
             created_to.map(time::format).unwrap_or_default()
         );
@@ -294,7 +289,7 @@ impl Service {
             _ => None,
         };
         Ok(Page {
-            rows,
+            rows: model::all(rows),
             has_more,
             next_cursor,
             now,
@@ -316,7 +311,7 @@ impl Service {
             .ok_or(ServiceError::NotFound("Signature request"))?;
         let reason = validate::cancel_reason(body)?;
         let next = effective_status(&r, now).apply(Action::Cancel)?;
-        r.status = next.as_str().into();
+        r.status = next;
         r.cancelled_at = Some(now);
         r.cancel_reason = reason.clone();
         r.updated_at = now;
@@ -328,12 +323,13 @@ impl Service {
             now,
         );
         // Signers who were emailed an invitation hear that it no longer stands.
-        if r.delivery == Delivery::Email.as_str() {
+        if r.delivery == Delivery::Email {
             for s in self.db.signers_of(id).await? {
-                let invited = s.email_sent && matches!(s.status.as_str(), "sent" | "opened");
+                let invited =
+                    s.email_sent && matches!(s.status, SignerStatus::Sent | SignerStatus::Opened);
                 if invited {
                     let job = NewJob {
-                        kind: JobKind::SendNotice.as_str().into(),
+                        kind: JobKind::SendNotice,
                         payload: json!({"org_id": org_id, "signature_request_id": id, "signer_id": s.id, "kind": "cancelled"})
                             .to_string(),
                         dedup_key: Some(format!("notice:cancelled:{}", s.id)),
@@ -402,17 +398,15 @@ fn build_rows(
         org_id,
         title: new.title.clone(),
         message: new.message.clone(),
-        locale: new.locale.as_str().into(),
-        delivery: new.delivery.as_str().into(),
-        signing_order: new.signing_order.as_str().into(),
+        locale: new.locale,
+        delivery: new.delivery,
+        signing_order: new.signing_order,
         metadata: new.metadata.clone(),
         status: if api {
             RequestStatus::Sent
         } else {
             RequestStatus::Pending
-        }
-        .as_str()
-        .into(),
+        },
         document_filename: new.document.filename.clone(),
         document_hash: hex::encode(Sha256::digest(&new.document.content)),
         document_size: new.document.content.len() as i64,
@@ -450,15 +444,13 @@ fn build_rows(
                 email: s.email.clone(),
                 name: s.name.clone(),
                 name_as_signed: None,
-                locale: s.locale.as_str().into(),
+                locale: s.locale,
                 access_token: new_access_token(),
                 status: if invited {
                     SignerStatus::Sent
                 } else {
                     SignerStatus::Pending
-                }
-                .as_str()
-                .into(),
+                },
                 sent_at: invited.then_some(now),
                 opened_at: None,
                 signed_at: None,

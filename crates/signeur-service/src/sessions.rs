@@ -10,11 +10,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use signeur_core::{EventType, SignerStatus};
+use signeur_core::{EventType, FailureCode, SessionResult, SessionStatus, SignerStatus};
 use signeur_store::{SessionRow, SettingsRow, SignerRow};
 
 use crate::requests::{effective_status, new_access_token};
 use crate::signing::SESSION_TTL;
+use crate::model::{SignatureRequest, Signer, SigningSession};
 use crate::{Result, Service, ServiceError, events};
 
 /// How long a `redirect_url` token stays usable.
@@ -39,20 +40,20 @@ pub struct CreatedSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Where the browser goes when an embedded session ends.
+/// How an embedded session ends: its result and, for a failure, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionResult {
+pub enum SessionOutcome {
     Success,
     Cancelled,
-    Failed(&'static str),
+    Failed(FailureCode),
 }
 
-impl SessionResult {
-    fn parts(self) -> (&'static str, Option<&'static str>) {
+impl SessionOutcome {
+    fn parts(self) -> (SessionResult, Option<FailureCode>) {
         match self {
-            SessionResult::Success => ("success", None),
-            SessionResult::Cancelled => ("cancelled", None),
-            SessionResult::Failed(code) => ("failed", Some(code)),
+            SessionOutcome::Success => (SessionResult::Success, None),
+            SessionOutcome::Cancelled => (SessionResult::Cancelled, None),
+            SessionOutcome::Failed(code) => (SessionResult::Failed, Some(code)),
         }
     }
 }
@@ -78,8 +79,8 @@ pub enum SessionOpening {
 pub(crate) async fn complete_in(
     tx: &mut signeur_store::Tx,
     r: &mut signeur_store::RequestRow,
-    session: &SessionRow,
-    result: SessionResult,
+    session: &SigningSession,
+    result: SessionOutcome,
     now: DateTime<Utc>,
 ) -> Result<Option<signeur_store::EventRow>> {
     let (result_str, failure_code) = result.parts();
@@ -378,9 +379,9 @@ impl Service {
                 "The request is '{status}'; no signing session can start."
             )));
         }
-        match SignerStatus::parse(&signer.status) {
-            Some(SignerStatus::Sent | SignerStatus::Opened) => {}
-            Some(SignerStatus::Pending) => {
+        match signer.status {
+            SignerStatus::Sent | SignerStatus::Opened => {}
+            SignerStatus::Pending => {
                 return Err(ServiceError::InvalidState(
                     "It is not this signer's turn yet (status 'pending').".into(),
                 ));
@@ -401,7 +402,7 @@ impl Service {
             token_hash: sha256_hex(&token),
             return_url,
             state,
-            status: "pending".into(),
+            status: SessionStatus::Pending,
             result: None,
             failure_code: None,
             created_at: now,
@@ -426,11 +427,12 @@ impl Service {
         request_id: Uuid,
         signer_id: Uuid,
         session_id: Uuid,
-    ) -> Result<SessionRow> {
+    ) -> Result<SigningSession> {
         self.db
             .get_session(org_id, session_id)
             .await?
             .filter(|s| s.request_id == request_id && s.signer_id == signer_id)
+            .map(SigningSession::from)
             .ok_or(ServiceError::NotFound("Signing session"))
     }
 
@@ -442,7 +444,7 @@ impl Service {
             .db
             .get_session(org_id, session_id)
             .await?
-            .is_some_and(|s| s.status == "pending" && s.expires_at > now))
+            .is_some_and(|s| s.status == SessionStatus::Pending && s.expires_at > now))
     }
 
     /// Opening `redirect_url`: uses the one-time token.
@@ -450,21 +452,26 @@ impl Service {
         if token.is_empty() || token.len() > 128 {
             return Ok(SessionOpening::NotFound);
         }
-        let Some(session) = self.db.session_by_token_hash(&sha256_hex(token)).await? else {
+        let Some(session) = self
+            .db
+            .session_by_token_hash(&sha256_hex(token))
+            .await?
+            .map(SigningSession::from)
+        else {
             return Ok(SessionOpening::NotFound);
         };
         let now = self.clock.now();
-        if session.status != "pending" {
+        if session.status != SessionStatus::Pending {
             // Used already: back with token_expired; the session itself (maybe still in
             // progress in the browser that used the token) is not touched.
             let url = self
-                .return_url(&session, SessionResult::Failed("token_expired"))
+                .return_url(&session, SessionOutcome::Failed(FailureCode::TokenExpired))
                 .await?;
             return Ok(SessionOpening::Return(url));
         }
         if session.expires_at <= now {
             let url = self
-                .finish_session(&session, SessionResult::Failed("token_expired"))
+                .finish_session(&session, SessionOutcome::Failed(FailureCode::TokenExpired))
                 .await?;
             return Ok(SessionOpening::Return(url));
         }
@@ -479,16 +486,13 @@ impl Service {
         let usable = match (&request, &signer) {
             (Some(r), Some(s)) => {
                 effective_status(r, now).is_open()
-                    && matches!(
-                        SignerStatus::parse(&s.status),
-                        Some(SignerStatus::Sent | SignerStatus::Opened)
-                    )
+                    && matches!(s.status, SignerStatus::Sent | SignerStatus::Opened)
             }
             _ => false,
         };
         let (Some(signer), true) = (signer, usable) else {
             let url = self
-                .finish_session(&session, SessionResult::Failed("session_not_found"))
+                .finish_session(&session, SessionOutcome::Failed(FailureCode::SessionNotFound))
                 .await?;
             return Ok(SessionOpening::Return(url));
         };
@@ -497,7 +501,7 @@ impl Service {
         tx.commit().await?;
         if !opened {
             let url = self
-                .finish_session(&session, SessionResult::Failed("token_expired"))
+                .finish_session(&session, SessionOutcome::Failed(FailureCode::TokenExpired))
                 .await?;
             return Ok(SessionOpening::Return(url));
         }
@@ -523,7 +527,7 @@ impl Service {
         &self,
         cookie: Option<&str>,
         signer_id: Uuid,
-    ) -> Result<Option<SessionRow>> {
+    ) -> Result<Option<SigningSession>> {
         let Some((id, _)) = cookie.and_then(|c| c.split_once('.')) else {
             return Ok(None);
         };
@@ -541,15 +545,15 @@ impl Service {
         let Some(s) = self.db.get_session_any(id).await? else {
             return Ok(None);
         };
-        Ok((s.signer_id == signer_id && s.status == "opened").then_some(s))
+        Ok((s.signer_id == signer_id && s.status == SessionStatus::Opened).then(|| s.into()))
     }
 
     /// Completes a session once (`signing_session.completed`) and returns the URL the
     /// browser goes back to. Completing an already completed session only builds the URL.
     pub async fn finish_session(
         &self,
-        session: &SessionRow,
-        result: SessionResult,
+        session: &SigningSession,
+        result: SessionOutcome,
     ) -> Result<String> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
@@ -567,8 +571,8 @@ impl Service {
     /// [`complete_in`]).
     pub async fn session_return_url(
         &self,
-        session: &SessionRow,
-        result: SessionResult,
+        session: &SigningSession,
+        result: SessionOutcome,
     ) -> Result<String> {
         self.return_url(session, result).await
     }
@@ -576,15 +580,15 @@ impl Service {
     /// `{return_url}?state=…&signing_session_id=…&result=…[&failure_code=…][&signature=…]`,
     /// the signature an HMAC-SHA256 (hex) over the query before `&signature=`, keyed with the
     /// organization's session secret (left out while none is set).
-    async fn return_url(&self, session: &SessionRow, result: SessionResult) -> Result<String> {
+    async fn return_url(&self, session: &SigningSession, result: SessionOutcome) -> Result<String> {
         let (result_str, failure_code) = result.parts();
         let query = {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             q.append_pair("state", session.state.as_deref().unwrap_or(""));
             q.append_pair("signing_session_id", &session.id.to_string());
-            q.append_pair("result", result_str);
+            q.append_pair("result", result_str.as_str());
             if let Some(code) = failure_code {
-                q.append_pair("failure_code", code);
+                q.append_pair("failure_code", code.as_str());
             }
             q.finish()
         };
@@ -614,7 +618,7 @@ impl Service {
         let lapsed = self.db.lapsed_sessions(now, now - SESSION_TTL, 100).await?;
         let mut n = 0;
         for s in lapsed {
-            self.finish_session(&s, SessionResult::Failed("token_expired"))
+            self.finish_session(&s.into(), SessionOutcome::Failed(FailureCode::TokenExpired))
                 .await?;
             n += 1;
         }
@@ -628,7 +632,7 @@ impl Service {
         org_id: Uuid,
         request_id: Uuid,
         signer_id: Uuid,
-    ) -> Result<(signeur_store::RequestRow, SignerRow)> {
+    ) -> Result<(SignatureRequest, Signer)> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let request = tx
@@ -645,10 +649,7 @@ impl Service {
                 "The request is '{status}'; its links can no longer change."
             )));
         }
-        if !matches!(
-            SignerStatus::parse(&signer.status),
-            Some(SignerStatus::Pending | SignerStatus::Sent | SignerStatus::Opened)
-        ) {
+        if !signer.status.is_open() {
             return Err(ServiceError::InvalidState(format!(
                 "The signer is '{}'; the link can no longer change.",
                 signer.status
@@ -659,7 +660,7 @@ impl Service {
             .await?;
         tx.commit().await?;
         signer.access_token = token;
-        Ok((request, signer))
+        Ok((request.into(), signer.into()))
     }
 
     async fn db_signer_in(

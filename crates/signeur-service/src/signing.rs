@@ -13,11 +13,14 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use signeur_core::validate::form_text;
-use signeur_core::{Action, Delivery, EventType, RequestStatus, SignerStatus, SigningOrder, time};
+use signeur_core::{
+    Action, Delivery, EventType, JobKind, RequestStatus, SignerStatus, SigningOrder,
+    VerificationMethod, time,
+};
 use signeur_store::{EventRow, NewJob, RequestRow, Signature, SignerRow};
 
-use crate::jobs::JobKind;
 use crate::requests::effective_status;
+use crate::model::{SignatureRequest, Signer, SigningSession};
 use crate::{Result, Service, ServiceError, events};
 
 /// Wrong codes in a row before the link locks.
@@ -76,8 +79,8 @@ pub enum LinkState {
 /// A signing link, resolved.
 #[derive(Debug, Clone)]
 pub struct SigningLink {
-    pub request: RequestRow,
-    pub signer: SignerRow,
+    pub request: SignatureRequest,
+    pub signer: Signer,
     pub org_name: String,
     pub state: LinkState,
     /// The access code gates this link (email delivery to a signer with an address).
@@ -117,7 +120,7 @@ pub struct SignInput {
     pub user_agent: Option<String>,
     /// The embedded signing session the signer came through (no access code asked); it
     /// completes with `success` in the signature's transaction.
-    pub session: Option<signeur_store::SessionRow>,
+    pub session: Option<SigningSession>,
 }
 
 /// Where the signer's actions came from.
@@ -128,7 +131,7 @@ pub struct Origin {
 }
 
 fn gated(request: &RequestRow, signer: &SignerRow) -> bool {
-    request.delivery == Delivery::Email.as_str() && signer.email.is_some()
+    request.delivery == Delivery::Email && signer.email.is_some()
 }
 
 impl Service {
@@ -231,8 +234,7 @@ impl Service {
         let has_session = session
             .is_some_and(|s| self.session_is_valid(s, signer.id, gate.access_code_rotated_at));
         let gated = gated(&request, &signer);
-        let signer_status = SignerStatus::parse(&signer.status).unwrap_or(SignerStatus::Pending);
-        let state = match (signer_status, status) {
+        let state = match (signer.status, status) {
             _ if rotated => LinkState::Gone(Gone::Rotated),
             (SignerStatus::Signed, _) => LinkState::Signed {
                 sealed: status == RequestStatus::Signed,
@@ -251,8 +253,8 @@ impl Service {
             _ => LinkState::Ready,
         };
         Ok(Some(SigningLink {
-            request,
-            signer,
+            request: request.into(),
+            signer: signer.into(),
             org_name: org.name,
             state,
             gated,
@@ -320,7 +322,7 @@ impl Service {
     /// `signer.opened`), and the request too the first time (`signature_request.opened`).
     /// Does nothing once the signer is past `sent`.
     pub async fn record_open(&self, link: &SigningLink, origin: &Origin) -> Result<()> {
-        if link.signer.status != SignerStatus::Sent.as_str() {
+        if link.signer.status != SignerStatus::Sent {
             return Ok(());
         }
         let now = self.clock.now();
@@ -401,9 +403,9 @@ impl Service {
             )));
         }
         let method = match (input.session.is_some(), link.gated) {
-            (true, _) => "session",
-            (false, true) => "access_code",
-            (false, false) => "link",
+            (true, _) => VerificationMethod::Session,
+            (false, true) => VerificationMethod::AccessCode,
+            (false, false) => VerificationMethod::Link,
         };
         let signed = tx
             .mark_signer_signed(
@@ -429,11 +431,11 @@ impl Service {
         let signers = tx.signers_of_locked(r.id).await?;
         let remaining: Vec<&SignerRow> = signers
             .iter()
-            .filter(|s| s.status != SignerStatus::Signed.as_str())
+            .filter(|s| s.status != SignerStatus::Signed)
             .collect();
         let s = &link.signer;
         let mut evs = Vec::new();
-        if s.status == SignerStatus::Sent.as_str() {
+        if s.status == SignerStatus::Sent {
             // Signed without an open recorded first (an api link used straight away).
             let origin = Origin {
                 ip_address: input.ip_address.clone(),
@@ -454,13 +456,11 @@ impl Service {
         ));
         r.updated_at = now;
         if remaining.is_empty() {
-            let next = RequestStatus::parse(&r.status)
-                .unwrap_or(RequestStatus::Pending)
-                .apply(Action::LastSignature)?;
-            r.status = next.as_str().into();
+            let next = r.status.apply(Action::LastSignature)?;
+            r.status = next;
             tx.enqueue(
                 &NewJob {
-                    kind: JobKind::SealDocument.as_str().into(),
+                    kind: JobKind::SealDocument,
                     payload: json!({"org_id": r.org_id, "signature_request_id": r.id}).to_string(),
                     dedup_key: Some(format!("seal:{}", r.id)),
                     run_at: now,
@@ -469,16 +469,16 @@ impl Service {
                 now,
             )
             .await?;
-        } else if r.signing_order == SigningOrder::Sequential.as_str()
+        } else if r.signing_order == SigningOrder::Sequential
             && let Some(next) = remaining
                 .iter()
-                .filter(|n| n.status == SignerStatus::Pending.as_str())
+                .filter(|n| n.status == SignerStatus::Pending)
                 .min_by_key(|n| n.position)
         {
             if gated(&r, next) {
                 tx.enqueue(
                     &NewJob {
-                        kind: JobKind::SendInvitation.as_str().into(),
+                        kind: JobKind::SendInvitation,
                         payload: json!({"org_id": r.org_id, "signature_request_id": r.id, "signer_id": next.id})
                             .to_string(),
                         dedup_key: Some(crate::invitations::invitation_dedup_key(next.id)),
@@ -497,7 +497,7 @@ impl Service {
                 &mut tx,
                 &mut r,
                 session,
-                crate::sessions::SessionResult::Success,
+                crate::sessions::SessionOutcome::Success,
                 now,
             )
             .await?
@@ -541,7 +541,7 @@ impl Service {
                 "This signer can no longer decline.".into(),
             ));
         }
-        r.status = next.as_str().into();
+        r.status = next;
         r.declined_at = Some(now);
         r.updated_at = now;
         let s = &link.signer;
@@ -566,15 +566,15 @@ impl Service {
             ),
         ];
         // The other signers who were emailed an invitation hear that it no longer stands.
-        if r.delivery == Delivery::Email.as_str() {
+        if r.delivery == Delivery::Email {
             for other in tx.signers_of_locked(r.id).await? {
                 let invited = other.id != s.id
                     && other.email_sent
-                    && matches!(other.status.as_str(), "sent" | "opened");
+                    && matches!(other.status, SignerStatus::Sent | SignerStatus::Opened);
                 if invited {
                     tx.enqueue(
                         &NewJob {
-                            kind: JobKind::SendNotice.as_str().into(),
+                            kind: JobKind::SendNotice,
                             payload: json!({"org_id": r.org_id, "signature_request_id": r.id, "signer_id": other.id, "kind": "declined"})
                                 .to_string(),
                             dedup_key: Some(format!("notice:declined:{}", other.id)),
@@ -619,7 +619,7 @@ impl Service {
             return Ok("request gone".into());
         };
         let request = &parts.request;
-        if request.status != RequestStatus::AwaitingStamp.as_str() {
+        if request.status != RequestStatus::AwaitingStamp {
             return Ok(format!("nothing to seal ({})", request.status));
         }
         let (blob, hash) = (request.document_blob.clone(), request.document_hash.clone());
@@ -674,7 +674,7 @@ impl Service {
         let Some(mut r) = tx.lock_request(org_id, request_id).await? else {
             return Ok("request gone".into());
         };
-        if r.status != RequestStatus::AwaitingStamp.as_str() {
+        if r.status != RequestStatus::AwaitingStamp {
             return Ok(format!("sealed elsewhere meanwhile ({})", r.status));
         }
         let next = RequestStatus::AwaitingStamp.apply(Action::SealSucceeded)?;
@@ -682,7 +682,7 @@ impl Service {
             .await?;
         r.sealed_blob = Some(sealed_key);
         r.sealed_document_hash = Some(sealed_hash.clone());
-        r.status = next.as_str().into();
+        r.status = next;
         r.signed_at = Some(now);
         r.updated_at = now;
         let data = json!({
@@ -717,13 +717,11 @@ impl Service {
         let Some(mut r) = tx.lock_request(org_id, request_id).await? else {
             return Ok(());
         };
-        let Ok(next) = RequestStatus::parse(&r.status)
-            .unwrap_or(RequestStatus::Pending)
-            .apply(Action::SealFailed)
+        let Ok(next) = r.status.apply(Action::SealFailed)
         else {
             return Ok(());
         };
-        r.status = next.as_str().into();
+        r.status = next;
         r.updated_at = now;
         let event = events::append(
             &mut r,
@@ -749,7 +747,7 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("Signature request"))?;
         let next = effective_status(&r, now).apply(Action::RetrySeal)?;
-        r.status = next.as_str().into();
+        r.status = next;
         r.updated_at = now;
         let event = events::append(
             &mut r,
@@ -760,7 +758,7 @@ impl Service {
         );
         tx.enqueue(
             &NewJob {
-                kind: JobKind::SealDocument.as_str().into(),
+                kind: JobKind::SealDocument,
                 payload: json!({"org_id": org_id, "signature_request_id": request_id}).to_string(),
                 dedup_key: Some(format!("seal:{request_id}")),
                 run_at: now,
@@ -780,7 +778,7 @@ impl Service {
 /// (the request moves to `opened`); the caller has marked the signer opened.
 fn opened_events(
     r: &mut RequestRow,
-    s: &SignerRow,
+    s: &Signer,
     origin: &Origin,
     now: DateTime<Utc>,
 ) -> Vec<EventRow> {
@@ -795,9 +793,8 @@ fn opened_events(
         }),
         now,
     )];
-    let status = RequestStatus::parse(&r.status).unwrap_or(RequestStatus::Pending);
-    if let Ok(next) = status.apply(Action::Open) {
-        r.status = next.as_str().into();
+    if let Ok(next) = r.status.apply(Action::Open) {
+        r.status = next;
         r.opened_at = Some(now);
         evs.push(events::append(
             r,

@@ -1,13 +1,14 @@
 //! The job queue: one table, leased claims, retries rescheduled by the runner.
 
 use chrono::{DateTime, Utc};
+use signeur_core::JobKind;
 use uuid::Uuid;
 
 use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
 
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub kind: String,
+    pub kind: JobKind,
     pub payload: String,
     /// At most one unfinished job per dedup key; a second enqueue is a no-op.
     pub dedup_key: Option<String>,
@@ -18,7 +19,7 @@ pub struct NewJob {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedJob {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: JobKind,
     pub payload: String,
     /// Including the attempt this claim starts.
     pub attempts: i64,
@@ -38,7 +39,7 @@ async fn enqueue(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<bool> 
                VALUES ($1, $2, $3, $4, $5, 0, $6, $7) ON CONFLICT (dedup_key) DO NOTHING";
     let n = on_tx!(tx, c => sqlx::query(sql)
         .bind(id)
-        .bind(&job.kind)
+        .bind(job.kind)
         .bind(&job.payload)
         .bind(&job.dedup_key)
         .bind(job.run_at)
@@ -63,7 +64,7 @@ impl Db {
     /// once their lease runs out.
     pub async fn claim_due_jobs(
         &self,
-        kind: &str,
+        kind: JobKind,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
@@ -135,7 +136,7 @@ impl Db {
     }
 
     /// Unfinished jobs of a kind (for tests and operators).
-    pub async fn pending_jobs(&self, kind: &str) -> Result<Vec<ClaimedJob>> {
+    pub async fn pending_jobs(&self, kind: JobKind) -> Result<Vec<ClaimedJob>> {
         Ok(on_db!(self, p => sqlx::query_as(
             "SELECT id, kind, payload, attempts, max_attempts FROM jobs WHERE kind = $1 AND failed_at IS NULL ORDER BY created_at, id")
             .bind(kind)

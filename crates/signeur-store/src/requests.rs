@@ -1,6 +1,9 @@
 //! Signature requests, their signers and their events.
 
 use chrono::{DateTime, Utc};
+use signeur_core::{
+    Delivery, EventType, Locale, RequestStatus, SignerStatus, SigningOrder, VerificationMethod,
+};
 use uuid::Uuid;
 
 use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
@@ -12,11 +15,11 @@ pub struct RequestRow {
     pub org_id: Uuid,
     pub title: String,
     pub message: Option<String>,
-    pub locale: String,
-    pub delivery: String,
-    pub signing_order: String,
+    pub locale: Locale,
+    pub delivery: Delivery,
+    pub signing_order: SigningOrder,
     pub metadata: Option<String>,
-    pub status: String,
+    pub status: RequestStatus,
     pub document_filename: String,
     pub document_hash: String,
     pub document_size: i64,
@@ -72,9 +75,9 @@ pub struct SignerRow {
     pub email: Option<String>,
     pub name: Option<String>,
     pub name_as_signed: Option<String>,
-    pub locale: String,
+    pub locale: Locale,
     pub access_token: String,
-    pub status: String,
+    pub status: SignerStatus,
     #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub sent_at: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "crate::rfc3339::maybe")]
@@ -94,8 +97,8 @@ pub struct SignerRow {
     pub representing_entity_id: Option<String>,
     pub email_sent: bool,
     pub email_error: Option<String>,
-    /// How the signer was verified when signing: `access_code`, `link` or `session`.
-    pub verification_method: Option<String>,
+    /// How the signer was admitted when signing.
+    pub verification_method: Option<VerificationMethod>,
     /// The drawn signature (PNG), if any.
     pub signature_image_blob: Option<String>,
     /// Where the visible signature block goes (JSON `{page, x, y}`), if the request named it.
@@ -125,7 +128,7 @@ pub struct EventRow {
     pub seq: i64,
     #[sqlx(rename = "type")]
     #[serde(rename = "type")]
-    pub event_type: String,
+    pub event_type: EventType,
     #[serde(deserialize_with = "crate::rfc3339::instant")]
     pub created_at: DateTime<Utc>,
     pub data: String,
@@ -195,7 +198,7 @@ const REQUEST_WITH_PARTS_POSTGRES: &str = concat!(
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     /// The status as a reader sees it (`expired` includes open requests past `expires_at`).
-    pub status: Option<String>,
+    pub status: Option<RequestStatus>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
     /// Keyset position: the last row of the previous page.
@@ -214,11 +217,11 @@ impl Tx {
             .bind(r.org_id)
             .bind(&r.title)
             .bind(&r.message)
-            .bind(&r.locale)
-            .bind(&r.delivery)
-            .bind(&r.signing_order)
+            .bind(r.locale)
+            .bind(r.delivery)
+            .bind(r.signing_order)
             .bind(&r.metadata)
-            .bind(&r.status)
+            .bind(r.status)
             .bind(&r.document_filename)
             .bind(&r.document_hash)
             .bind(r.document_size)
@@ -252,9 +255,9 @@ impl Tx {
                     .push_bind(s.position)
                     .push_bind(s.email.clone())
                     .push_bind(s.name.clone())
-                    .push_bind(s.locale.clone())
+                    .push_bind(s.locale)
                     .push_bind(s.access_token.clone())
-                    .push_bind(s.status.clone())
+                    .push_bind(s.status)
                     .push_bind(s.sent_at)
                     .push_bind(s.email_sent)
                     .push_bind(s.email_error.clone())
@@ -292,7 +295,7 @@ impl Tx {
             event_seq = $11, last_event_hash = $12 WHERE id = $1";
         on_tx!(self, c => sqlx::query(sql)
             .bind(r.id)
-            .bind(&r.status)
+            .bind(r.status)
             .bind(r.updated_at)
             .bind(r.sent_at)
             .bind(r.opened_at)
@@ -340,7 +343,7 @@ impl Tx {
                     .push_bind(e.request_id)
                     .push_bind(e.signer_id)
                     .push_bind(e.seq)
-                    .push_bind(e.event_type.clone())
+                    .push_bind(e.event_type)
                     .push_bind(e.created_at)
                     .push_bind(e.data.clone())
                     .push_bind(e.prev_hash.clone())
@@ -371,7 +374,7 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn set_signer_locale(&mut self, signer_id: Uuid, locale: &str) -> Result<()> {
+    pub async fn set_signer_locale(&mut self, signer_id: Uuid, locale: Locale) -> Result<()> {
         on_tx!(self, c => sqlx::query("UPDATE signers SET locale = $2 WHERE id = $1")
             .bind(signer_id)
             .bind(locale)
@@ -573,7 +576,7 @@ impl Db {
         };
         Ok(on_db!(self, p => sqlx::query_as(sql)
             .bind(org_id)
-            .bind(&f.status)
+            .bind(f.status)
             .bind(now)
             .bind(f.created_from)
             .bind(f.created_to)

@@ -1,6 +1,7 @@
 //! Organization settings, embedded signing sessions and rotated-away signing links.
 
 use chrono::{DateTime, Utc};
+use signeur_core::{FailureCode, SessionResult, SessionStatus};
 use uuid::Uuid;
 
 use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
@@ -26,10 +27,9 @@ pub struct SessionRow {
     pub token_hash: String,
     pub return_url: String,
     pub state: Option<String>,
-    /// `pending` (token not used yet), `opened` (token used), `completed`.
-    pub status: String,
-    pub result: Option<String>,
-    pub failure_code: Option<String>,
+    pub status: SessionStatus,
+    pub result: Option<SessionResult>,
+    pub failure_code: Option<FailureCode>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub opened_at: Option<DateTime<Utc>>,
@@ -147,9 +147,9 @@ impl Tx {
             .bind(&s.token_hash)
             .bind(&s.return_url)
             .bind(&s.state)
-            .bind(&s.status)
-            .bind(&s.result)
-            .bind(&s.failure_code)
+            .bind(s.status)
+            .bind(s.result)
+            .bind(s.failure_code)
             .bind(s.created_at)
             .bind(s.expires_at)
             .bind(s.opened_at)
@@ -178,8 +178,8 @@ impl Tx {
     pub async fn complete_session(
         &mut self,
         id: Uuid,
-        result: &str,
-        failure_code: Option<&str>,
+        result: SessionResult,
+        failure_code: Option<FailureCode>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let n = on_tx!(self, c => sqlx::query(

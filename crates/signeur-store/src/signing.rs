@@ -2,6 +2,7 @@
 //! counters, and the signer's transitions (opened, signed, declined, their turn).
 
 use chrono::{DateTime, Utc};
+use signeur_core::VerificationMethod;
 use uuid::Uuid;
 
 use crate::requests::SignerRow;
@@ -25,7 +26,7 @@ pub struct Signature<'a> {
     pub representing_entity_id: Option<&'a str>,
     pub ip_address: &'a str,
     pub user_agent: Option<&'a str>,
-    pub verification_method: &'a str,
+    pub verification_method: VerificationMethod,
     pub signature_image_blob: Option<&'a str>,
     pub signed_at: DateTime<Utc>,
 }

@@ -53,7 +53,7 @@ use uuid::Uuid;
 
 use signeur_http::AppState;
 use signeur_service::jobs::WorkerConfig;
-use signeur_service::store::{Blobs, Db};
+use signeur_store::{Blobs, Db};
 use signeur_service::{Clock, MasterKey, Service};
 
 /// The allocator `signeur serve` runs with (see `src/main.rs`).
@@ -353,7 +353,7 @@ async fn json_from_db(State(db): State<Db>, Path(id): Path<Uuid>) -> Response {
 }
 
 async fn select_bench_json(db: &Db, id: Uuid) -> sqlx::Result<Option<String>> {
-    signeur_service::store::on_db!(db, pool => {
+    signeur_store::on_db!(db, pool => {
         sqlx::query_scalar("SELECT body FROM bench_json WHERE id = $1").bind(id).fetch_optional(pool).await
     })
 }
@@ -363,7 +363,7 @@ async fn create_bench_json(db: &Db, id: Uuid, body: &str) -> sqlx::Result<()> {
         Db::Sqlite(_) => "CREATE TABLE bench_json (id BLOB PRIMARY KEY, body TEXT NOT NULL)",
         Db::Postgres(_) => "CREATE TABLE bench_json (id uuid PRIMARY KEY, body text NOT NULL)",
     };
-    signeur_service::store::on_db_write!(db, pool => {
+    signeur_store::on_db_write!(db, pool => {
         sqlx::query("DROP TABLE IF EXISTS bench_json").execute(pool).await?;
         sqlx::query(create).execute(pool).await?;
         sqlx::query("INSERT INTO bench_json (id, body) VALUES ($1, $2)")

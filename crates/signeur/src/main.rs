@@ -17,7 +17,7 @@ use signeur_http::AppState;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use signeur_service::jobs::WorkerConfig;
-use signeur_service::store::{Blobs, Db};
+use signeur_store::{Blobs, Db};
 use signeur_service::{Clock, Service};
 
 use crate::config::Config;
@@ -413,7 +413,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Err(e) = worker.await {
         tracing::warn!(error = %e, "worker ended abnormally");
     }
-    service.db.close().await;
+    service.close().await;
     if let Err(e) = served {
         bail!("server error: {e}");
     }

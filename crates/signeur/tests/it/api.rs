@@ -214,9 +214,8 @@ async fn email_delivery_invites_at_create() {
     }
     assert_eq!(app.service.mail.mailer.sent().len(), 2);
     assert!(
-        app.service
-            .db
-            .pending_jobs("send_invitation")
+        app.db
+            .pending_jobs(signeur_core::JobKind::SendInvitation)
             .await
             .unwrap()
             .is_empty(),
@@ -1333,7 +1332,7 @@ async fn one_statement_read_matches_the_per_table_reads() {
         .unwrap();
     assert_eq!(res.status(), 200);
 
-    let db = &app.service.db;
+    let db = &app.db;
     let parts = db
         .get_request_with_parts(app.org_id, id)
         .await

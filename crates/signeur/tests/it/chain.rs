@@ -18,11 +18,11 @@ async fn concurrent_writers_never_fork_a_chain() {
         .parse()
         .unwrap();
     let writers = (0..16).map(|i| {
-        let service = app.service.clone();
+        let (clock, db) = (app.clock.clone(), app.db.clone());
         let org = app.org_id;
         tokio::spawn(async move {
-            let now = service.clock.now();
-            let mut tx = service.db.begin().await.unwrap();
+            let now = clock.now();
+            let mut tx = db.begin().await.unwrap();
             let mut row = tx.lock_request(org, id).await.unwrap().unwrap();
             let event = signeur_service::events::append(
                 &mut row,
@@ -39,7 +39,7 @@ async fn concurrent_writers_never_fork_a_chain() {
     for w in futures::future::join_all(writers).await {
         w.unwrap();
     }
-    let events = app.service.db.events_of(id).await.unwrap();
+    let events = app.db.events_of(id).await.unwrap();
     assert_eq!(events.len(), 18, "created + sent + 16 writers");
     assert_eq!(
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -56,7 +56,7 @@ async fn concurrent_writers_never_fork_a_chain() {
         .zip(&stamps)
         .map(|((e, d), t)| ChainLink {
             id: &e.id,
-            event_type: &e.event_type,
+            event_type: e.event_type.as_str(),
             created_at: t,
             data: d,
             prev_hash: e.prev_hash.as_deref(),
@@ -75,11 +75,11 @@ async fn a_forked_append_cannot_commit() {
         .unwrap()
         .parse()
         .unwrap();
-    let events = app.service.db.events_of(id).await.unwrap();
+    let events = app.db.events_of(id).await.unwrap();
     // A writer that skipped the lock and reused an existing sequence number.
     let mut forged = events[1].clone();
     forged.id = format!("evt_{}", Uuid::new_v4());
-    let mut tx = app.service.db.begin().await.unwrap();
+    let mut tx = app.db.begin().await.unwrap();
     let err = tx.insert_events(&[forged]).await.unwrap_err();
     assert!(err.is_unique_violation(), "{err}");
 }
@@ -106,11 +106,11 @@ async fn concurrent_cancels_have_one_winner() {
         statuses.iter().all(|s| *s == 200 || *s == 409),
         "{statuses:?}"
     );
-    let events = app.service.db.events_of(id.parse().unwrap()).await.unwrap();
+    let events = app.db.events_of(id.parse().unwrap()).await.unwrap();
     assert_eq!(
         events
             .iter()
-            .filter(|e| e.event_type == "signature_request.cancelled")
+            .filter(|e| e.event_type == EventType::SignatureRequestCancelled)
             .count(),
         1
     );

@@ -139,9 +139,8 @@ async fn a_refused_recipient_is_reported_not_retried() {
     assert_eq!(failed[0]["data"]["signer_email"], "nobody@example.com");
     // Permanent: no job left to retry it.
     assert!(
-        app.service
-            .db
-            .pending_jobs("send_invitation")
+        app.db
+            .pending_jobs(signeur_core::JobKind::SendInvitation)
             .await
             .unwrap()
             .is_empty()
@@ -171,9 +170,8 @@ async fn invitations_queued_while_smtp_is_down_arrive_when_it_is_back() {
     );
     assert_eq!(v["signers"][0]["status"], "pending");
     assert_eq!(
-        app.service
-            .db
-            .pending_jobs("send_invitation")
+        app.db
+            .pending_jobs(signeur_core::JobKind::SendInvitation)
             .await
             .unwrap()
             .len(),
@@ -183,10 +181,8 @@ async fn invitations_queued_while_smtp_is_down_arrive_when_it_is_back() {
     // Still down when the worker first tries: rescheduled with backoff, nothing lost.
     app.advance(Duration::seconds(30));
     app.service.run_due_jobs().await.unwrap();
-    let jobs = app
-        .service
-        .db
-        .pending_jobs("send_invitation")
+    let jobs = app.db
+        .pending_jobs(signeur_core::JobKind::SendInvitation)
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1);
@@ -203,9 +199,8 @@ async fn invitations_queued_while_smtp_is_down_arrive_when_it_is_back() {
     assert_eq!(got["signers"][0]["status"], "sent");
     assert_eq!(got["signers"][0]["email_sent"], true);
     assert!(
-        app.service
-            .db
-            .pending_jobs("send_invitation")
+        app.db
+            .pending_jobs(signeur_core::JobKind::SendInvitation)
             .await
             .unwrap()
             .is_empty()

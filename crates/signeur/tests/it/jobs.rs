@@ -3,13 +3,14 @@
 use chrono::Duration;
 use serde_json::Value;
 
-use signeur_service::store::NewJob;
+use signeur_core::JobKind;
+use signeur_store::NewJob;
 
 use crate::support::*;
 
-fn job(kind: &str, dedup: Option<&str>, app: &TestApp) -> NewJob {
+fn job(kind: JobKind, dedup: Option<&str>, app: &TestApp) -> NewJob {
     NewJob {
-        kind: kind.into(),
+        kind,
         payload: "{}".into(),
         dedup_key: dedup.map(String::from),
         run_at: app.clock.now(),
@@ -20,41 +21,41 @@ fn job(kind: &str, dedup: Option<&str>, app: &TestApp) -> NewJob {
 #[tokio::test]
 async fn dedup_keys_and_leases() {
     let app = TestApp::start().await;
-    let db = &app.service.db;
+    let db = &app.db;
     let now = app.clock.now();
     assert!(
-        db.enqueue(&job("test_kind", Some("once"), &app), now)
+        db.enqueue(&job(JobKind::SendNotice, Some("once"), &app), now)
             .await
             .unwrap()
     );
     assert!(
-        !db.enqueue(&job("test_kind", Some("once"), &app), now)
+        !db.enqueue(&job(JobKind::SendNotice, Some("once"), &app), now)
             .await
             .unwrap(),
         "deduplicated"
     );
     assert!(
-        db.enqueue(&job("test_kind", None, &app), now)
+        db.enqueue(&job(JobKind::SendNotice, None, &app), now)
             .await
             .unwrap()
     );
 
     let claimed = db
-        .claim_due_jobs("test_kind", now, now + Duration::minutes(5), 10)
+        .claim_due_jobs(JobKind::SendNotice, now, now + Duration::minutes(5), 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|j| j.attempts == 1));
     // Leased: another worker gets nothing until the lease runs out.
     assert!(
-        db.claim_due_jobs("test_kind", now, now + Duration::minutes(5), 10)
+        db.claim_due_jobs(JobKind::SendNotice, now, now + Duration::minutes(5), 10)
             .await
             .unwrap()
             .is_empty()
     );
     let later = now + Duration::minutes(5);
     let reclaimed = db
-        .claim_due_jobs("test_kind", later, later + Duration::minutes(5), 10)
+        .claim_due_jobs(JobKind::SendNotice, later, later + Duration::minutes(5), 10)
         .await
         .unwrap();
     assert_eq!(reclaimed.len(), 2, "a dead worker's jobs come back");
@@ -66,7 +67,7 @@ async fn dedup_keys_and_leases() {
         .await
         .unwrap();
     assert!(
-        db.claim_due_jobs("test_kind", later, later, 10)
+        db.claim_due_jobs(JobKind::SendNotice, later, later, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -76,7 +77,7 @@ async fn dedup_keys_and_leases() {
         db.complete_job(j.id).await.unwrap();
     }
     assert!(
-        db.enqueue(&job("test_kind", Some("once"), &app), now)
+        db.enqueue(&job(JobKind::SendNotice, Some("once"), &app), now)
             .await
             .unwrap()
     );
@@ -87,16 +88,15 @@ async fn concurrent_claims_never_share_a_job() {
     let app = TestApp::start().await;
     let now = app.clock.now();
     for _ in 0..40 {
-        app.service
-            .db
-            .enqueue(&job("race", None, &app), now)
+        app.db
+            .enqueue(&job(JobKind::SealDocument, None, &app), now)
             .await
             .unwrap();
     }
     let claims = (0..8).map(|_| {
-        let db = app.service.db.clone();
+        let db = app.db.clone();
         tokio::spawn(async move {
-            db.claim_due_jobs("race", now, now + Duration::minutes(5), 3)
+            db.claim_due_jobs(JobKind::SealDocument, now, now + Duration::minutes(5), 3)
                 .await
                 .unwrap()
         })
@@ -127,8 +127,7 @@ async fn periodic_jobs_purge_keys_and_orphan_blobs() {
         .as_str()
         .unwrap()
         .to_string();
-    app.service
-        .blobs
+    app.blobs
         .put("documents/orphan/never-committed.pdf", ONE_PAGE)
         .await
         .unwrap();
@@ -136,9 +135,8 @@ async fn periodic_jobs_purge_keys_and_orphan_blobs() {
     app.service.schedule_periodic_jobs().await.unwrap();
     app.service.schedule_periodic_jobs().await.unwrap();
     assert_eq!(
-        app.service
-            .db
-            .pending_jobs("purge_idempotency_keys")
+        app.db
+            .pending_jobs(JobKind::PurgeIdempotencyKeys)
             .await
             .unwrap()
             .len(),
@@ -152,8 +150,7 @@ async fn periodic_jobs_purge_keys_and_orphan_blobs() {
         "the three periodic jobs"
     );
     assert!(
-        app.service
-            .blobs
+        app.blobs
             .get("documents/orphan/never-committed.pdf")
             .await
             .unwrap()
@@ -169,15 +166,14 @@ async fn periodic_jobs_purge_keys_and_orphan_blobs() {
         "the three periodic jobs"
     );
     assert!(
-        app.service
-            .blobs
+        app.blobs
             .get("documents/orphan/never-committed.pdf")
             .await
             .unwrap()
             .is_none(),
         "orphan removed"
     );
-    let keys = app.service.blobs.list().await.unwrap();
+    let keys = app.blobs.list().await.unwrap();
     assert_eq!(keys.len(), 1, "the committed document stays");
     assert!(keys[0].key.contains(&id));
     // The purged key no longer replays.

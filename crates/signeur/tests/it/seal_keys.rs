@@ -12,8 +12,8 @@ async fn every_node_seals_with_the_same_generated_identity() {
     let org = app.org_id;
     // Two "nodes": the same database and master key, asking at the same time.
     let other = Service::new(
-        app.service.db.clone(),
-        app.service.blobs.clone(),
+        app.db.clone(),
+        app.blobs.clone(),
         app.service.clock.clone(),
         app.service.keys.clone(),
     );
@@ -37,15 +37,15 @@ async fn every_node_seals_with_the_same_generated_identity() {
     assert!(subject.contains("self-signed"), "marked self-signed");
 
     // The private key is stored encrypted: not in the clear, and useless without the key.
-    let row = app.service.db.get_seal_key(org).await.unwrap().unwrap();
+    let row = app.db.get_seal_key(org).await.unwrap().unwrap();
     assert!(
         !row.private_key_enc
             .windows(a.private_key_pkcs8.len())
             .any(|w| w == a.private_key_pkcs8.as_slice())
     );
     let stranger = Service::new(
-        app.service.db.clone(),
-        app.service.blobs.clone(),
+        app.db.clone(),
+        app.blobs.clone(),
         app.service.clock.clone(),
         MasterKey::generate(),
     );
@@ -85,8 +85,8 @@ async fn a_configured_pkcs12_seals_with_its_chain() {
 
     let app = TestApp::start().await;
     let service = Service::new(
-        app.service.db.clone(),
-        app.service.blobs.clone(),
+        app.db.clone(),
+        app.blobs.clone(),
         app.service.clock.clone(),
         app.service.keys.clone(),
     )
@@ -130,8 +130,8 @@ async fn seals_are_time_stamped_by_the_configured_authority() {
     let app = TestApp::start().await;
     let with_tsa = |urls: Vec<String>| {
         Service::new(
-            app.service.db.clone(),
-            app.service.blobs.clone(),
+            app.db.clone(),
+            app.blobs.clone(),
             app.service.clock.clone(),
             app.service.keys.clone(),
         )
@@ -244,8 +244,8 @@ async fn seals_are_time_stamped_by_the_configured_authority() {
         "an untrusted TLS certificate is refused"
     );
     let trusted = Service::new(
-        app.service.db.clone(),
-        app.service.blobs.clone(),
+        app.db.clone(),
+        app.blobs.clone(),
         app.service.clock.clone(),
         app.service.keys.clone(),
     )

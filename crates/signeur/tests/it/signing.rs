@@ -468,28 +468,28 @@ async fn form_errors_name_the_field_and_keep_the_input() {
     assert_eq!(signers["data"][0]["representing_role"], "CEO");
     assert_eq!(signers["data"][0]["representing_entity_id"], "1234567-8");
     let signer_id = v["signers"][0]["id"].as_str().unwrap().parse().unwrap();
-    let row = app
-        .service
-        .db
+    let row = app.db
         .get_signer(id.parse().unwrap(), signer_id)
         .await
         .unwrap()
         .unwrap();
     let key = row.signature_image_blob.expect("the drawing is stored");
     assert!(
-        app.service
-            .blobs
+        app.blobs
             .get(&key)
             .await
             .unwrap()
             .unwrap()
             .starts_with(b"\x89PNG")
     );
-    assert_eq!(row.verification_method.as_deref(), Some("link"));
+    assert_eq!(
+        row.verification_method,
+        Some(signeur_core::VerificationMethod::Link)
+    );
     // The drawing is referenced: orphan-blob removal keeps it.
     app.advance(Duration::hours(2));
     app.service.remove_orphan_blobs().await.unwrap();
-    assert!(app.service.blobs.get(&key).await.unwrap().is_some());
+    assert!(app.blobs.get(&key).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -707,19 +707,17 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
     assert_eq!(res.status(), 409, "nothing to retry while sent");
 
     // The document the signers saw goes missing: the seal cannot be made.
-    let key = app
-        .service
-        .db
+    let key = app.db
         .get_request(app.org_id, id.parse().unwrap())
         .await
         .unwrap()
         .unwrap()
         .document_blob;
-    let original = app.service.blobs.get(&key).await.unwrap().unwrap();
+    let original = app.blobs.get(&key).await.unwrap().unwrap();
     let b = browser();
     page(&b, &url).await;
     sign_as(&b, &url, "Anna Buyer").await;
-    app.service.blobs.delete(&key).await.unwrap();
+    app.blobs.delete(&key).await.unwrap();
     for _ in 0..signeur_service::signing::SEAL_ATTEMPTS {
         app.service.run_due_jobs().await.unwrap();
         app.advance(Duration::hours(2));
@@ -760,7 +758,7 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
     assert_eq!(res.status(), 409);
 
     // Put it back and retry through the API.
-    app.service.blobs.put(&key, &original).await.unwrap();
+    app.blobs.put(&key, &original).await.unwrap();
     let res = app
         .post(&format!("/api/v1/signatures/{id}/retry-seal"))
         .send()

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use signeur_service::mail::{MailSettings, Mailer};
-use signeur_service::store::{Blobs, Db};
+use signeur_store::{Blobs, Db};
 use signeur_service::{Clock, MasterKey, Service};
 
 pub const ONE_PAGE: &[u8] = include_bytes!("../../../signeur-pdf/tests/fixtures/one-page.pdf");
@@ -26,6 +26,9 @@ pub struct TestApp {
     pub key: String,
     pub org_id: Uuid,
     pub service: Service,
+    /// The database and blob store behind `service`, for tests that look underneath it.
+    pub db: Db,
+    pub blobs: Blobs,
     pub clock: Clock,
     pub dir: tempfile::TempDir,
     pg_schema: Option<(String, String)>,
@@ -117,7 +120,8 @@ impl TestApp {
             mail.mailer =
                 Mailer::from_config(Some(&url), mail.timeout, dir.path().join("outbox")).unwrap();
         }
-        let service = Service::new(db, blobs, clock.clone(), MasterKey::generate()).with_mail(mail);
+        let service = Service::new(db.clone(), blobs.clone(), clock.clone(), MasterKey::generate())
+            .with_mail(mail);
         let (org, key) = service
             .bootstrap()
             .await
@@ -138,6 +142,8 @@ impl TestApp {
             key: key.key,
             org_id: org.id,
             service,
+            db,
+            blobs,
             clock,
             dir,
             pg_schema,
@@ -185,7 +191,7 @@ impl TestApp {
     /// Every request's materialized signers and events (what a get reads) match their rows.
     pub async fn assert_reads_fresh(&self) {
         assert_eq!(
-            self.service.db.stale_parts().await.unwrap(),
+            self.db.stale_parts().await.unwrap(),
             Vec::<Uuid>::new(),
             "requests whose signers_json/events_json went stale"
         );

@@ -5,7 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use signeur_core::EventType;
-use signeur_service::store::{Db, RequestRow, SignerRow};
+use signeur_store::{Db, RequestRow, SignerRow};
 
 use crate::support::*;
 
@@ -18,9 +18,9 @@ fn signer(request: &RequestRow, position: i64, email: &str) -> SignerRow {
         email: Some(email.into()),
         name: Some(format!("Signer \"{position}\"")),
         name_as_signed: None,
-        locale: "fr".into(),
+        locale: signeur_core::Locale::Fr,
         access_token: format!("tok_{}", Uuid::new_v4().simple()),
-        status: "sent".into(),
+        status: signeur_core::SignerStatus::Sent,
         sent_at: Some(request.created_at),
         opened_at: None,
         signed_at: None,
@@ -57,7 +57,7 @@ async fn requests_written_before_the_materialized_parts_migration_read_whole() {
     db.migrate_to(5).await.unwrap();
 
     let now = signeur_core::time::ceil_ms(Utc::now());
-    let org = signeur_service::store::OrgRow {
+    let org = signeur_store::OrgRow {
         id: Uuid::new_v4(),
         name: "Old".into(),
         created_at: now,
@@ -67,11 +67,11 @@ async fn requests_written_before_the_materialized_parts_migration_read_whole() {
         org_id: org.id,
         title: "Written by 0005".into(),
         message: None,
-        locale: "fr".into(),
-        delivery: "api".into(),
-        signing_order: "parallel".into(),
+        locale: signeur_core::Locale::Fr,
+        delivery: signeur_core::Delivery::Api,
+        signing_order: signeur_core::SigningOrder::Parallel,
         metadata: Some(r#"{"k":"v"}"#.into()),
-        status: "sent".into(),
+        status: signeur_core::RequestStatus::Sent,
         document_filename: "a.pdf".into(),
         document_hash: "00".repeat(32),
         document_size: 1,
@@ -134,7 +134,10 @@ async fn requests_written_before_the_materialized_parts_migration_read_whole() {
     assert_eq!(read.signers[1].name.as_deref(), Some("Signer \"1\""));
     assert_eq!(read.signers[0].sent_at, Some(now));
     assert_eq!(read.events.len(), 2);
-    assert_eq!(read.events[0].event_type, "signature_request.created");
+    assert_eq!(
+        read.events[0].event_type,
+        signeur_core::EventType::SignatureRequestCreated
+    );
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&read.events[0].data).unwrap()["note"],
         "quote \" and é"
@@ -147,7 +150,7 @@ async fn requests_written_before_the_materialized_parts_migration_read_whole() {
     // After the migration, the triggers keep the row up to date.
     let mut tx = db.begin().await.unwrap();
     let mut row = tx.lock_request(org.id, request.id).await.unwrap().unwrap();
-    tx.set_signer_locale(signers[0].id, "de").await.unwrap();
+    tx.set_signer_locale(signers[0].id, signeur_core::Locale::De).await.unwrap();
     let opened = event(
         &mut row,
         EventType::SignerOpened,
@@ -161,7 +164,7 @@ async fn requests_written_before_the_materialized_parts_migration_read_whole() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(read.signers[0].locale, "de");
+    assert_eq!(read.signers[0].locale, signeur_core::Locale::De);
     assert_eq!(read.events.len(), 3);
     assert_eq!(db.stale_parts().await.unwrap(), Vec::<Uuid>::new());
 
