@@ -807,6 +807,34 @@ async fn snapshots_email_delivery_resend_and_gate() {
         res,
     )
     .await;
+
+    // Five wrong codes lock the second signer's link.
+    let html1 = b1.get(&url1).send().await.unwrap().text().await.unwrap();
+    let csrf1 = csrf_of(&html1);
+    let code1 = code_in(&text_to("seller@example.com", 0));
+    let wrong1 = format!("{:06}", (code1.parse::<u32>().unwrap() + 7) % 1_000_000);
+    r.secret("wrong-code", &wrong1);
+    for attempt in 1..=5 {
+        let res = b1
+            .post(format!("{url1}/verify"))
+            .form(&[("csrf", csrf1.as_str()), ("code", wrong1.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let request = format!(
+            "POST {}/verify (wrong code {attempt})",
+            path_of(&app, &url1)
+        );
+        match attempt {
+            4 => {
+                snap_page(&mut r, "page_gate_last_try_fi", &request, res).await;
+            }
+            5 => {
+                snap_page(&mut r, "page_locked_fi", &request, res).await;
+            }
+            _ => assert_eq!(res.status(), StatusCode::BAD_REQUEST),
+        }
+    }
 }
 
 #[tokio::test]
@@ -960,6 +988,15 @@ async fn snapshots_gone_pages() {
     )
     .await;
 
+    // Another request, left to expire (a minute later: the list's order is by creation).
+    app.advance(Duration::minutes(1));
+    let expiring = app.create(&seed_body()).await;
+    r.learn(&expiring);
+    let url_e = expiring["signers"][1]["sign_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
     app.post(&format!("/api/v1/signatures/{id}/cancel"))
         .send()
         .await
@@ -984,6 +1021,25 @@ async fn snapshots_gone_pages() {
         res,
     )
     .await;
+
+    app.advance(Duration::days(31));
+    let res = browser().get(&url_e).send().await.unwrap();
+    snap_page(
+        &mut r,
+        "page_gone_expired_fi",
+        &format!("GET {} (expired)", path_of(&app, &url_e)),
+        res,
+    )
+    .await;
+    let list = "/api/v1/signatures";
+    let res = app.get(list).send().await.unwrap();
+    snap_json(
+        &mut r,
+        "list_expired_and_cancelled",
+        &format!("GET {list}"),
+        res,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -994,6 +1050,15 @@ async fn snapshots_signed_and_sealed() {
     let created = app.create(&sequential_body()).await;
     r.learn(&created);
     let id = created["id"].as_str().unwrap().to_string();
+    let url1 = created["signers"][1]["sign_url"].as_str().unwrap();
+    let res = browser().get(url1).send().await.unwrap();
+    snap_page(
+        &mut r,
+        "page_not_your_turn_fi",
+        &format!("GET {} (before the first signer)", path_of(&app, url1)),
+        res,
+    )
+    .await;
     for (n, signer) in created["signers"].as_array().unwrap().iter().enumerate() {
         let url = signer["sign_url"].as_str().unwrap();
         let b = browser();
@@ -1198,6 +1263,87 @@ async fn snapshots_settings_sessions_and_health() {
         &mut r,
         "error_404_unknown_session",
         &format!("GET {missing}"),
+        res,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn snapshots_stamp_failed_retry_seal_and_metrics() {
+    let app = TestApp::start().await;
+    freeze(&app);
+    let mut r = Redact::new(&app);
+    r.secret("tempdir", &app.dir.path().display().to_string());
+    let mut body = seed_body();
+    body["signers"] = json!([{ "email": "buyer@example.com", "name": "Anna Buyer" }]);
+    let created = app.create(&body).await;
+    r.learn(&created);
+    let id = created["id"].as_str().unwrap().to_string();
+    let url = created["signers"][0]["sign_url"].as_str().unwrap();
+
+    // The document the signer saw goes missing: every seal attempt fails.
+    let key = app
+        .service
+        .db
+        .get_request(app.org_id, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .document_blob;
+    let original = app.service.blobs.get(&key).await.unwrap().unwrap();
+    let b = browser();
+    let html = b.get(url).send().await.unwrap().text().await.unwrap();
+    let res = b
+        .post(format!("{url}/sign"))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("full_name", "Anna Buyer"),
+            ("consent", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.service.blobs.delete(&key).await.unwrap();
+    for _ in 0..signeur_service::signing::SEAL_ATTEMPTS {
+        app.service.run_due_jobs().await.unwrap();
+        app.advance(Duration::hours(2));
+    }
+    let get = format!("/api/v1/signatures/{id}");
+    let res = app.get(&get).send().await.unwrap();
+    snap_json(&mut r, "get_stamp_failed", &format!("GET {get}"), res).await;
+    let doc = format!("/api/v1/signatures/{id}/document");
+    let res = app.get(&doc).send().await.unwrap();
+    snap_json(
+        &mut r,
+        "error_409_document_stamp_failed",
+        &format!("GET {doc}"),
+        res,
+    )
+    .await;
+
+    // Prometheus families are hash maps: the line order varies, so the lines are sorted.
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let head = head(&mut r, "GET /metrics", &res);
+    let text = res.text().await.unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    insta::assert_snapshot!(
+        "metrics_sorted_lines",
+        format!("{head}\n{}\n", lines.join("\n"))
+    );
+
+    app.service.blobs.put(&key, &original).await.unwrap();
+    let retry = format!("/api/v1/signatures/{id}/retry-seal");
+    let res = app.post(&retry).send().await.unwrap();
+    snap_json(&mut r, "retry_seal", &format!("POST {retry}"), res).await;
+    app.service.run_due_jobs().await.unwrap();
+    let audit = format!("/api/v1/signatures/{id}/audit-trail.json");
+    let res = app.get(&audit).send().await.unwrap();
+    snap_json(
+        &mut r,
+        "audit_trail_json_after_retry",
+        &format!("GET {audit}"),
         res,
     )
     .await;
