@@ -657,6 +657,21 @@ async fn snapshots_api_errors() {
     .await;
 
     let res = app
+        .post("/api/v1/signatures")
+        .header("content-type", "application/json")
+        .body(vec![b' '; signeur_http::MAX_BODY_BYTES + 1])
+        .send()
+        .await
+        .unwrap();
+    snap_json(
+        &mut r,
+        "error_413_payload_too_large",
+        "POST /api/v1/signatures (16 MB + 1 byte)",
+        res,
+    )
+    .await;
+
+    let res = app
         .client
         .delete(app.url("/api/v1/signatures"))
         .bearer_auth(&app.key)
@@ -693,15 +708,24 @@ async fn snapshots_email_delivery_resend_and_gate() {
         .unwrap()
         .to_string();
 
-    let text_to = |to: &str, nth: usize| {
+    // The `nth` message to `to`: its decoded subject, sender and recipient, and its
+    // text/plain part.
+    let message_to = |to: &str, nth: usize| {
         let sent = app.service.mail.mailer.sent();
         let m = sent
             .iter()
             .filter(|m| m.envelope().to().iter().any(|a| a.to_string() == to))
             .nth(nth)
-            .unwrap_or_else(|| panic!("message {nth} to {to}"))
-            .formatted();
-        let parsed = MessageParser::default().parse(&m).unwrap();
+            .unwrap_or_else(|| panic!("message {nth} to {to}"));
+        let raw = m.formatted();
+        let parsed = MessageParser::default().parse(&raw).unwrap();
+        let header = |name: &str| m.headers().get_raw(name).unwrap_or_default().to_string();
+        let head = format!(
+            "Subject: {}\nFrom: {}\nTo: {}\n",
+            parsed.subject().unwrap_or_default(),
+            header("From"),
+            header("To"),
+        );
         let text = parsed
             .text_bodies()
             .find_map(|p| match &p.body {
@@ -709,17 +733,21 @@ async fn snapshots_email_delivery_resend_and_gate() {
                 _ => None,
             })
             .unwrap();
-        text.replace("\r\n", "\n")
+        (head, text.replace("\r\n", "\n"))
     };
+    let text_to = |to: &str, nth: usize| message_to(to, nth).1;
     let code_in = |text: &str| {
         text.split(|c: char| !c.is_ascii_digit())
             .find(|w| w.len() == 6)
             .expect("a 6-digit code")
             .to_string()
     };
-    let text = text_to("buyer@example.com", 0);
+    let (head, text) = message_to("buyer@example.com", 0);
     r.secret("access-code", &code_in(&text));
-    insta::assert_snapshot!("invitation_email_text_en", r.text(&text));
+    insta::assert_snapshot!(
+        "invitation_email_text_en",
+        format!("{head}\n{}", r.text(&text))
+    );
 
     app.advance(Duration::minutes(10));
     let resend = format!("/api/v1/signatures/{id}/signers/{signer0}/resend");
@@ -1248,7 +1276,7 @@ async fn snapshots_settings_sessions_and_health() {
     )
     .await;
     let res = b.get(app.url(&to)).send().await.unwrap();
-    snap_page(
+    let html = snap_page(
         &mut r,
         "page_sign_embedded_en",
         &format!("GET {to} (in the session)"),
@@ -1257,6 +1285,23 @@ async fn snapshots_settings_sessions_and_health() {
     .await;
     let res = app.get(&one).send().await.unwrap();
     snap_json(&mut r, "session_get_opened", &format!("GET {one}"), res).await;
+
+    // The Cancel button: back to the integrator, the session completed as cancelled.
+    let res = b
+        .post(app.url(&format!("{to}/cancel")))
+        .form(&[("csrf", csrf_of(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    snap_page(
+        &mut r,
+        "session_cancel_redirect",
+        &format!("POST {to}/cancel"),
+        res,
+    )
+    .await;
+    let res = app.get(&one).send().await.unwrap();
+    snap_json(&mut r, "session_get_completed", &format!("GET {one}"), res).await;
     let missing = format!("{sessions}/00000000-0000-4000-8000-000000000002");
     let res = app.get(&missing).send().await.unwrap();
     snap_json(
