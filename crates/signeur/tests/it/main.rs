@@ -11,5 +11,6 @@ mod seal_keys;
 mod sessions;
 mod signing;
 mod smtp;
+mod snapshots;
 mod support;
 mod upgrade;
