@@ -1327,15 +1327,13 @@ async fn snapshots_stamp_failed_retry_seal_and_metrics() {
     let url = created["signers"][0]["sign_url"].as_str().unwrap();
 
     // The document the signer saw goes missing: every seal attempt fails.
-    let key = app
-        .service
-        .db
+    let key = app.db
         .get_request(app.org_id, id.parse().unwrap())
         .await
         .unwrap()
         .unwrap()
         .document_blob;
-    let original = app.service.blobs.get(&key).await.unwrap().unwrap();
+    let original = app.blobs.get(&key).await.unwrap().unwrap();
     let b = browser();
     let html = b.get(url).send().await.unwrap().text().await.unwrap();
     let res = b
@@ -1349,7 +1347,7 @@ async fn snapshots_stamp_failed_retry_seal_and_metrics() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    app.service.blobs.delete(&key).await.unwrap();
+    app.blobs.delete(&key).await.unwrap();
     for _ in 0..signeur_service::signing::SEAL_ATTEMPTS {
         app.service.run_due_jobs().await.unwrap();
         app.advance(Duration::hours(2));
@@ -1378,7 +1376,7 @@ async fn snapshots_stamp_failed_retry_seal_and_metrics() {
         format!("{head}\n{}\n", lines.join("\n"))
     );
 
-    app.service.blobs.put(&key, &original).await.unwrap();
+    app.blobs.put(&key, &original).await.unwrap();
     let retry = format!("/api/v1/signatures/{id}/retry-seal");
     let res = app.post(&retry).send().await.unwrap();
     snap_json(&mut r, "retry_seal", &format!("POST {retry}"), res).await;

@@ -1,0 +1,93 @@
+//! The architecture's dependency rule, checked: core ← store ← service ← http ← the binary,
+//! pdf a leaf. The HTTP edge sees only what the service returns: it cannot name a store
+//! type, because it does not depend on the store and the service re-exports none of it.
+
+use std::path::{Path, PathBuf};
+
+fn crates_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The workspace crates a crate's `[dependencies]` section names (dev-dependencies are
+/// free to reach further: tests look underneath).
+fn workspace_dependencies(krate: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(crates_dir().join(krate).join("Cargo.toml")).unwrap();
+    let mut in_deps = false;
+    let mut out = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if in_deps
+            && line.starts_with("signeur")
+            && let Some(name) = line.split(['.', ' ', '=']).next()
+        {
+            out.push(name.to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn rust_sources(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            out.push((path, text));
+        }
+    }
+    out
+}
+
+#[test]
+fn dependencies_point_one_way() {
+    let expected: &[(&str, &[&str])] = &[
+        ("signeur-core", &[]),
+        ("signeur-pdf", &[]),
+        ("signeur-store", &["signeur-core"]),
+        (
+            "signeur-service",
+            &["signeur-core", "signeur-pdf", "signeur-store"],
+        ),
+        ("signeur-http", &["signeur-core", "signeur-service"]),
+    ];
+    for (krate, deps) in expected {
+        assert_eq!(
+            workspace_dependencies(krate),
+            deps.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            "{krate}'s [dependencies] break the rule core ← store ← service ← http (pdf a leaf)"
+        );
+    }
+}
+
+#[test]
+fn the_service_hands_out_no_store_types() {
+    for (path, text) in rust_sources(&crates_dir().join("signeur-service/src")) {
+        for banned in ["pub use signeur_store", "pub db:", "pub blobs:", "pub mod store"] {
+            assert!(
+                !text.contains(banned),
+                "{} has `{banned}`: the service returns its own read models, never the store's rows or handles",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_http_edge_never_names_the_store() {
+    for (path, text) in rust_sources(&crates_dir().join("signeur-http/src")) {
+        for banned in ["signeur_store", "store::", "sqlx"] {
+            assert!(
+                !text.contains(banned),
+                "{} names `{banned}`: handlers call the service and render what it returns",
+                path.display()
+            );
+        }
+    }
+}
