@@ -137,12 +137,12 @@ impl Service {
         match outcome {
             Ok(summary) => {
                 tracing::debug!(job = %job.id, kind = kind.as_str(), "{summary}");
-                self.metrics.job(kind.as_str(), "succeeded");
+                self.metrics.job(kind, "succeeded");
                 self.db.complete_job(job.id).await?;
             }
             Err(e) if job.attempts >= job.max_attempts => {
                 tracing::error!(job = %job.id, kind = kind.as_str(), attempts = job.attempts, error = %e, "job failed for good");
-                self.metrics.job(kind.as_str(), "failed");
+                self.metrics.job(kind, "failed");
                 self.db.fail_job(job.id, now, &e.to_string()).await?;
                 if kind == JobKind::SealDocument {
                     let p = JobPayload::parse(&job.payload)?;
@@ -157,7 +157,7 @@ impl Service {
             Err(e) => {
                 let delay = backoff(job.attempts);
                 tracing::warn!(job = %job.id, kind = kind.as_str(), attempts = job.attempts, retry_in_secs = delay.num_seconds(), error = %e, "job failed; will retry");
-                self.metrics.job(kind.as_str(), "retried");
+                self.metrics.job(kind, "retried");
                 self.db
                     .retry_job(job.id, now + delay, &e.to_string())
                     .await?;

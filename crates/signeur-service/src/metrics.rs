@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use signeur_core::JobKind;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
@@ -51,9 +52,14 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts one finished job; seal jobs are counted as seal attempts too.
-    pub fn job(&self, kind: &'static str, outcome: &'static str) {
-        self.jobs.get_or_create(&JobLabels { kind, outcome }).inc();
-        if kind == "seal_document" {
+    pub fn job(&self, kind: JobKind, outcome: &'static str) {
+        self.jobs
+            .get_or_create(&JobLabels {
+                kind: kind.as_str(),
+                outcome,
+            })
+            .inc();
+        if kind == JobKind::SealDocument {
             let outcome = if outcome == "succeeded" {
                 "sealed"
             } else {
@@ -79,10 +85,10 @@ mod tests {
     #[test]
     fn a_failed_seal_shows_as_a_job_and_a_seal_attempt() {
         let m = Metrics::default();
-        m.job("seal_document", "retried");
-        m.job("seal_document", "failed");
-        m.job("seal_document", "succeeded");
-        m.job("send_invitation", "succeeded");
+        m.job(JobKind::SealDocument, "retried");
+        m.job(JobKind::SealDocument, "failed");
+        m.job(JobKind::SealDocument, "succeeded");
+        m.job(JobKind::SendInvitation, "succeeded");
         let text = m.render();
         assert!(
             text.contains("signeur_seal_attempts_total{outcome=\"retried\"} 1"),
