@@ -7,7 +7,9 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use signeur_service::{Authenticated, IdempotencyOutcome, StoredResponse, normalize_key};
+use signeur_service::{
+    Authenticated, IdempotencyOutcome, ReplayCondition, StoredResponse, normalize_key,
+};
 
 use crate::error::ApiError;
 use crate::{AppState, MAX_BODY_BYTES};
@@ -95,7 +97,7 @@ pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Ne
             let task = tokio::spawn(async move {
                 let key = task_key;
                 let res = next.run(req).await;
-                let (parts, body) = res.into_parts();
+                let (mut parts, body) = res.into_parts();
                 let body = axum::body::to_bytes(body, usize::MAX)
                     .await
                     .unwrap_or_default();
@@ -107,6 +109,7 @@ pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Ne
                         .and_then(|v| v.to_str().ok())
                         .map(String::from),
                     body: body.to_vec(),
+                    replay_only_while: parts.extensions.remove::<ReplayCondition>(),
                 };
                 if let Err(e) = service
                     .finish_idempotent(auth.org_id, &key, Some(&stored))

@@ -2,6 +2,7 @@
 
 use crate::json::Json;
 use axum::body::Bytes;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 use signeur_core::time::{ms, ms_opt};
 use signeur_service::sessions::Settings;
 use signeur_core::{FailureCode, SessionResult, SessionStatus};
-use signeur_service::SigningSession;
+use signeur_service::{ReplayCondition, SigningSession};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -179,7 +180,7 @@ pub async fn create_session(
     caller: Caller,
     Path((id, signer_id)): Path<(String, String)>,
     body: Bytes,
-) -> Result<(StatusCode, Json<SessionCreated>), ApiError> {
+) -> Result<(StatusCode, Extension<ReplayCondition>, Json<SessionCreated>), ApiError> {
     let id = uuid_or_404(&id, "Signature request")?;
     let signer_id = uuid_or_404(&signer_id, "Signer")?;
     let s = st
@@ -188,6 +189,7 @@ pub async fn create_session(
         .await?;
     Ok((
         StatusCode::CREATED,
+        Extension(s.replay_condition()),
         Json(SessionCreated {
             signing_session_id: s.id,
             redirect_url: s.redirect_url,

@@ -25,6 +25,20 @@ pub struct StoredResponse {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+    /// What must still hold for a replay; when it no longer does, the key starts over and
+    /// the request runs again. Set by the use case that made the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_only_while: Option<ReplayCondition>,
+}
+
+/// A condition a use case puts on the replay of its response (the handler attaches it to
+/// the response as an extension; the idempotency layer stores it with the response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReplayCondition {
+    /// The signing session created is still usable (pending and not expired): the wire
+    /// decisions say a session key whose session is no longer valid creates a new session.
+    SigningSessionUsable { id: Uuid },
 }
 
 #[derive(Debug)]
@@ -96,9 +110,9 @@ impl Service {
         })?;
         let response: StoredResponse =
             serde_json::from_slice(&plain).map_err(|e| ServiceError::Internal(e.into()))?;
-        // A signing-session key whose session can no longer be used creates a new session
-        // (the wire decisions): the key starts over.
-        if path.ends_with("/sessions") && !self.replayed_session_usable(org_id, &response).await? {
+        if let Some(condition) = response.replay_only_while
+            && !self.replay_condition_holds(org_id, condition).await?
+        {
             self.db.forget_idempotency_key(org_id, key).await?;
             let again = self
                 .db
@@ -121,17 +135,11 @@ impl Service {
         Ok(IdempotencyOutcome::Replay(response))
     }
 
-    async fn replayed_session_usable(&self, org_id: Uuid, stored: &StoredResponse) -> Result<bool> {
-        let id = serde_json::from_slice::<serde_json::Value>(&stored.body)
-            .ok()
-            .and_then(|v| {
-                v["signing_session_id"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-            });
-        match id {
-            Some(id) => self.session_still_valid(org_id, id).await,
-            None => Ok(true),
+    async fn replay_condition_holds(&self, org_id: Uuid, c: ReplayCondition) -> Result<bool> {
+        match c {
+            ReplayCondition::SigningSessionUsable { id } => {
+                self.session_still_valid(org_id, id).await
+            }
         }
     }
 

@@ -40,6 +40,14 @@ pub struct CreatedSession {
     pub expires_at: DateTime<Utc>,
 }
 
+impl CreatedSession {
+    /// A replay of this create (same `Idempotency-Key`) stands only while the session is
+    /// still usable; after that the key creates a new session.
+    pub fn replay_condition(&self) -> crate::ReplayCondition {
+        crate::ReplayCondition::SigningSessionUsable { id: self.id }
+    }
+}
+
 /// How an embedded session ends: its result and, for a failure, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionOutcome {
@@ -438,7 +446,7 @@ impl Service {
 
     /// Whether a replayed create still points at a usable session (the wire decisions:
     /// a session key whose session is no longer valid creates a new session).
-    pub async fn session_still_valid(&self, org_id: Uuid, session_id: Uuid) -> Result<bool> {
+    pub(crate) async fn session_still_valid(&self, org_id: Uuid, session_id: Uuid) -> Result<bool> {
         let now = self.clock.now();
         Ok(self
             .db
