@@ -22,10 +22,11 @@ use rand::RngCore;
 use serde::Deserialize;
 
 use signeur_core::Locale;
-use signeur_service::signing::{
-    CodeOutcome, Gone, LinkState, MAX_CODE_ATTEMPTS, Origin, SESSION_TTL, SignInput, SigningLink,
+use signeur_service::links::{
+    CodeOutcome, Gone, LinkState, MAX_CODE_ATTEMPTS, Origin, SESSION_TTL, SigningLink,
 };
-use signeur_service::{ServiceError, mail};
+use signeur_service::signing::SignInput;
+use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
 use crate::signatures::pdf_response;
@@ -191,7 +192,7 @@ fn environment() -> Environment<'static> {
         env.add_template(name, source)
             .expect("page templates are valid (tests render each)");
     }
-    env.add_function("t", mail::t);
+    env.add_function("t", i18n::t);
     env
 }
 
@@ -879,12 +880,12 @@ fn field_error(locale: Locale, message: &str, code: &str) -> String {
         "reason" => "decline-reason",
         _ => "",
     };
-    let label = mail::translate(locale, label_key, &[]).unwrap_or_else(|_| field.to_string());
+    let label = i18n::translate(locale, label_key, &[]).unwrap_or_else(|_| field.to_string());
     let key = match code {
         "missing_field" => "error-missing",
         _ => "error-invalid",
     };
-    mail::translate(locale, key, &[("field", label)]).unwrap_or_else(|_| message.to_string())
+    i18n::translate(locale, key, &[("field", label)]).unwrap_or_else(|_| message.to_string())
 }
 
 async fn decline_form(

@@ -1,8 +1,8 @@
 //! Organization settings, embedded signing sessions and signing-link rotation.
 
 use crate::json::Json;
-use axum::body::Bytes;
 use axum::Extension;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use signeur_core::time::{ms, ms_opt};
-use signeur_service::sessions::Settings;
 use signeur_core::{FailureCode, SessionResult, SessionStatus};
+use signeur_service::sessions::Settings;
 use signeur_service::{ReplayCondition, SigningSession};
 
 use crate::AppState;

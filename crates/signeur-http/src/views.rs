@@ -93,10 +93,10 @@ pub struct SignaturePositionView {
 
 fn signature_position(s: &Signer) -> Option<SignaturePositionView> {
     s.signature_position.map(|p| SignaturePositionView {
-            page: p.page,
-            x: p.x,
-            y: p.y,
-        })
+        page: p.page,
+        x: p.x,
+        y: p.y,
+    })
 }
 
 /// One event of the audit trail, with its place in the hash chain.

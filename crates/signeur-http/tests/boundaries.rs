@@ -69,7 +69,12 @@ fn dependencies_point_one_way() {
 #[test]
 fn the_service_hands_out_no_store_types() {
     for (path, text) in rust_sources(&crates_dir().join("signeur-service/src")) {
-        for banned in ["pub use signeur_store", "pub db:", "pub blobs:", "pub mod store"] {
+        for banned in [
+            "pub use signeur_store",
+            "pub db:",
+            "pub blobs:",
+            "pub mod store",
+        ] {
             assert!(
                 !text.contains(banned),
                 "{} has `{banned}`: the service returns its own read models, never the store's rows or handles",
@@ -88,6 +93,51 @@ fn the_http_edge_never_names_the_store() {
                 "{} names `{banned}`: handlers call the service and render what it returns",
                 path.display()
             );
+        }
+    }
+}
+
+/// The service's modules (one per use case) import each other one way only: no module
+/// uses one that uses it back, however far round.
+#[test]
+fn service_modules_import_without_cycles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = crates_dir().join("signeur-service/src");
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, text) in rust_sources(&src) {
+        let Some(module) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let module = module.to_string();
+        let mut targets = BTreeSet::new();
+        for (i, _) in text.match_indices("crate::") {
+            let name: String = text[i + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module {
+                targets.insert(name);
+            }
+        }
+        uses.entry(module).or_default().extend(targets);
+    }
+    for (start, direct) in &uses {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<(String, Vec<String>)> =
+            direct.iter().map(|d| (d.clone(), vec![d.clone()])).collect();
+        while let Some((m, path)) = stack.pop() {
+            assert!(
+                &m != start,
+                "signeur-service: {start} -> {} imports back into {start}",
+                path.join(" -> ")
+            );
+            if seen.insert(m.clone()) {
+                for next in uses.get(&m).into_iter().flatten() {
+                    let mut p = path.clone();
+                    p.push(next.clone());
+                    stack.push((next.clone(), p));
+                }
+            }
         }
     }
 }

@@ -162,7 +162,9 @@ pub fn event_summary(event_type: EventType, data: &Value) -> String {
             }
         }
         EventType::SignatureRequestOpened => "The document was opened for the first time".into(),
-        EventType::SignatureRequestCompleted => "Every signer signed; the document was sealed".into(),
+        EventType::SignatureRequestCompleted => {
+            "Every signer signed; the document was sealed".into()
+        }
         EventType::SignatureRequestSigned => {
             "Sealed (deprecated alias of signature_request.completed)".into()
         }

@@ -11,7 +11,7 @@ use signeur_core::{EventType, Locale, RequestStatus, SignerStatus, SigningOrder}
 use signeur_store::{RequestRow, SignerRow};
 
 use crate::mail::{self, MailError};
-use crate::requests::effective_status;
+use crate::model::effective_status;
 use crate::{Result, Service, ServiceError, events};
 
 /// bcrypt cost for access codes: a 6-digit code is guarded by the attempt limit; the hash
@@ -406,8 +406,8 @@ impl Service {
 
     /// Sends a test message (`signeur send-test-email`).
     pub async fn send_test_email(&self, to: &str) -> std::result::Result<(), MailError> {
-        let subject = mail::translate(Locale::En, "test-subject", &[]).unwrap_or_default();
-        let body = mail::translate(Locale::En, "test-body", &[]).unwrap_or_default();
+        let subject = crate::i18n::translate(Locale::En, "test-subject", &[]).unwrap_or_default();
+        let body = crate::i18n::translate(Locale::En, "test-body", &[]).unwrap_or_default();
         let message = mail::build(
             &self.mail.from,
             to,

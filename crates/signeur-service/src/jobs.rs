@@ -98,10 +98,7 @@ impl Service {
         let mut ran = 0;
         for kind in RUNNABLE {
             let now = self.clock.now();
-            let jobs = self
-                .db
-                .claim_due_jobs(*kind, now, now + LEASE, 16)
-                .await?;
+            let jobs = self.db.claim_due_jobs(*kind, now, now + LEASE, 16).await?;
             for job in jobs {
                 self.run_job(job).await?;
                 ran += 1;

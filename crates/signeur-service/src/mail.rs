@@ -5,33 +5,22 @@
 //! message as an `.eml` file into the outbox directory, so the embedded default works with
 //! no mail server; `Mailer::Memory` keeps them for unit tests.
 //!
-//! Message texts live in Fluent files (`locales/{en,fi,fr,de}/signeur.ftl`), the layout in
-//! minijinja templates (`templates/*.txt`, `*.html`; HTML is autoescaped). The recipient
+//! Message texts live in Fluent files (`locales/{en,fi,fr,de}/signeur.ftl`, read through
+//! [`crate::i18n`], which the signer pages share), the layout in minijinja templates (`templates/*.txt`, `*.html`; HTML is autoescaped). The recipient
 //! address is the only value from a request that goes into a header.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fluent_templates::fluent_bundle::FluentValue;
-use fluent_templates::{LanguageIdentifier, Loader};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use minijinja::value::Kwargs;
-use minijinja::{Environment, State, Value};
+use minijinja::{Environment, Value};
 
 use signeur_core::Locale;
 
-fluent_templates::static_loader! {
-    pub static LOCALES = {
-        locales: "./locales",
-        fallback_language: "en",
-        customise: |bundle| bundle.set_use_isolating(false),
-    };
-}
+use crate::i18n::translate;
 
 /// Where messages go.
 #[derive(Clone)]
@@ -161,106 +150,6 @@ fn transient(e: impl std::fmt::Display) -> MailError {
     }
 }
 
-fn language(locale: Locale) -> LanguageIdentifier {
-    match locale {
-        Locale::En => fluent_templates::langid!("en"),
-        Locale::Fi => fluent_templates::langid!("fi"),
-        Locale::Fr => fluent_templates::langid!("fr"),
-        Locale::De => fluent_templates::langid!("de"),
-    }
-}
-
-/// Keys the signing pages (`signeur-http`) use; every locale has each (tested).
-pub const PAGE_KEYS: &[&str] = &[
-    "page-title",
-    "page-from",
-    "lang-switch",
-    "gate-heading",
-    "gate-help",
-    "gate-label",
-    "gate-submit",
-    "gate-wrong",
-    "locked-heading",
-    "locked-body",
-    "document-heading",
-    "document-pages",
-    "document-download",
-    "sign-heading",
-    "sign-name",
-    "sign-representing",
-    "sign-entity",
-    "sign-role",
-    "sign-entity-id",
-    "sign-draw",
-    "sign-clear",
-    "sign-consent",
-    "sign-submit",
-    "decline-open",
-    "decline-heading",
-    "decline-help",
-    "decline-reason",
-    "decline-submit",
-    "decline-back",
-    "signed-heading",
-    "signed-body",
-    "signed-waiting",
-    "signed-download",
-    "gone-heading",
-    "gone-expired",
-    "gone-cancelled",
-    "gone-declined",
-    "gone-invalidated",
-    "turn-heading",
-    "turn-body",
-    "notfound-heading",
-    "notfound-body",
-    "error-heading",
-    "csrf-failed",
-    "error-missing",
-    "error-invalid",
-    "gone-rotated",
-    "session-cancel",
-    "document-page",
-    "document-more-pages",
-    "page-footer",
-];
-
-/// One translated string; a missing key is an error (never silently empty text).
-pub fn translate(locale: Locale, key: &str, args: &[(&str, String)]) -> Result<String, String> {
-    let args: HashMap<Cow<'static, str>, FluentValue> = args
-        .iter()
-        .map(|(k, v)| (Cow::Owned(k.to_string()), FluentValue::from(v.clone())))
-        .collect();
-    LOCALES
-        .try_lookup_with_args(&language(locale), key, &args)
-        .ok_or_else(|| format!("no translation '{key}' for {locale}"))
-}
-
-pub fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Error> {
-    let locale = state
-        .lookup("lang")
-        .and_then(|v| v.as_str().and_then(Locale::parse))
-        .unwrap_or(Locale::En);
-    let mut args: HashMap<Cow<'static, str>, FluentValue> = HashMap::new();
-    for name in kwargs.args() {
-        let v: Value = kwargs.get(name)?;
-        // Numbers stay numbers, so Fluent picks the plural form ("1 page", "2 pages").
-        let fv = match v.as_i64() {
-            Some(n) if v.kind() == minijinja::value::ValueKind::Number => FluentValue::from(n),
-            _ => FluentValue::from(v.to_string()),
-        };
-        args.insert(Cow::Owned(name.to_string()), fv);
-    }
-    LOCALES
-        .try_lookup_with_args(&language(locale), key, &args)
-        .ok_or_else(|| {
-            minijinja::Error::new(
-                minijinja::ErrorKind::UndefinedError,
-                format!("no translation '{key}' for {locale}"),
-            )
-        })
-}
-
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     for (name, source) in [
@@ -278,7 +167,7 @@ fn environment() -> Environment<'static> {
         env.add_template(name, source)
             .expect("templates are valid (a unit test renders each)");
     }
-    env.add_function("t", t);
+    env.add_function("t", crate::i18n::t);
     env
 }
 
@@ -460,12 +349,12 @@ mod tests {
             for key in KEYS {
                 assert!(ids.contains(key), "{key} missing in {path}");
             }
-            for key in PAGE_KEYS {
+            for key in crate::i18n::PAGE_KEYS {
                 assert!(ids.contains(key), "{key} missing in {path}");
             }
             for id in &ids {
                 assert!(
-                    KEYS.contains(id) || PAGE_KEYS.contains(id),
+                    KEYS.contains(id) || crate::i18n::PAGE_KEYS.contains(id),
                     "{id} in {path} is not a known key"
                 );
             }

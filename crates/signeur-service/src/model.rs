@@ -227,6 +227,11 @@ impl From<SessionRow> for SigningSession {
     }
 }
 
+/// The status a reader sees at `now`, from the row (see [`SignatureRequest::status_at`]).
+pub(crate) fn effective_status(r: &RequestRow, now: DateTime<Utc>) -> RequestStatus {
+    r.status.effective(r.expires_at, now)
+}
+
 /// Moves every row of a list into its read model.
 pub(crate) fn all<R, M: From<R>>(rows: Vec<R>) -> Vec<M> {
     rows.into_iter().map(M::from).collect()

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use signeur_pdf::{RenderError, RenderLimits};
 
-use crate::signing::{LinkState, SigningLink};
+use crate::links::{LinkState, SigningLink};
 use crate::{Service, ServiceError};
 
 /// Width of the page images, in pixels.

@@ -1,8 +1,6 @@
 //! Signature requests: create, read, list, cancel, download.
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -13,7 +11,8 @@ use signeur_core::{
 };
 use signeur_store::{ListFilter, NewJob, RequestRow, SignerRow};
 
-use crate::model::{self, Event, SignatureRequest, Signer};
+use crate::links::new_access_token;
+use crate::model::{self, Event, SignatureRequest, Signer, effective_status};
 use crate::{Result, Service, ServiceError, cursor, events};
 
 /// A request with everything a reader sees, as of `now`.
@@ -30,10 +29,6 @@ impl RequestDetail {
     pub fn status(&self) -> RequestStatus {
         self.request.status_at(self.now)
     }
-}
-
-pub(crate) fn effective_status(r: &RequestRow, now: DateTime<Utc>) -> RequestStatus {
-    r.status.effective(r.expires_at, now)
 }
 
 /// List parameters as they arrived in the query string.
@@ -68,12 +63,6 @@ pub struct SignedDocument {
 
 const DEFAULT_LIMIT: i64 = 25;
 const MAX_LIMIT: i64 = 100;
-
-pub(crate) fn new_access_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
 
 fn invalid_filter(field: &str, what: &str) -> ServiceError {
     ServiceError::invalid(

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use signeur_core::{EventType, FailureCode, SessionResult, SessionStatus, SignerStatus};
 use signeur_store::{SessionRow, SettingsRow, SignerRow};
 
-use crate::requests::{effective_status, new_access_token};
-use crate::signing::SESSION_TTL;
+use crate::links::SESSION_TTL;
+use crate::links::new_access_token;
+use crate::model::effective_status;
 use crate::model::{SignatureRequest, Signer, SigningSession};
 use crate::{Result, Service, ServiceError, events};
 
@@ -500,7 +501,10 @@ impl Service {
         };
         let (Some(signer), true) = (signer, usable) else {
             let url = self
-                .finish_session(&session, SessionOutcome::Failed(FailureCode::SessionNotFound))
+                .finish_session(
+                    &session,
+                    SessionOutcome::Failed(FailureCode::SessionNotFound),
+                )
                 .await?;
             return Ok(SessionOpening::Return(url));
         };

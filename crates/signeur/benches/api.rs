@@ -53,8 +53,8 @@ use uuid::Uuid;
 
 use signeur_http::AppState;
 use signeur_service::jobs::WorkerConfig;
-use signeur_store::{Blobs, Db};
 use signeur_service::{Clock, MasterKey, Service};
+use signeur_store::{Blobs, Db};
 
 /// The allocator `signeur serve` runs with (see `src/main.rs`).
 #[global_allocator]

@@ -17,8 +17,8 @@ use signeur_http::AppState;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use signeur_service::jobs::WorkerConfig;
-use signeur_store::{Blobs, Db};
 use signeur_service::{Clock, Service};
+use signeur_store::{Blobs, Db};
 
 use crate::config::Config;
 

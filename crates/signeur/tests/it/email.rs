@@ -181,7 +181,8 @@ async fn invitations_queued_while_smtp_is_down_arrive_when_it_is_back() {
     // Still down when the worker first tries: rescheduled with backoff, nothing lost.
     app.advance(Duration::seconds(30));
     app.service.run_due_jobs().await.unwrap();
-    let jobs = app.db
+    let jobs = app
+        .db
         .pending_jobs(signeur_core::JobKind::SendInvitation)
         .await
         .unwrap();

@@ -468,7 +468,8 @@ async fn form_errors_name_the_field_and_keep_the_input() {
     assert_eq!(signers["data"][0]["representing_role"], "CEO");
     assert_eq!(signers["data"][0]["representing_entity_id"], "1234567-8");
     let signer_id = v["signers"][0]["id"].as_str().unwrap().parse().unwrap();
-    let row = app.db
+    let row = app
+        .db
         .get_signer(id.parse().unwrap(), signer_id)
         .await
         .unwrap()
@@ -707,7 +708,8 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
     assert_eq!(res.status(), 409, "nothing to retry while sent");
 
     // The document the signers saw goes missing: the seal cannot be made.
-    let key = app.db
+    let key = app
+        .db
         .get_request(app.org_id, id.parse().unwrap())
         .await
         .unwrap()
@@ -718,7 +720,7 @@ async fn a_seal_that_keeps_failing_is_stamp_failed_until_retried() {
     page(&b, &url).await;
     sign_as(&b, &url, "Anna Buyer").await;
     app.blobs.delete(&key).await.unwrap();
-    for _ in 0..signeur_service::signing::SEAL_ATTEMPTS {
+    for _ in 0..signeur_service::sealing::SEAL_ATTEMPTS {
         app.service.run_due_jobs().await.unwrap();
         app.advance(Duration::hours(2));
     }

@@ -1327,7 +1327,8 @@ async fn snapshots_stamp_failed_retry_seal_and_metrics() {
     let url = created["signers"][0]["sign_url"].as_str().unwrap();
 
     // The document the signer saw goes missing: every seal attempt fails.
-    let key = app.db
+    let key = app
+        .db
         .get_request(app.org_id, id.parse().unwrap())
         .await
         .unwrap()
@@ -1348,7 +1349,7 @@ async fn snapshots_stamp_failed_retry_seal_and_metrics() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     app.blobs.delete(&key).await.unwrap();
-    for _ in 0..signeur_service::signing::SEAL_ATTEMPTS {
+    for _ in 0..signeur_service::sealing::SEAL_ATTEMPTS {
         app.service.run_due_jobs().await.unwrap();
         app.advance(Duration::hours(2));
     }

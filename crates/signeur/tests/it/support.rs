@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use signeur_service::mail::{MailSettings, Mailer};
-use signeur_store::{Blobs, Db};
 use signeur_service::{Clock, MasterKey, Service};
+use signeur_store::{Blobs, Db};
 
 pub const ONE_PAGE: &[u8] = include_bytes!("../../../signeur-pdf/tests/fixtures/one-page.pdf");
 pub const THREE_PAGES: &[u8] =
@@ -120,8 +120,13 @@ impl TestApp {
             mail.mailer =
                 Mailer::from_config(Some(&url), mail.timeout, dir.path().join("outbox")).unwrap();
         }
-        let service = Service::new(db.clone(), blobs.clone(), clock.clone(), MasterKey::generate())
-            .with_mail(mail);
+        let service = Service::new(
+            db.clone(),
+            blobs.clone(),
+            clock.clone(),
+            MasterKey::generate(),
+        )
+        .with_mail(mail);
         let (org, key) = service
             .bootstrap()
             .await

@@ -150,7 +150,9 @@ async fn requests_written_before_the_materialized_parts_migration_read_whole() {
     // After the migration, the triggers keep the row up to date.
     let mut tx = db.begin().await.unwrap();
     let mut row = tx.lock_request(org.id, request.id).await.unwrap().unwrap();
-    tx.set_signer_locale(signers[0].id, signeur_core::Locale::De).await.unwrap();
+    tx.set_signer_locale(signers[0].id, signeur_core::Locale::De)
+        .await
+        .unwrap();
     let opened = event(
         &mut row,
         EventType::SignerOpened,

@@ -1,0 +1,368 @@
+//! Signing links and signer sessions: what a link leads to (its state, computed in one
+//! place), the access-code gate, the signer session and CSRF tokens, and "opened".
+//!
+//! A signer session is a MAC'd value (no table): `{signer_id}.{issued}.{mac}`, the MAC keyed
+//! from the master key and bound to the signer's current access code, so a resend (new code)
+//! ends every earlier session. CSRF tokens are MACs of the browser's CSRF cookie.
+
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use signeur_core::{Action, Delivery, EventType, RequestStatus, SignerStatus, time};
+use signeur_store::{EventRow, RequestRow, SignerRow};
+
+use crate::model::effective_status;
+use crate::model::{SignatureRequest, Signer};
+use crate::{Result, Service, ServiceError, events};
+
+/// A new signing-link secret: 32 random bytes, base64url.
+pub(crate) fn new_access_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Wrong codes in a row before the link locks.
+pub const MAX_CODE_ATTEMPTS: i64 = 5;
+/// How long a locked link stays locked.
+pub const LOCKOUT: Duration = Duration::minutes(15);
+/// How long a signer session lasts.
+pub const SESSION_TTL: Duration = Duration::hours(2);
+
+/// Why a link no longer works (answered 410).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    Expired,
+    Cancelled,
+    Declined,
+    /// The signer was invalidated (another signer declined, or the request was cancelled).
+    Invalidated,
+    /// The link was replaced by a new one (`rotate-link`).
+    Rotated,
+}
+
+impl Gone {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gone::Expired => "expired",
+            Gone::Cancelled => "cancelled",
+            Gone::Declined => "declined",
+            Gone::Invalidated => "invalidated",
+            Gone::Rotated => "rotated",
+        }
+    }
+}
+
+/// What a signing link shows right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Gone(Gone),
+    /// The signer has signed; `sealed` once the signed document can be downloaded.
+    Signed {
+        sealed: bool,
+    },
+    /// A sequential request where an earlier signer has not signed yet.
+    NotYourTurn,
+    /// Too many wrong codes.
+    Locked {
+        until: DateTime<Utc>,
+    },
+    /// An emailed link without a session: the access-code gate.
+    NeedsCode,
+    /// The signer may read and sign.
+    Ready,
+}
+
+/// A signing link, resolved.
+#[derive(Debug, Clone)]
+pub struct SigningLink {
+    pub request: SignatureRequest,
+    pub signer: Signer,
+    pub org_name: String,
+    pub state: LinkState,
+    /// The access code gates this link (email delivery to a signer with an address).
+    pub gated: bool,
+    /// The browser holds a valid session for this signer.
+    pub has_session: bool,
+}
+
+/// The outcome of an access code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeOutcome {
+    /// Right code: the new session cookie value.
+    Verified {
+        session: String,
+    },
+    Wrong {
+        attempts_left: i64,
+    },
+    Locked {
+        until: DateTime<Utc>,
+    },
+    /// The link does not accept codes in its state (see the link state).
+    NotAccepted,
+}
+
+/// Where the signer's actions came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub ip_address: String,
+    pub user_agent: Option<String>,
+}
+
+pub(crate) fn gated(request: &RequestRow, signer: &SignerRow) -> bool {
+    request.delivery == Delivery::Email && signer.email.is_some()
+}
+
+impl Service {
+    /// The signer session cookie value for `signer`, issued now.
+    pub(crate) fn signer_session_for(
+        &self,
+        signer_id: Uuid,
+        code_rotated_at: Option<DateTime<Utc>>,
+    ) -> String {
+        let issued = self.clock.now().timestamp();
+        let mac = self.session_mac(signer_id, issued, code_rotated_at);
+        format!("{signer_id}.{issued}.{}", hex::encode(mac))
+    }
+
+    fn session_mac(
+        &self,
+        signer_id: Uuid,
+        issued: i64,
+        code_rotated_at: Option<DateTime<Utc>>,
+    ) -> [u8; 32] {
+        let rotated = code_rotated_at.map(time::format).unwrap_or_default();
+        self.keys.mac(
+            "signer-session",
+            &[
+                signer_id.as_bytes(),
+                &issued.to_be_bytes(),
+                rotated.as_bytes(),
+            ],
+        )
+    }
+
+    fn session_is_valid(
+        &self,
+        session: &str,
+        signer_id: Uuid,
+        code_rotated_at: Option<DateTime<Utc>>,
+    ) -> bool {
+        let mut parts = session.splitn(3, '.');
+        let (Some(id), Some(issued), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let (Ok(id), Ok(issued), Ok(mac)) =
+            (id.parse::<Uuid>(), issued.parse::<i64>(), hex::decode(mac))
+        else {
+            return false;
+        };
+        let Some(issued_at) = DateTime::from_timestamp(issued, 0) else {
+            return false;
+        };
+        let now = self.clock.now();
+        let expected = self.session_mac(signer_id, issued, code_rotated_at);
+        id == signer_id
+            && issued_at <= now + Duration::minutes(1)
+            && now < issued_at + SESSION_TTL
+            && bool::from(expected.as_slice().ct_eq(&mac))
+    }
+
+    /// The CSRF token forms carry for a browser whose CSRF cookie is `cookie`.
+    pub fn csrf_token(&self, cookie: &str) -> String {
+        hex::encode(self.keys.mac("signer-csrf", &[cookie.as_bytes()]))
+    }
+
+    /// A form's CSRF token matches the browser's cookie.
+    pub fn csrf_ok(&self, cookie: Option<&str>, token: &str) -> bool {
+        match cookie {
+            Some(c) if !c.is_empty() => {
+                bool::from(self.csrf_token(c).as_bytes().ct_eq(token.as_bytes()))
+            }
+            _ => false,
+        }
+    }
+
+    /// Resolves a signing link. None: no such token (404).
+    pub async fn signing_link(
+        &self,
+        token: &str,
+        session: Option<&str>,
+    ) -> Result<Option<SigningLink>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let (signer, rotated) = match self.db.signer_by_token(token).await? {
+            Some(s) => (s, false),
+            None => match self.rotated_token_signer(token).await? {
+                Some(s) => (s, true),
+                None => return Ok(None),
+            },
+        };
+        let (Some(request), Some(gate), Some(org)) = (
+            self.db
+                .get_request(signer.org_id, signer.request_id)
+                .await?,
+            self.db.code_gate(signer.id).await?,
+            self.db.get_org(signer.org_id).await?,
+        ) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let status = effective_status(&request, now);
+        let has_session = session
+            .is_some_and(|s| self.session_is_valid(s, signer.id, gate.access_code_rotated_at));
+        let gated = gated(&request, &signer);
+        let state = match (signer.status, status) {
+            _ if rotated => LinkState::Gone(Gone::Rotated),
+            (SignerStatus::Signed, _) => LinkState::Signed {
+                sealed: status == RequestStatus::Signed,
+            },
+            (_, RequestStatus::Cancelled) => LinkState::Gone(Gone::Cancelled),
+            (_, RequestStatus::Declined) => LinkState::Gone(Gone::Declined),
+            (_, RequestStatus::Expired) => LinkState::Gone(Gone::Expired),
+            (SignerStatus::Declined, _) => LinkState::Gone(Gone::Declined),
+            (SignerStatus::Invalidated, _) => LinkState::Gone(Gone::Invalidated),
+            (SignerStatus::Pending, _) => LinkState::NotYourTurn,
+            _ if !status.is_open() => LinkState::Gone(Gone::Invalidated),
+            _ if gated && !has_session => match gate.locked_until {
+                Some(until) if until > now => LinkState::Locked { until },
+                _ => LinkState::NeedsCode,
+            },
+            _ => LinkState::Ready,
+        };
+        Ok(Some(SigningLink {
+            request: request.into(),
+            signer: signer.into(),
+            org_name: org.name,
+            state,
+            gated,
+            has_session,
+        }))
+    }
+
+    /// A session for a link that needs no code (the link is the credential).
+    pub fn open_session(&self, link: &SigningLink) -> Option<String> {
+        (!link.gated && link.state == LinkState::Ready)
+            .then(|| self.signer_session_for(link.signer.id, None))
+    }
+
+    /// Checks an access code. Five wrong codes in a row lock the link for 15 minutes; a
+    /// right one starts a session and marks the signer (and the request, the first time)
+    /// opened.
+    pub async fn submit_access_code(
+        &self,
+        link: &SigningLink,
+        code: &str,
+        origin: &Origin,
+    ) -> Result<CodeOutcome> {
+        match link.state {
+            LinkState::NeedsCode | LinkState::Ready if link.gated => {}
+            LinkState::Locked { until } => return Ok(CodeOutcome::Locked { until }),
+            _ => return Ok(CodeOutcome::NotAccepted),
+        }
+        let now = self.clock.now();
+        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+        if well_formed && self.verify_access_code(link.signer.id, &code).await? {
+            let gate = self
+                .db
+                .code_gate(link.signer.id)
+                .await?
+                .ok_or(ServiceError::NotFound("Signer"))?;
+            if gate.locked_until.is_some_and(|u| u > now) {
+                return Ok(CodeOutcome::Locked {
+                    until: gate.locked_until.unwrap_or(now),
+                });
+            }
+            self.db.reset_code_attempts(link.signer.id).await?;
+            self.record_open(link, origin).await?;
+            return Ok(CodeOutcome::Verified {
+                session: self.signer_session_for(link.signer.id, gate.access_code_rotated_at),
+            });
+        }
+        let attempts = self
+            .db
+            .record_wrong_code(link.signer.id, MAX_CODE_ATTEMPTS, now + LOCKOUT)
+            .await?;
+        tracing::info!(signer = %link.signer.id, attempts, "wrong access code");
+        if attempts >= MAX_CODE_ATTEMPTS {
+            Ok(CodeOutcome::Locked {
+                until: now + LOCKOUT,
+            })
+        } else {
+            Ok(CodeOutcome::Wrong {
+                attempts_left: MAX_CODE_ATTEMPTS - attempts,
+            })
+        }
+    }
+
+    /// "Opened" as the wire decisions define it: the signer becomes `opened` (with
+    /// `signer.opened`), and the request too the first time (`signature_request.opened`).
+    /// Does nothing once the signer is past `sent`.
+    pub async fn record_open(&self, link: &SigningLink, origin: &Origin) -> Result<()> {
+        if link.signer.status != SignerStatus::Sent {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let Some(mut r) = tx
+            .lock_request(link.request.org_id, link.request.id)
+            .await?
+        else {
+            return Ok(());
+        };
+        if !effective_status(&r, now).is_open()
+            || !tx.mark_signer_opened(link.signer.id, now).await?
+        {
+            return Ok(());
+        }
+        r.updated_at = now;
+        let evs = opened_events(&mut r, &link.signer, origin, now);
+        tx.update_request_status(&r).await?;
+        tx.insert_events(&evs).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// `signer.opened`, and `signature_request.opened` when this is the request's first open
+/// (the request moves to `opened`); the caller has marked the signer opened.
+pub(crate) fn opened_events(
+    r: &mut RequestRow,
+    s: &Signer,
+    origin: &Origin,
+    now: DateTime<Utc>,
+) -> Vec<EventRow> {
+    let mut evs = vec![events::append(
+        r,
+        Some(s.id),
+        EventType::SignerOpened,
+        json!({
+            "signature_request_id": r.id, "signer_id": s.id, "signer_email": s.email,
+            "signer_name": s.name, "opened_at": time::format(now),
+            "ip_address": origin.ip_address, "user_agent": origin.user_agent,
+        }),
+        now,
+    )];
+    if let Ok(next) = r.status.apply(Action::Open) {
+        r.status = next;
+        r.opened_at = Some(now);
+        evs.push(events::append(
+            r,
+            Some(s.id),
+            EventType::SignatureRequestOpened,
+            json!({
+                "signature_request_id": r.id, "signer_id": s.id, "signer_email": s.email,
+                "signer_name": s.name, "opened_at": time::format(now),
+            }),
+            now,
+        ));
+    }
+    evs
+}

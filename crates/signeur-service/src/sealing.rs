@@ -1,0 +1,179 @@
+//! Sealing: the seal job (stamp, then PAdES-seal the stamped file), its failure, and the
+//! retry an integrator may ask for.
+
+use serde_json::json;
+use sha2::Digest as _;
+use uuid::Uuid;
+
+use signeur_core::{Action, EventType, JobKind, RequestStatus, time};
+use signeur_store::NewJob;
+
+use crate::model::effective_status;
+use crate::{Result, Service, ServiceError, events};
+
+/// Attempts of one seal job before the request becomes `stamp_failed`.
+pub const SEAL_ATTEMPTS: i64 = 8;
+
+impl Service {
+    /// The seal job: the original (checked against `document_hash`) sealed with the
+    /// organization's identity (PAdES B-B), stored, and the request `signed` with
+    /// `signature_request.completed` and `.signed` in one transaction. The slow part runs
+    /// before the transaction, which re-checks the state, so a second run changes nothing.
+    pub async fn seal_request(&self, org_id: Uuid, request_id: Uuid) -> Result<String> {
+        let Some(parts) = self.db.get_request_with_parts(org_id, request_id).await? else {
+            return Ok("request gone".into());
+        };
+        let request = &parts.request;
+        if request.status != RequestStatus::AwaitingStamp {
+            return Ok(format!("nothing to seal ({})", request.status));
+        }
+        let (blob, hash) = (request.document_blob.clone(), request.document_hash.clone());
+        // The document to seal must be the one the signers saw.
+        let original = self.blobs.get(&blob).await?.ok_or_else(|| {
+            ServiceError::Internal(anyhow::anyhow!("the document blob {blob} is missing"))
+        })?;
+        if hex::encode(sha2::Sha256::digest(&original)) != hash {
+            return Err(ServiceError::Internal(anyhow::anyhow!(
+                "the document blob {blob} does not match document_hash"
+            )));
+        }
+        let stamp = self.stamp_input(request, &parts.signers).await?;
+        let identity = self.seal_identity(org_id).await?;
+        let now = self.clock.now();
+        let signer = identity.signer()?;
+        let timestamper = if self.tsa.urls.is_empty() {
+            None
+        } else {
+            Some(crate::tsa::HttpTimestamper {
+                settings: self.tsa.clone(),
+                client: crate::tsa::http_client(&self.tsa)
+                    .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?,
+                handle: tokio::runtime::Handle::current(),
+            })
+        };
+        // Stamp (the blocks and the certificate page, one incremental update), then seal the
+        // stamped file (a further update): the upload stays a byte-exact prefix throughout.
+        let sealed = tokio::task::spawn_blocking(move || {
+            let stamped = signeur_pdf::stamp(&original, &stamp)
+                .map_err(|e| anyhow::anyhow!("stamping failed: {e}"))?;
+            drop(original);
+            signeur_pdf::seal_with_timestamp(
+                &stamped,
+                &signer,
+                &signeur_pdf::SealOptions::new(now),
+                timestamper
+                    .as_ref()
+                    .map(|t| t as &dyn signeur_pdf::Timestamper),
+            )
+            .map_err(|e| anyhow::anyhow!("sealing failed: {e}"))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.into()))?
+        .map_err(ServiceError::Internal)?;
+        let sealed_hash = hex::encode(sha2::Sha256::digest(&sealed));
+        let sealed_key = format!("sealed/{request_id}.pdf");
+        self.blobs.put(&sealed_key, &sealed).await?;
+
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let Some(mut r) = tx.lock_request(org_id, request_id).await? else {
+            return Ok("request gone".into());
+        };
+        if r.status != RequestStatus::AwaitingStamp {
+            return Ok(format!("sealed elsewhere meanwhile ({})", r.status));
+        }
+        let next = RequestStatus::AwaitingStamp.apply(Action::SealSucceeded)?;
+        tx.set_sealed_document(r.id, &sealed_key, &sealed_hash)
+            .await?;
+        r.sealed_blob = Some(sealed_key);
+        r.sealed_document_hash = Some(sealed_hash.clone());
+        r.status = next;
+        r.signed_at = Some(now);
+        r.updated_at = now;
+        let data = json!({
+            "signature_request_id": r.id, "status": "signed", "signed_at": time::format(now),
+            "document_hash": r.document_hash, "sealed_document_hash": sealed_hash,
+            "download_url": format!("{}/api/v1/signatures/{}/document", self.public_url(), r.id),
+        });
+        let evs = vec![
+            events::append(
+                &mut r,
+                None,
+                EventType::SignatureRequestCompleted,
+                data.clone(),
+                now,
+            ),
+            events::append(&mut r, None, EventType::SignatureRequestSigned, data, now),
+        ];
+        tx.update_request_status(&r).await?;
+        tx.insert_events(&evs).await?;
+        tx.commit().await?;
+        tracing::info!(signature_request = %request_id, "sealed (PAdES B-B)");
+        Ok("sealed".into())
+    }
+}
+
+impl Service {
+    /// The seal job gave up: `stamp_failed`, with the reason in the audit trail. A failed
+    /// seal is never silent: an event, an error log line (and the job row keeps the error).
+    pub async fn seal_failed(&self, org_id: Uuid, request_id: Uuid, reason: &str) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let Some(mut r) = tx.lock_request(org_id, request_id).await? else {
+            return Ok(());
+        };
+        let Ok(next) = r.status.apply(Action::SealFailed) else {
+            return Ok(());
+        };
+        r.status = next;
+        r.updated_at = now;
+        let event = events::append(
+            &mut r,
+            None,
+            EventType::SignatureRequestStampFailed,
+            json!({"signature_request_id": request_id, "reason": reason, "failed_at": time::format(now)}),
+            now,
+        );
+        tx.update_request_status(&r).await?;
+        tx.insert_events(&[event]).await?;
+        tx.commit().await?;
+        tracing::error!(signature_request = %request_id, reason, "sealing failed; the request is stamp_failed until retried");
+        Ok(())
+    }
+
+    /// `POST /api/v1/signatures/{id}/retry-seal`: `stamp_failed` → `awaiting_stamp`, the seal
+    /// job queued again.
+    pub async fn retry_seal(&self, org_id: Uuid, request_id: Uuid) -> Result<RequestStatus> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let mut r = tx
+            .lock_request(org_id, request_id)
+            .await?
+            .ok_or(ServiceError::NotFound("Signature request"))?;
+        let next = effective_status(&r, now).apply(Action::RetrySeal)?;
+        r.status = next;
+        r.updated_at = now;
+        let event = events::append(
+            &mut r,
+            None,
+            EventType::SignatureRequestSealRetried,
+            json!({"signature_request_id": request_id, "retried_at": time::format(now)}),
+            now,
+        );
+        tx.enqueue(
+            &NewJob {
+                kind: JobKind::SealDocument,
+                payload: json!({"org_id": org_id, "signature_request_id": request_id}).to_string(),
+                dedup_key: Some(format!("seal:{request_id}")),
+                run_at: now,
+                max_attempts: SEAL_ATTEMPTS,
+            },
+            now,
+        )
+        .await?;
+        tx.update_request_status(&r).await?;
+        tx.insert_events(&[event]).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+}
