@@ -13,4 +13,5 @@ mod signing;
 mod smtp;
 mod snapshots;
 mod support;
+mod typed;
 mod upgrade;
