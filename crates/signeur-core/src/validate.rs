@@ -31,6 +31,8 @@ pub const MAX_EXPIRY_DAYS: i64 = 365;
 pub struct ValidationError {
     pub code: &'static str,
     pub message: String,
+    /// The field refused, as data (forms show it by its label), when one field is at fault.
+    pub field: Option<String>,
 }
 
 impl ValidationError {
@@ -38,13 +40,25 @@ impl ValidationError {
         Self {
             code,
             message: message.into(),
+            field: None,
+        }
+    }
+    /// A refusal of one field: `message` names it as the wire does.
+    pub fn of_field(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.to_string()),
+            ..Self::new(code, message)
         }
     }
     fn missing(field: &str) -> Self {
-        Self::new("missing_field", format!("Field '{field}' is required."))
+        Self::of_field(
+            "missing_field",
+            field,
+            format!("Field '{field}' is required."),
+        )
     }
     fn invalid(field: &str, what: &str) -> Self {
-        Self::new("invalid_field", format!("Field '{field}' {what}."))
+        Self::of_field("invalid_field", field, format!("Field '{field}' {what}."))
     }
 }
 

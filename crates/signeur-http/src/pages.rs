@@ -21,11 +21,11 @@ use minijinja::{Environment, Value, context};
 use rand::RngCore;
 use serde::Deserialize;
 
-use signeur_core::Locale;
+use signeur_core::{Locale, ValidationError};
 use signeur_service::links::{
     CodeOutcome, Gone, LinkState, MAX_CODE_ATTEMPTS, Origin, SESSION_TTL, SigningLink,
 };
-use signeur_service::signing::SignInput;
+use signeur_service::signing::{SignInput, SignerDownload};
 use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
@@ -859,7 +859,7 @@ async fn sign(
             &visitor,
             locale,
             Some(&form),
-            Some(field_error(locale, &v.message, v.code)),
+            Some(field_error(locale, &v)),
         )
         .render_embedded(embedded.as_ref()),
         Err(ServiceError::InvalidState(_)) => see_other(&token, "", locale),
@@ -868,8 +868,8 @@ async fn sign(
 }
 
 /// A validation message in the page's language: the field named by its label.
-fn field_error(locale: Locale, message: &str, code: &str) -> String {
-    let field = message.split('\'').nth(1).unwrap_or("");
+fn field_error(locale: Locale, v: &ValidationError) -> String {
+    let field = v.field.as_deref().unwrap_or("");
     let label_key = match field {
         "full_name" => "sign-name",
         "consent" => "sign-consent",
@@ -881,11 +881,11 @@ fn field_error(locale: Locale, message: &str, code: &str) -> String {
         _ => "",
     };
     let label = i18n::translate(locale, label_key, &[]).unwrap_or_else(|_| field.to_string());
-    let key = match code {
+    let key = match v.code {
         "missing_field" => "error-missing",
         _ => "error-invalid",
     };
-    i18n::translate(locale, key, &[("field", label)]).unwrap_or_else(|_| message.to_string())
+    i18n::translate(locale, key, &[("field", label)]).unwrap_or_else(|_| v.message.clone())
 }
 
 async fn decline_form(
@@ -977,7 +977,7 @@ async fn decline(
             &visitor,
             locale,
             &form.reason,
-            Some(field_error(locale, &v.message, v.code)),
+            Some(field_error(locale, &v)),
         )
         .render(),
         Err(ServiceError::InvalidState(_)) => see_other(&token, "", locale),
@@ -996,16 +996,16 @@ async fn original(
         Err(res) => return res,
     };
     let locale = locale_of(Some(&link), None);
-    if let Some(page) = state_page(&state, &link, &token, locale)
-        && !matches!(link.state, LinkState::Signed { .. })
+    match state
+        .service
+        .signer_download(&link, SignerDownload::Original)
+        .await
     {
-        return page.render();
-    }
-    if !link.has_session {
-        return see_other(&token, "", locale);
-    }
-    match state.service.original_for_signer(&link).await {
-        Ok(bytes) => pdf_response(&link.request.document_filename, bytes),
+        Ok(Some(doc)) => pdf_response(&doc.filename, doc.bytes),
+        Ok(None) => match state_page(&state, &link, &token, locale) {
+            Some(page) if !matches!(link.state, LinkState::Signed { .. }) => page.render(),
+            _ => see_other(&token, "", locale),
+        },
         Err(e) => internal(e),
     }
 }
@@ -1021,15 +1021,13 @@ async fn signed_document(
         Err(res) => return res,
     };
     let locale = locale_of(Some(&link), None);
-    if link.state != (LinkState::Signed { sealed: true }) || !link.has_session {
-        return see_other(&token, "", locale);
-    }
     match state
         .service
-        .signed_document(link.request.org_id, link.request.id)
+        .signer_download(&link, SignerDownload::Sealed)
         .await
     {
-        Ok(doc) => pdf_response(&doc.filename, doc.bytes),
+        Ok(Some(doc)) => pdf_response(&doc.filename, doc.bytes),
+        Ok(None) => see_other(&token, "", locale),
         Err(e) => internal(e),
     }
 }

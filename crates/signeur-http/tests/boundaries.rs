@@ -123,8 +123,10 @@ fn service_modules_import_without_cycles() {
     }
     for (start, direct) in &uses {
         let mut seen = BTreeSet::new();
-        let mut stack: Vec<(String, Vec<String>)> =
-            direct.iter().map(|d| (d.clone(), vec![d.clone()])).collect();
+        let mut stack: Vec<(String, Vec<String>)> = direct
+            .iter()
+            .map(|d| (d.clone(), vec![d.clone()]))
+            .collect();
         while let Some((m, path)) = stack.pop() {
             assert!(
                 &m != start,

@@ -40,6 +40,15 @@ impl ServiceError {
     pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         ServiceError::Validation(ValidationError::new(code, message))
     }
+
+    /// A refusal of one named field (see [`ValidationError::field`]).
+    pub(crate) fn invalid_field(
+        code: &'static str,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        ServiceError::Validation(ValidationError::of_field(code, field, message))
+    }
 }
 
 impl From<StoreError> for ServiceError {

@@ -90,6 +90,19 @@ pub struct SigningLink {
     pub has_session: bool,
 }
 
+impl SigningLink {
+    /// Who may read the document (pages, previews, the original): the signer in a session
+    /// while the link can be signed, or after they signed.
+    pub fn may_read_document(&self) -> bool {
+        self.has_session && matches!(self.state, LinkState::Ready | LinkState::Signed { .. })
+    }
+
+    /// Who may download the sealed file: a signer in a session whose request is sealed.
+    pub fn may_download_sealed(&self) -> bool {
+        self.has_session && self.state == (LinkState::Signed { sealed: true })
+    }
+}
+
 /// The outcome of an access code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeOutcome {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use signeur_pdf::{RenderError, RenderLimits};
 
-use crate::links::{LinkState, SigningLink};
+use crate::links::SigningLink;
 use crate::{Service, ServiceError};
 
 /// Width of the page images, in pixels.
@@ -82,9 +82,8 @@ impl Service {
         link: &SigningLink,
         number: usize,
     ) -> std::result::Result<Arc<Vec<u8>>, PreviewError> {
-        let usable = matches!(link.state, LinkState::Ready | LinkState::Signed { .. });
         let pages = link.request.document_page_count.min(MAX_PREVIEW_PAGES);
-        if !usable || !link.has_session || number == 0 || number as i64 > pages {
+        if !link.may_read_document() || number == 0 || number as i64 > pages {
             return Err(PreviewError::NoSuchPage);
         }
         let key = (link.request.id, number);
@@ -100,7 +99,7 @@ impl Service {
         if let Some(png) = self.previews.get(&key) {
             return Ok(png);
         }
-        let pdf = self.original_for_signer(link).await?;
+        let pdf = self.original_document(link).await?;
         let rendered = tokio::task::spawn_blocking(move || {
             signeur_pdf::render_page_png(&pdf, number - 1, PREVIEW_WIDTH, &RenderLimits::default())
         })

@@ -18,6 +18,15 @@ use crate::{Result, Service, ServiceError, events};
 /// Largest drawn signature accepted (PNG bytes).
 pub const MAX_SIGNATURE_PNG: usize = 512 * 1024;
 
+/// The files a signer can fetch through their link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignerDownload {
+    /// The document as uploaded.
+    Original,
+    /// The sealed document, once the request is signed.
+    Sealed,
+}
+
 /// What the signer submitted on the signing page.
 #[derive(Debug, Clone, Default)]
 pub struct SignInput {
@@ -47,8 +56,9 @@ impl Service {
         }
         let full_name = form_text("full_name", &input.full_name, 200, false)?;
         if !input.consent {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_field(
                 "missing_field",
+                "consent",
                 "Field 'consent' must be checked to sign.",
             ));
         }
@@ -62,8 +72,9 @@ impl Service {
         let role = optional("representing_role", &input.representing_role)?;
         let entity_id = optional("representing_entity_id", &input.representing_entity_id)?;
         if entity.is_none() && (role.is_some() || entity_id.is_some()) {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::invalid_field(
                 "missing_field",
+                "representing_entity",
                 "Field 'representing_entity' is required with a role or an entity id.",
             ));
         }
@@ -285,9 +296,31 @@ impl Service {
         Ok(())
     }
 
-    /// The original upload, for a signer with a session (or a link that is its own
-    /// credential and has been opened).
-    pub async fn original_for_signer(&self, link: &SigningLink) -> Result<Vec<u8>> {
+    /// What a signer may download through their link: the original while they may read
+    /// the document, the sealed file once it exists (see [`SigningLink::may_read_document`]
+    /// and [`SigningLink::may_download_sealed`]). None: not now (the page says why).
+    pub async fn signer_download(
+        &self,
+        link: &SigningLink,
+        which: SignerDownload,
+    ) -> Result<Option<crate::SignedDocument>> {
+        match which {
+            SignerDownload::Original if link.may_read_document() => {
+                Ok(Some(crate::SignedDocument {
+                    filename: link.request.document_filename.clone(),
+                    bytes: self.original_document(link).await?,
+                }))
+            }
+            SignerDownload::Sealed if link.may_download_sealed() => self
+                .signed_document(link.request.org_id, link.request.id)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The original upload's bytes (callers check who may read it).
+    pub(crate) async fn original_document(&self, link: &SigningLink) -> Result<Vec<u8>> {
         self.blobs
             .get(&link.request.document_blob)
             .await?
@@ -303,8 +336,13 @@ impl Service {
 
 /// A drawn signature from the page's canvas: a PNG data URL, bounded.
 fn decode_png_data_url(url: &str) -> Result<Vec<u8>> {
-    let invalid =
-        |msg: &str| ServiceError::invalid("invalid_field", format!("Field 'signature' {msg}"));
+    let invalid = |msg: &str| {
+        ServiceError::invalid_field(
+            "invalid_field",
+            "signature",
+            format!("Field 'signature' {msg}"),
+        )
+    };
     let b64 = url
         .strip_prefix("data:image/png;base64,")
         .ok_or_else(|| invalid("must be a PNG data URL."))?;
