@@ -39,6 +39,7 @@ mod verify;
 pub use verify::{MAX_SIGNATURES, SignatureReport, VerifyError, VerifyReport, verify};
 mod render;
 pub use render::{MAX_RENDER_WIDTH, MIN_RENDER_WIDTH, RenderError, RenderLimits, render_page_png};
+mod layout;
 mod seal;
 mod stamp;
 mod text;
