@@ -54,11 +54,10 @@ pub use audit::{
     audit_trail_pdf,
 };
 pub use seal::{
-    DEFAULT_CONTENTS_SIZE, EssCertIdV2, ID_AA_SIGNING_CERTIFICATE_V2, IssuerSerial,
-    MIN_CONTENTS_SIZE, RingSigner, SealAlgorithm, SealError, SealOptions, SealSigner, SignerError,
-    SigningCertificateV2, cms_content_info, cms_signer_info, seal,
+    EssCertIdV2, ID_AA_SIGNATURE_TIME_STAMP_TOKEN, ID_AA_SIGNING_CERTIFICATE_V2, IssuerSerial,
+    RingSigner, SealAlgorithm, SealError, SealOptions, SealSigner, SignerError,
+    SigningCertificateV2, Timestamper, seal, seal_with_timestamp,
 };
-pub use seal::{ID_AA_SIGNATURE_TIME_STAMP_TOKEN, Timestamper, seal_with_timestamp};
 pub use tsa::{TsaError, timestamp_request, timestamp_token};
 
 /// Most pages an accepted document may have.
