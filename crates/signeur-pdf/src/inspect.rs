@@ -76,7 +76,7 @@ fn unreadable(message: impl Into<String>) -> InspectError {
 ///    cross-reference table by scanning the file; validators of the sealed file do not all do
 ///    so, and a repaired table may point at stale objects, so any repair is refused.
 /// 6. **Structure and limits** – a version like `1.7`, a catalog, a page tree with at least one
-///    page, at most [`MAX_PAGES`] pages and at most [`MAX_OBJECTS`] objects.
+///    page, at most 2000 pages and at most 200 000 objects.
 /// 7. **Certification** – a document certified with DocMDP permission `P 1` (catalog
 ///    `/Perms /DocMDP`, signature `/Reference` with `/TransformMethod /DocMDP`) allows no change
 ///    at all, so adding our signatures would break its certification:
