@@ -151,7 +151,7 @@ impl<T> Pages<T> {
 }
 
 /// Sets the fill colour.
-pub(crate) fn fill(surface: &mut Surface, color: Rgb) {
+fn fill(surface: &mut Surface, color: Rgb) {
     surface.set_fill(Some(Fill {
         paint: rgb::Color::new(color.0, color.1, color.2).into(),
         ..Fill::default()
