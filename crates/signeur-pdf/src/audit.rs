@@ -1,25 +1,25 @@
-//! The audit-trail PDF (seed 004: "a standalone PDF containing the full audit record: request
-//! metadata, signer details with IPs and user agents, chronological event timeline, and PAdES
-//! signature info when the request is sealed"). Informational, not signed: the sealed document
-//! is the evidence. Generated on demand from an [`AuditTrail`] the service assembles; every text
-//! field arrives formatted for people.
+//! The audit-trail PDF: a standalone record of one signature request — the request's details,
+//! each signer with IP address and user agent, the chronological event timeline with its hash
+//! chain, and the seal of the sealed document when there is one. It is informational and not
+//! signed: the sealed document is the evidence. Generated on demand from an [`AuditTrail`] the
+//! caller assembles; every text field arrives formatted for people.
+//!
+//! Laid out with [`crate::layout`]: A4 pages, key-value tables and the timeline as tagged
+//! tables whose rows break across pages, headings kept with what follows them.
 
+use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use krilla::color::rgb;
 use krilla::configure::{ConfigurationBuilder, Validator};
 use krilla::error::KrillaError;
-use krilla::geom::{PathBuilder, Rect};
 use krilla::metadata::{DateTime, Metadata};
 use krilla::page::PageSettings;
-use krilla::paint::Fill;
-use krilla::surface::Surface;
 use krilla::tagging::{
-    Artifact, ArtifactType, ContentTag, Identifier, Node, TableHeaderScope, Tag, TagGroup, TagKind,
-    TagTree,
+    ArtifactType, Identifier, Node, TableHeaderScope, Tag, TagGroup, TagKind, TagTree,
 };
 use krilla::{Document, SerializeSettings};
 
+use crate::layout::{self, Mark, Pages, Rgb, Style, or_dash, style};
 use crate::text::{self, TextError, Weight};
 
 /// The request part of the record.
@@ -159,7 +159,6 @@ const EVENT_W: f32 = CONTENT_W - 156.0;
 /// Width of the small labels ("Hash", "Previous") in front of the hashes.
 const HASH_LABEL_W: f32 = 40.0;
 
-type Rgb = (u8, u8, u8);
 const INK: Rgb = (0x1f, 0x29, 0x37);
 const ACCENT: Rgb = (0x1e, 0x3a, 0x5f);
 const MUTED: Rgb = (0x4b, 0x55, 0x63);
@@ -176,21 +175,6 @@ const NOTE: &str = "This record is informational and is not cryptographically si
 
 fn draw_error(_: TextError) -> AuditPdfError {
     AuditPdfError::Draw("the embedded font could not be loaded".into())
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Style {
-    size: f32,
-    weight: Weight,
-    color: Rgb,
-}
-
-const fn style(size: f32, weight: Weight, color: Rgb) -> Style {
-    Style {
-        size,
-        weight,
-        color,
-    }
 }
 
 const LABEL: Style = style(8.5, Weight::Bold, MUTED);
@@ -306,34 +290,9 @@ fn labeled(label: &str, value: &str, label_w: f32, width: f32) -> Result<Vec<Lin
     Ok(lines)
 }
 
-fn or_dash(value: &str) -> &str {
-    if value.trim().is_empty() {
-        "—"
-    } else {
-        value
-    }
-}
-
-/// What is drawn on a page.
-#[derive(Debug, Clone)]
-enum Op {
-    /// Text with its baseline at (`x`, `y`); content (tagged as a span) or an artifact.
-    Text {
-        x: f32,
-        y: f32,
-        style: Style,
-        text: String,
-        artifact: Option<ArtifactType>,
-    },
-    /// A filled rectangle (rules, shading): always a layout artifact.
-    Rect {
-        x: f32,
-        y: f32,
-        w: f32,
-        h: f32,
-        color: Rgb,
-    },
-}
+/// What is drawn on a page: text (content, tagged as a span, or an artifact) and filled
+/// rectangles (rules, shading: always layout artifacts).
+type Op = layout::Op<Infallible>;
 
 /// The structure tree as laid out: groups and the text drawn for them, by page and op index.
 #[derive(Debug, Clone)]
@@ -394,9 +353,7 @@ struct RepeatHeader {
 
 /// The layout cursor: pages of ops, the current position and the structure so far.
 struct Layout {
-    pages: Vec<Vec<Op>>,
-    y: f32,
-    page_top: f32,
+    pages: Pages<Op>,
     root: Vec<SNode>,
     repeat: Option<RepeatHeader>,
 }
@@ -404,33 +361,15 @@ struct Layout {
 impl Layout {
     fn new() -> Layout {
         Layout {
-            pages: vec![Vec::new()],
-            y: TOP,
-            page_top: TOP,
+            // A page counts as empty until something is placed below its (repeated) header.
+            pages: Pages::new(TOP, BOTTOM, 0.5),
             root: Vec::new(),
             repeat: None,
         }
     }
 
-    fn page(&self) -> usize {
-        self.pages.len().saturating_sub(1)
-    }
-
-    fn ops(&mut self) -> &mut Vec<Op> {
-        if self.pages.is_empty() {
-            self.pages.push(Vec::new());
-        }
-        let last = self.pages.len() - 1;
-        &mut self.pages[last]
-    }
-
-    fn at_top(&self) -> bool {
-        self.y <= self.page_top + 0.5
-    }
-
     fn new_page(&mut self) {
-        self.pages.push(Vec::new());
-        self.y = TOP;
+        self.pages.break_page();
         if let Some(header) = self.repeat.clone() {
             let cells = header
                 .cells
@@ -449,18 +388,18 @@ impl Layout {
             // Drawn as artifacts, so the groups it returns stay out of the tree.
             let _ = self.row(cells, look);
         }
-        self.page_top = self.y;
+        self.pages.page_top = self.pages.y;
     }
 
     /// Starts a new page unless `height` fits below the cursor (or the page is still empty).
     fn ensure(&mut self, height: f32) {
-        if self.y + height > BOTTOM && !self.at_top() {
+        if self.pages.needs_break(height) {
             self.new_page();
         }
     }
 
     fn rect(&mut self, x: f32, y: f32, w: f32, h: f32, color: Rgb) {
-        self.ops().push(Op::Rect { x, y, w, h, color });
+        self.pages.push(Op::Rect { x, y, w, h, color });
     }
 
     /// Emits `line` with its top at `top`; its text becomes leaves of `group` (unless it is
@@ -479,14 +418,14 @@ impl Layout {
             if part.text.trim().is_empty() {
                 continue;
             }
-            let page = self.page();
-            let ops = self.ops();
+            let page = self.pages.page();
+            let ops = self.pages.ops();
             ops.push(Op::Text {
                 x: x + part.dx,
                 y: baseline,
                 style: part.style,
                 text: part.text.clone(),
-                artifact,
+                mark: artifact.map_or(Mark::Span, Mark::Artifact),
             });
             if artifact.is_none() {
                 group.children.push(SNode::Leaf(page, ops.len() - 1));
@@ -499,9 +438,9 @@ impl Layout {
         let mut group = SGroup::new(tag);
         for line in lines {
             self.ensure(line.height);
-            let top = self.y;
+            let top = self.pages.y;
             self.emit(line, x, top, &mut group, None);
-            self.y += line.height;
+            self.pages.y += line.height;
         }
         group
     }
@@ -515,8 +454,8 @@ impl Layout {
         let title = sanitize(text, false);
         let lines = wrapped(&title, style, CONTENT_W)?;
         let height: f32 = lines.iter().map(|l| l.height).sum();
-        if !self.at_top() {
-            self.y += before;
+        if !self.pages.at_top() {
+            self.pages.y += before;
         }
         // Keep the heading with the start of what follows it.
         self.ensure(height + after + 48.0);
@@ -527,11 +466,11 @@ impl Layout {
         let group = self.block(tag, &lines, MARGIN);
         self.root.push(SNode::Group(group));
         if level == 2 {
-            let y = self.y + 1.0;
+            let y = self.pages.y + 1.0;
             self.rect(MARGIN, y, CONTENT_W, 0.8, ACCENT);
-            self.y += 2.0;
+            self.pages.y += 2.0;
         }
-        self.y += after;
+        self.pages.y += after;
         Ok(())
     }
 
@@ -551,13 +490,12 @@ impl Layout {
                 cells[i].lines[next[i]..].iter().map(|l| l.height).sum()
             };
             let need = (0..cells.len()).map(|i| rest(i, &next)).fold(0.0, f32::max) + 2.0 * pad;
-            if self.y + need > BOTTOM
-                && !self.at_top()
-                && (need <= BOTTOM - TOP - 30.0 || BOTTOM - self.y < 2.0 * pad + 40.0)
+            if self.pages.needs_break(need)
+                && (need <= BOTTOM - TOP - 30.0 || BOTTOM - self.pages.y < 2.0 * pad + 40.0)
             {
                 self.new_page();
             }
-            let available = BOTTOM - self.y - 2.0 * pad;
+            let available = BOTTOM - self.pages.y - 2.0 * pad;
             let mut take = vec![0usize; cells.len()];
             let mut height = vec![0f32; cells.len()];
             for (i, cell) in cells.iter().enumerate() {
@@ -577,7 +515,7 @@ impl Layout {
                 }
             }
             let part = height.iter().copied().fold(0.0, f32::max) + 2.0 * pad;
-            let top = self.y;
+            let top = self.pages.y;
             if let Some(shade) = look.shade {
                 self.rect(MARGIN, top, CONTENT_W, part, shade);
             }
@@ -592,9 +530,9 @@ impl Layout {
                 }
                 next[i] += take[i];
             }
-            self.y += part;
+            self.pages.y += part;
             if look.rule {
-                let y = self.y - 0.5;
+                let y = self.pages.y - 0.5;
                 self.rect(MARGIN, y, CONTENT_W, 0.5, RULE);
             }
             if (0..cells.len()).all(|i| next[i] >= cells[i].lines.len()) {
@@ -650,7 +588,7 @@ fn build(trail: &AuditTrail) -> Result<Layout, AuditPdfError> {
     };
     let lines = wrapped(title, style(14.0, Weight::Regular, INK), CONTENT_W)?;
     l.paragraph(&lines, MARGIN);
-    l.y += 4.0;
+    l.pages.y += 4.0;
     let lines = wrapped(
         &format!(
             "Request {} · generated {}",
@@ -661,7 +599,7 @@ fn build(trail: &AuditTrail) -> Result<Layout, AuditPdfError> {
         CONTENT_W,
     )?;
     l.paragraph(&lines, MARGIN);
-    l.y += 6.0;
+    l.pages.y += 6.0;
     let lines = wrapped(NOTE, style(8.5, Weight::Regular, INK), CONTENT_W - 16.0)?;
     let cells = vec![Cell {
         tag: Tag::P.into(),
@@ -863,7 +801,7 @@ fn build(trail: &AuditTrail) -> Result<Layout, AuditPdfError> {
     };
     let lines = wrapped(&intro, style(9.0, Weight::Regular, MUTED), CONTENT_W)?;
     l.paragraph(&lines, MARGIN);
-    l.y += 4.0;
+    l.pages.y += 4.0;
     if count > 0 {
         timeline(&mut l, &trail.events)?;
     }
@@ -976,7 +914,7 @@ fn timeline(l: &mut Layout, events: &[AuditEvent]) -> Result<(), AuditPdfError> 
 
 /// Page headers (from the second page) and footers on every page, as artifacts.
 fn furnish(l: &mut Layout, trail: &AuditTrail) -> Result<(), AuditPdfError> {
-    let total = l.pages.len();
+    let total = l.pages.pages.len();
     let id = sanitize(or_dash(&trail.request.id), false);
     let title = sanitize(&trail.request.title, false);
     let note = text::ellipsize(
@@ -987,7 +925,7 @@ fn furnish(l: &mut Layout, trail: &AuditTrail) -> Result<(), AuditPdfError> {
         CONTENT_W,
     )
     .map_err(draw_error)?;
-    for (index, ops) in l.pages.iter_mut().enumerate() {
+    for (index, ops) in l.pages.pages.iter_mut().enumerate() {
         let page_label = format!("Page {} of {}", index + 1, total);
         let label_w = text::width(&page_label, FOOT.size, FOOT.weight).map_err(draw_error)?;
         let left = text::ellipsize(
@@ -1005,27 +943,27 @@ fn furnish(l: &mut Layout, trail: &AuditTrail) -> Result<(), AuditPdfError> {
             h: 0.5,
             color: RULE,
         });
-        let footer = Some(ArtifactType::Footer);
+        let footer = Mark::Artifact(ArtifactType::Footer);
         ops.push(Op::Text {
             x: MARGIN,
             y: rule_y + 12.0,
             style: FOOT,
             text: left,
-            artifact: footer,
+            mark: footer,
         });
         ops.push(Op::Text {
             x: MARGIN + CONTENT_W - label_w,
             y: rule_y + 12.0,
             style: FOOT,
             text: page_label,
-            artifact: footer,
+            mark: footer,
         });
         ops.push(Op::Text {
             x: MARGIN,
             y: rule_y + 22.0,
             style: style(6.8, Weight::Regular, FAINT),
             text: note.clone(),
-            artifact: footer,
+            mark: footer,
         });
         if index > 0 {
             let head = text::ellipsize(
@@ -1040,7 +978,7 @@ fn furnish(l: &mut Layout, trail: &AuditTrail) -> Result<(), AuditPdfError> {
                 y: 32.0,
                 style: FOOT,
                 text: head,
-                artifact: Some(ArtifactType::Header),
+                mark: Mark::Artifact(ArtifactType::Header),
             });
             ops.push(Op::Rect {
                 x: MARGIN,
@@ -1152,6 +1090,12 @@ enum Failure {
     Other(String),
 }
 
+impl From<TextError> for Failure {
+    fn from(e: TextError) -> Self {
+        Failure::Other(e.to_string())
+    }
+}
+
 fn draw(trail: &AuditTrail) -> Result<Vec<u8>, AuditPdfError> {
     let mut layout = build(trail)?;
     furnish(&mut layout, trail)?;
@@ -1165,15 +1109,7 @@ fn draw(trail: &AuditTrail) -> Result<Vec<u8>, AuditPdfError> {
     }
 }
 
-fn fill(surface: &mut Surface, color: Rgb) {
-    surface.set_fill(Some(Fill {
-        paint: rgb::Color::new(color.0, color.1, color.2).into(),
-        ..Fill::default()
-    }));
-}
-
 fn render(layout: &Layout, trail: &AuditTrail, archival: bool) -> Result<Vec<u8>, Failure> {
-    let other = |e: &dyn std::fmt::Display| Failure::Other(e.to_string());
     let mut builder = ConfigurationBuilder::new();
     if archival {
         builder = builder.set_validator(Validator::A(krilla::configure::Archival::A2_B));
@@ -1187,67 +1123,16 @@ fn render(layout: &Layout, trail: &AuditTrail, archival: bool) -> Result<Vec<u8>
         ..SerializeSettings::default()
     };
     let mut document = Document::new_with(settings);
-    let mut ids: Vec<Vec<Option<Identifier>>> = Vec::with_capacity(layout.pages.len());
+    let mut ids: Vec<Vec<Option<Identifier>>> = Vec::with_capacity(layout.pages.pages.len());
     let page_settings = PageSettings::from_wh(PAGE_W, PAGE_H)
         .ok_or_else(|| Failure::Other("invalid page size".into()))?;
-    for ops in &layout.pages {
-        let mut page_ids = vec![None; ops.len()];
+    for ops in &layout.pages.pages {
         let mut page = document.start_page_with(page_settings.clone());
         let mut surface = page.surface();
-        for (index, op) in ops.iter().enumerate() {
-            match op {
-                Op::Rect { x, y, w, h, color } => {
-                    let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) else {
-                        continue;
-                    };
-                    let mut pb = PathBuilder::new();
-                    pb.push_rect(rect);
-                    let Some(path) = pb.finish() else { continue };
-                    surface.start_tagged(ContentTag::Artifact(Artifact::with_kind(
-                        ArtifactType::Layout,
-                    )));
-                    fill(&mut surface, *color);
-                    surface.draw_path(&path);
-                    surface.end_tagged();
-                }
-                Op::Text {
-                    x,
-                    y,
-                    style,
-                    text,
-                    artifact,
-                } => {
-                    fill(&mut surface, style.color);
-                    match artifact {
-                        None => {
-                            let (id, _) = text::draw_line_tagged(
-                                &mut surface,
-                                text,
-                                *x,
-                                *y,
-                                style.size,
-                                style.weight,
-                            )
-                            .map_err(|e| other(&e))?;
-                            page_ids[index] = Some(id);
-                        }
-                        Some(kind) => {
-                            surface.start_tagged(ContentTag::Artifact(Artifact::with_kind(*kind)));
-                            let drawn = text::draw_line(
-                                &mut surface,
-                                text,
-                                *x,
-                                *y,
-                                style.size,
-                                style.weight,
-                            );
-                            surface.end_tagged();
-                            drawn.map_err(|e| other(&e))?;
-                        }
-                    }
-                }
-            }
-        }
+        let page_ids =
+            layout::draw_ops(&mut surface, ops, true, |_, never| -> Result<(), Failure> {
+                match *never {}
+            })?;
         surface.finish();
         page.finish();
         ids.push(page_ids);
@@ -1338,9 +1223,9 @@ mod tests {
             lines,
         }];
         let groups = layout.row(cells, PLAIN_ROW);
-        assert!(layout.pages.len() > 2);
+        assert!(layout.pages.pages.len() > 2);
         assert_eq!(groups[0].children.len(), 300);
-        for ops in &layout.pages {
+        for ops in &layout.pages.pages {
             for op in ops {
                 if let Op::Text { y, .. } = op {
                     assert!(*y <= BOTTOM && *y >= TOP, "{y}");

@@ -1,22 +1,4 @@
-//! Page previews: one page of a PDF rendered to a PNG with `hayro` (a pure-Rust rasterizer),
-//! for the signing page. Pure bytes in, bytes out: no I/O, no global state.
-//!
-//! The caller is expected to render only documents that [`crate::inspect`] accepted at upload;
-//! [`render_page_png`] still treats its input as hostile:
-//!
-//! - the same cheap byte checks as `inspect` come first (`%PDF-` within the first 1024 bytes,
-//!   a final `%%EOF` at the end), so a cut or garbage file is [`RenderError::Unreadable`] rather
-//!   than whatever a repairing reader would make of it;
-//! - the image size is computed from the page box and refused ([`RenderError::TooLarge`])
-//!   before any pixel buffer is allocated;
-//! - parsing and rendering run on a dedicated thread, inside `catch_unwind`: a panic in the
-//!   renderer becomes [`RenderError::Unreadable`], and a render that outlives
-//!   [`RenderLimits::timeout`] becomes [`RenderError::TimedOut`].
-//!
-//! **A timed-out render is not stopped**: `hayro` has no cancellation, so its thread is left
-//! to run to completion (its result is then dropped). The timeout bounds how long the caller
-//! waits, not the CPU the render uses; a caller exposed to many hostile documents should also
-//! bound how many renders it starts at once.
+//! Page previews: [`render_page_png`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
@@ -32,9 +14,9 @@ use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, Tar
 use hayro::{RenderCache, RenderSettings, render_into};
 
 /// Narrowest image [`render_page_png`] produces, in pixels.
-pub const MIN_RENDER_WIDTH: u32 = 200;
+const MIN_RENDER_WIDTH: u32 = 200;
 /// Widest image [`render_page_png`] produces, in pixels.
-pub const MAX_RENDER_WIDTH: u32 = 1600;
+const MAX_RENDER_WIDTH: u32 = 1600;
 /// Stack of the render thread: more than the 2 MiB default, as deeply nested (hostile) files
 /// make the parser and interpreter recurse, and a stack overflow aborts the whole process
 /// rather than unwinding.
@@ -47,7 +29,7 @@ pub struct RenderLimits {
     pub max_pages: usize,
     /// Most pixels (width × height) the image may have.
     pub max_pixels: u64,
-    /// Longest the caller waits for the render (see the module documentation: the render
+    /// Longest the caller waits for the render (see [`render_page_png`]: the render
     /// itself is not stopped).
     pub timeout: Duration,
 }
@@ -94,20 +76,41 @@ impl RenderError {
 }
 
 /// Renders page `index` (0-based) scaled so the image is `width_px` wide (clamped to
-/// [`MIN_RENDER_WIDTH`]`..=`[`MAX_RENDER_WIDTH`]), on a white background, as PNG bytes.
+/// 200..=1600 pixels), on a white background, as PNG bytes.
 /// The height follows the page's aspect ratio (crop box, rotation applied).
 ///
 /// Never panics. Blocks the calling thread for up to `limits.timeout` (call it from a
 /// blocking-task pool in async code).
+///
+/// Rendered with `hayro`, a pure-Rust rasterizer. The caller is expected to render only
+/// documents that [`inspect`](fn@crate::inspect) accepted at upload; the input is still
+/// treated as hostile:
+///
+/// - the same cheap byte checks as `inspect` come first (`%PDF-` within the first 1024 bytes,
+///   a final `%%EOF` at the end), so a cut or garbage file is [`RenderError::Unreadable`] rather
+///   than whatever a repairing reader would make of it;
+/// - the image size is computed from the page box and refused ([`RenderError::TooLarge`])
+///   before any pixel buffer is allocated;
+/// - parsing and rendering run on a dedicated thread, inside `catch_unwind`: a panic in the
+///   renderer becomes [`RenderError::Unreadable`], and a render that outlives
+///   [`RenderLimits::timeout`] becomes [`RenderError::TimedOut`].
+///
+/// **A timed-out render is not stopped**: `hayro` has no cancellation, so its thread is left
+/// to run to completion (its result is then dropped). The timeout bounds how long the caller
+/// waits, not the CPU the render uses; a caller exposed to many hostile documents should also
+/// bound how many renders it starts at once.
 pub fn render_page_png(
     pdf: &[u8],
     index: usize,
     width_px: u32,
     limits: &RenderLimits,
 ) -> Result<Vec<u8>, RenderError> {
-    let header_at = crate::find(&pdf[..pdf.len().min(crate::MARKER_WINDOW)], b"%PDF-")
-        .ok_or(RenderError::Unreadable)?;
-    crate::check_complete(pdf).map_err(|_| RenderError::Unreadable)?;
+    let header_at = crate::find(
+        &pdf[..pdf.len().min(crate::inspect::MARKER_WINDOW)],
+        b"%PDF-",
+    )
+    .ok_or(RenderError::Unreadable)?;
+    crate::inspect::check_complete(pdf).map_err(|_| RenderError::Unreadable)?;
 
     let job = Job {
         data: pdf[header_at..].to_vec(),

@@ -1,38 +1,4 @@
-//! Visible evidence on the document itself (DESIGN.md §5): one signature block per signer and
-//! an appended signature certificate page, written as an incremental update on top of the
-//! uploaded file, which therefore stays a byte-exact prefix. The seal is applied after, as a
-//! further incremental update that covers this one.
-//!
-//! Every text field arrives formatted by the caller (times as `2026-05-14 10:51:51 UTC`, the
-//! verification method in words): this module draws, it does not decide.
-//!
-//! # Placement
-//!
-//! A signer with a [`StampPosition`] gets its block there (a page that does not exist is
-//! [`StampError::Input`]; a block that would stick out of the page is moved inside it). The other signers' blocks go together, as one grid
-//! ([`STAMP_BLOCK_SIZE`] each, 8 points apart), onto the last page: the page is rendered at
-//! low resolution and the grid goes where it covers nothing that is drawn (no pixel darker
-//! than near-white within 6 points of it, nor an explicitly placed block, nor a visible
-//! annotation such as a form field or an earlier visible signature), at least 36 points
-//! from the page edges, as low on the page as possible, then as far left, preferring more
-//! columns when two shapes fit equally low. When no such area exists (or the page cannot be
-//! rendered), the blocks are drawn at the top of the first certificate page instead, under a
-//! note that says so.
-//!
-//! # Drawing
-//!
-//! The blocks and the certificate pages are drawn with krilla into one scratch PDF, whose
-//! objects are copied (renumbered) into the update: a block-carrying page keeps its content,
-//! wrapped in `q … Q`, and paints a Form XObject holding the blocks through the matrix that
-//! undoes its crop-box origin and `/Rotate`; certificate pages (the last page's size when it is
-//! a usual one, else A4; as many as needed) are appended to the root of the page tree with
-//! their own `/MediaBox`, `/CropBox`, `/Rotate 0` and `/Resources`. All text is DejaVu Sans
-//! through [`crate::text`]; a line with characters drawn as bitmaps carries `/ActualText`.
-//! Nothing depends on the clock: the same input gives the same bytes.
-//!
-//! An earlier approval signature stays intact (its bytes are untouched), but validators that
-//! analyse later revisions, such as pyHanko, report the stamp's new page and content as
-//! modifications after it: adding visible evidence is a change no signature permits.
+//! Visible evidence on the document: [`stamp`].
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -100,7 +66,7 @@ pub enum StampError {
 }
 
 /// Most signers one stamp shows.
-pub const MAX_STAMP_SIGNERS: usize = 200;
+const MAX_STAMP_SIGNERS: usize = 200;
 /// Longest text field drawn, in characters; longer ones are cut with "…".
 const MAX_FIELD_CHARS: usize = 2000;
 /// Automatically placed blocks keep this far from the page edges (points).
@@ -112,8 +78,47 @@ const SEARCH_SCALE: f32 = 0.75;
 /// A4, for certificate pages when the last page has an unusual size.
 const A4: (f32, f32) = (595.276, 841.89);
 
-/// Stamps `pdf` (see the module docs) and returns the whole new file: `pdf` followed by one
-/// incremental update. Never panics.
+/// Stamps `pdf` and returns the whole new file: `pdf` followed by one incremental update.
+///
+/// The update adds the visible evidence: one signature block per signer and appended
+/// signature certificate pages (the request, then each signer's details). The input stays a
+/// byte-exact prefix; sealing comes after, as a further incremental update that covers this
+/// one. At most 200 signers; a text field longer than 2000 characters is cut with "…".
+///
+/// Every text field arrives formatted by the caller (times as `2026-05-14 10:51:51 UTC`, the
+/// verification method in words): this function draws, it does not decide.
+///
+/// # Placement
+///
+/// A signer with a [`StampPosition`] gets its block there (a page that does not exist is
+/// [`StampError::Input`]; a block that would stick out of the page is moved inside it). The
+/// other signers' blocks go together, as one grid
+/// ([`STAMP_BLOCK_SIZE`] each, 8 points apart), onto the last page: the page is rendered at
+/// low resolution and the grid goes where it covers nothing that is drawn (no pixel darker
+/// than near-white within 6 points of it, nor an explicitly placed block, nor a visible
+/// annotation such as a form field or an earlier visible signature), at least 36 points
+/// from the page edges, as low on the page as possible, then as far left, preferring more
+/// columns when two shapes fit equally low. When no such area exists (or the page cannot be
+/// rendered), the blocks are drawn at the top of the first certificate page instead, under a
+/// note that says so.
+///
+/// # Drawing
+///
+/// The blocks and the certificate pages are drawn with krilla into one scratch PDF, whose
+/// objects are copied (renumbered) into the update: a block-carrying page keeps its content,
+/// wrapped in `q … Q`, and paints a Form XObject holding the blocks through the matrix that
+/// undoes its crop-box origin and `/Rotate`; certificate pages (the last page's size when it is
+/// a usual one, else A4; as many as needed) are appended to the root of the page tree with
+/// their own `/MediaBox`, `/CropBox`, `/Rotate 0` and `/Resources`. All text is DejaVu Sans;
+/// a character it lacks is drawn from GNU Unifont's bitmaps (or as its code point in a box),
+/// and a line with such characters carries `/ActualText`, so text extraction still finds it.
+/// Nothing depends on the clock: the same input gives the same bytes.
+///
+/// An earlier approval signature stays intact (its bytes are untouched), but validators that
+/// analyse later revisions, such as pyHanko, report the stamp's new page and content as
+/// modifications after it: adding visible evidence is a change no signature permits.
+///
+/// Never panics.
 pub fn stamp(pdf: &[u8], input: &StampInput) -> Result<Vec<u8>, StampError> {
     catch_unwind(AssertUnwindSafe(|| stamp_document(pdf, input))).unwrap_or_else(|_| {
         Err(StampError::Draw(
@@ -321,7 +326,7 @@ fn stamp_document(pdf: &[u8], input: &StampInput) -> Result<Vec<u8>, StampError>
 }
 
 /// Top-left corners for `count` blocks on the last page (`number`) where they cover nothing
-/// (see the module docs), or `None`.
+/// (see [`stamp`]), or `None`.
 fn find_blank_area(
     pdf: &[u8],
     number: u32,
@@ -330,7 +335,7 @@ fn find_blank_area(
     count: usize,
 ) -> Option<Vec<(f32, f32)>> {
     let limits = crate::RenderLimits {
-        max_pages: crate::MAX_PAGES as usize,
+        max_pages: crate::inspect::MAX_PAGES as usize,
         max_pixels: 4_000_000,
         timeout: Duration::from_secs(20),
     };

@@ -1,24 +1,4 @@
-//! Verification of the digital signatures of a PDF: bytes in, report out.
-//!
-//! [`verify`] finds every signature field of the AcroForm (following `/Kids`, with the field
-//! type inherited), and for each signature dictionary checks, from the bytes alone:
-//!
-//! - that `/ByteRange` is four non-negative numbers describing two ranges around a gap which
-//!   holds exactly the `<…>` hex string of `/Contents` (the gap bytes are decoded and must equal
-//!   the parsed `/Contents`), and whether the ranges cover the whole file;
-//! - that the CMS `SignedData` in `/Contents` (its DER length is read from the content, so the
-//!   zero padding after it is ignored whatever the signature ends with) has a `message-digest`
-//!   signed attribute equal to the digest of the ranges;
-//! - that the signature over the DER `SET OF` signed attributes (the bytes as written, not a
-//!   re-encoding) verifies with the signer certificate's public key (ECDSA P-256/SHA-256,
-//!   P-384/SHA-384, RSA PKCS#1 v1.5 with SHA-256/384/512, through `ring`);
-//! - that the ESS signing-certificate-v2 attribute names the signer certificate, whether a CMS
-//!   signing-time attribute is present (PAdES forbids it) and whether a signature time-stamp
-//!   token is attached.
-//!
-//! Nothing is trusted: certificate chains, revocation and time-stamp tokens are **not**
-//! validated; the report says what the bytes prove, not who signed. Never panics; the work is
-//! bounded by the number of signatures ([`MAX_SIGNATURES`]) and fields visited.
+//! Verification of the digital signatures of a PDF: [`verify`].
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -36,7 +16,7 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::serial_number::SerialNumber;
 
 /// Most signatures examined in one file.
-pub const MAX_SIGNATURES: usize = 64;
+pub(crate) const MAX_SIGNATURES: usize = 64;
 /// Most form-field nodes visited while looking for signatures.
 const MAX_FIELD_NODES: usize = 10_000;
 /// Deepest `/Kids` nesting followed.
@@ -214,8 +194,29 @@ impl VerifyError {
     }
 }
 
-/// Verifies the signatures of `pdf`; see the module documentation. A file without signatures
-/// gives an empty report. Never panics.
+/// Verifies the digital signatures of a PDF: bytes in, report out.
+///
+/// [`verify`] finds every signature field of the AcroForm (following `/Kids`, with the field
+/// type inherited), and for each signature dictionary checks, from the bytes alone:
+///
+/// - that `/ByteRange` is four non-negative numbers describing two ranges around a gap which
+///   holds exactly the `<…>` hex string of `/Contents` (the gap bytes are decoded and must equal
+///   the parsed `/Contents`), and whether the ranges cover the whole file;
+/// - that the CMS `SignedData` in `/Contents` (its DER length is read from the content, so the
+///   zero padding after it is ignored whatever the signature ends with) has a `message-digest`
+///   signed attribute equal to the digest of the ranges;
+/// - that the signature over the DER `SET OF` signed attributes (the bytes as written, not a
+///   re-encoding) verifies with the signer certificate's public key (ECDSA P-256/SHA-256,
+///   P-384/SHA-384, RSA PKCS#1 v1.5 with SHA-256/384/512, through `ring`);
+/// - that the ESS signing-certificate-v2 attribute names the signer certificate, whether a CMS
+///   signing-time attribute is present (PAdES forbids it) and whether a signature time-stamp
+///   token is attached.
+///
+/// Nothing is trusted: certificate chains, revocation and time-stamp tokens are **not**
+/// validated; the report says what the bytes prove, not who signed. Never panics; the work is
+/// bounded by the number of signatures (64) and fields visited.
+///
+/// A file without signatures gives an empty report. Never panics.
 pub fn verify(pdf: &[u8]) -> Result<VerifyReport, VerifyError> {
     let window = pdf.get(..pdf.len().min(HEADER_WINDOW)).unwrap_or_default();
     let header_at = window

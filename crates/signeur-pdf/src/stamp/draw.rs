@@ -1,25 +1,24 @@
-//! Drawing with krilla: the signature blocks and the certificate pages. Coordinates are
-//! krilla's (points, origin top-left, y down; text `y` is the baseline).
+//! Drawing with krilla: the signature blocks and the certificate pages, laid out with
+//! [`crate::layout`]. Coordinates are krilla's (points, origin top-left, y down; text `y` is
+//! the baseline).
 
-use krilla::color::rgb;
-use krilla::geom::{PathBuilder, Rect, Size, Transform};
+use krilla::geom::{Size, Transform};
 use krilla::image::Image;
 use krilla::page::PageSettings;
-use krilla::paint::{Fill, Stroke};
 use krilla::surface::Surface;
-use krilla::tagging::{ContentTag, SpanTag};
 use krilla::{Document, SerializeSettings};
 
 use super::{STAMP_BLOCK_SIZE, StampError, StampInput, StampSigner};
+use crate::layout::{self, Mark, Op, Pages, Rgb, one_line, style};
 use crate::text::{self, TextError, Weight};
 
 /// Space between blocks laid out in a grid.
 pub(super) const BLOCK_GAP: f32 = 8.0;
 
-const INK: (u8, u8, u8) = (25, 25, 30);
-const MUTED: (u8, u8, u8) = (95, 100, 110);
-const BRAND: (u8, u8, u8) = (38, 76, 138);
-const RULE: (u8, u8, u8) = (190, 195, 205);
+const INK: Rgb = (25, 25, 30);
+const MUTED: Rgb = (95, 100, 110);
+const BRAND: Rgb = (38, 76, 138);
+const RULE: Rgb = (190, 195, 205);
 
 impl From<TextError> for StampError {
     fn from(err: TextError) -> Self {
@@ -41,73 +40,17 @@ pub(super) struct Overlay {
     pub blocks: Vec<(usize, f32, f32)>,
 }
 
-fn fill(surface: &mut Surface, color: (u8, u8, u8)) {
-    surface.set_fill(Some(Fill {
-        paint: rgb::Color::new(color.0, color.1, color.2).into(),
-        ..Fill::default()
-    }));
-}
-
-fn rect_path(x: f32, y: f32, w: f32, h: f32) -> Option<krilla::geom::Path> {
-    let mut pb = PathBuilder::new();
-    pb.push_rect(Rect::from_xywh(x, y, w, h)?);
-    pb.finish()
-}
-
-fn draw_rect(
-    surface: &mut Surface,
-    (x, y, w, h): (f32, f32, f32, f32),
-    fill_color: Option<(u8, u8, u8)>,
-    stroke: Option<((u8, u8, u8), f32)>,
-) {
-    let Some(path) = rect_path(x, y, w, h) else {
-        return;
-    };
-    match fill_color {
-        Some(c) => fill(surface, c),
-        None => surface.set_fill(None),
-    }
-    surface.set_stroke(stroke.map(|(c, width)| Stroke {
-        paint: rgb::Color::new(c.0, c.1, c.2).into(),
-        width,
-        ..Stroke::default()
-    }));
-    surface.draw_path(&path);
-    surface.set_stroke(None);
-}
-
-fn rule(surface: &mut Surface, x: f32, y: f32, w: f32, color: (u8, u8, u8), width: f32) {
-    draw_rect(surface, (x, y - width / 2.0, w, width), Some(color), None);
-}
-
-/// One line of text; tagged with `/ActualText` when some character is drawn as a picture, so
-/// that it is still extracted as text.
+/// One line of text, unstructured (see [`Mark::Plain`]).
 fn line(
     surface: &mut Surface,
     s: &str,
-    (x, y): (f32, f32),
+    at: (f32, f32),
     size: f32,
     weight: Weight,
-    color: (u8, u8, u8),
-) -> Result<f32, StampError> {
-    fill(surface, color);
-    let width = if text::needs_actual_text(s) {
-        // Like `text::draw_line_tagged`, plus one space glyph inside the span: poppler (and so
-        // pdftotext) emits a span's `/ActualText` only when the span shows some glyph, and a
-        // line drawn entirely from bitmaps shows none.
-        surface.start_tagged(ContentTag::Span(SpanTag {
-            actual_text: Some(s),
-            ..SpanTag::empty()
-        }));
-        let space = text::draw_line(surface, " ", x, y, size, weight);
-        let drawn = text::draw_line(surface, s, x, y, size, weight);
-        surface.end_tagged();
-        space?;
-        drawn?
-    } else {
-        text::draw_line(surface, s, x, y, size, weight)?
-    };
-    Ok(width)
+    color: Rgb,
+) -> Result<(), StampError> {
+    layout::draw_text(surface, s, at, style(size, weight, color), Mark::Plain)?;
+    Ok(())
 }
 
 /// The image scaled to fit `w` × `h`, bottom-centred in that box.
@@ -130,7 +73,7 @@ fn draw_image_in(surface: &mut Surface, image: &Image, (x, y, w, h): (f32, f32, 
 fn draw_block(surface: &mut Surface, s: &Signer<'_>, x: f32, y: f32) -> Result<(), StampError> {
     let (bw, bh) = STAMP_BLOCK_SIZE;
     let pad = 6.0;
-    draw_rect(
+    layout::draw_rect(
         surface,
         (x, y, bw, bh),
         Some((255, 255, 255)),
@@ -168,7 +111,12 @@ fn draw_block(surface: &mut Surface, s: &Signer<'_>, x: f32, y: f32) -> Result<(
             INK,
         )?;
     }
-    rule(surface, x + pad, y + 41.0, full, RULE, 0.5);
+    layout::fill_rect(
+        surface,
+        (x + pad, y + 41.0 - 0.5 / 2.0, full, 0.5),
+        RULE,
+        false,
+    );
     let signed = text::ellipsize(
         &format!("Signed {}", one_line(&s.signer.signed_at)),
         6.5,
@@ -210,38 +158,20 @@ fn draw_block(surface: &mut Surface, s: &Signer<'_>, x: f32, y: f32) -> Result<(
     Ok(())
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.trim().is_empty())
 }
 
-/// What the certificate flow places on a page.
-enum Item {
-    Text {
-        x: f32,
-        y: f32,
-        size: f32,
-        weight: Weight,
-        color: (u8, u8, u8),
-        text: String,
-    },
-    Rule {
-        x: f32,
-        y: f32,
-        w: f32,
-    },
+/// What the certificate places on a page besides text and rules.
+#[derive(Debug, Clone)]
+enum Extra {
+    /// A signer's drawn signature, fitted into `rect`.
     Image {
         signer: usize,
         rect: (f32, f32, f32, f32),
     },
-    Block {
-        signer: usize,
-        x: f32,
-        y: f32,
-    },
+    /// A signer's signature block with its top-left corner at (`x`, `y`).
+    Block { signer: usize, x: f32, y: f32 },
 }
 
 /// Lays the certificate out over as many pages as it needs.
@@ -249,8 +179,7 @@ struct Flow {
     width: f32,
     height: f32,
     margin: f32,
-    pages: Vec<Vec<Item>>,
-    y: f32,
+    pages: Pages<Op<Extra>>,
 }
 
 const FOOTER_SPACE: f32 = 24.0;
@@ -262,12 +191,13 @@ const LABEL_SIZE: f32 = 8.0;
 impl Flow {
     fn new(width: f32, height: f32) -> Self {
         let margin = if width < 500.0 { 36.0 } else { 50.0 };
+        // A page with less than 30 points on it counts as empty: its content stays.
+        let pages = Pages::new(margin, height - margin - FOOTER_SPACE, 30.0);
         Self {
             width,
             height,
             margin,
-            pages: vec![Vec::new()],
-            y: margin,
+            pages,
         }
     }
 
@@ -275,50 +205,42 @@ impl Flow {
         self.width - 2.0 * self.margin
     }
 
-    fn bottom(&self) -> f32 {
-        self.height - self.margin - FOOTER_SPACE
+    fn push(&mut self, op: Op<Extra>) {
+        self.pages.push(op);
     }
 
-    fn push(&mut self, item: Item) {
-        if let Some(page) = self.pages.last_mut() {
-            page.push(item);
-        }
-    }
-
-    fn text(&mut self, x: f32, y: f32, size: f32, weight: Weight, color: (u8, u8, u8), s: &str) {
-        self.push(Item::Text {
+    fn text(&mut self, x: f32, y: f32, size: f32, weight: Weight, color: Rgb, s: &str) {
+        self.push(Op::Text {
             x,
             y,
-            size,
-            weight,
-            color,
+            style: style(size, weight, color),
             text: s.to_owned(),
+            mark: Mark::Plain,
         });
     }
 
     /// Starts a new page unless `needed` points still fit on this one.
     fn ensure(&mut self, needed: f32) {
-        if self.y + needed <= self.bottom() || self.y <= self.margin + 30.0 {
+        if !self.pages.needs_break(needed) {
             return;
         }
-        self.pages.push(Vec::new());
-        self.y = self.margin;
+        self.pages.break_page();
         let m = self.margin;
         self.text(
             m,
-            self.y + 11.0,
+            self.pages.y + 11.0,
             11.0,
             Weight::Bold,
             BRAND,
             "Signature certificate (continued)",
         );
-        self.y += 24.0;
+        self.pages.y += 24.0;
     }
 
     fn rule(&mut self) {
         let (x, w) = (self.margin, self.content_width());
-        let y = self.y;
-        self.push(Item::Rule { x, y, w });
+        let y = self.pages.y;
+        self.push(layout::rule_op(x, y, w, RULE, 0.6));
     }
 
     /// A paragraph wrapped to the content width.
@@ -327,14 +249,14 @@ impl Flow {
         s: &str,
         size: f32,
         weight: Weight,
-        color: (u8, u8, u8),
+        color: Rgb,
     ) -> Result<(), StampError> {
         let leading = size * 1.35;
         for l in text::wrap(s, size, weight, self.content_width())? {
             self.ensure(leading);
-            let (x, y) = (self.margin, self.y + size);
+            let (x, y) = (self.margin, self.pages.y + size);
             self.text(x, y, size, weight, color, &l);
-            self.y += leading;
+            self.pages.y += leading;
         }
         Ok(())
     }
@@ -343,25 +265,21 @@ impl Flow {
     fn row(&mut self, label: &str, value: &str, size: f32) -> Result<(), StampError> {
         let value_x = self.margin + LABEL_WIDTH;
         let value_w = self.content_width() - LABEL_WIDTH;
-        let value = if value.trim().is_empty() {
-            "—"
-        } else {
-            value
-        };
+        let value = layout::or_dash(value);
         let lines = text::wrap(value, size, Weight::Regular, value_w)?;
         let leading = VALUE_LEADING * size / VALUE_SIZE;
         for (i, l) in lines.iter().enumerate() {
             self.ensure(leading);
-            let y = self.y + size;
+            let y = self.pages.y + size;
             if i == 0 {
                 let label = text::ellipsize(label, LABEL_SIZE, Weight::Regular, LABEL_WIDTH - 8.0)?;
                 let m = self.margin;
                 self.text(m, y, LABEL_SIZE, Weight::Regular, MUTED, &label);
             }
             self.text(value_x, y, size, Weight::Regular, INK, l);
-            self.y += leading;
+            self.pages.y += leading;
         }
-        self.y += 2.0;
+        self.pages.y += 2.0;
         Ok(())
     }
 
@@ -388,14 +306,14 @@ impl Flow {
             self.ensure(bh + BLOCK_GAP);
             for (i, signer) in row.iter().enumerate() {
                 let x = self.margin + i as f32 * (bw + BLOCK_GAP);
-                let y = self.y;
-                self.push(Item::Block {
+                let y = self.pages.y;
+                self.push(Op::Other(Extra::Block {
                     signer: *signer,
                     x,
                     y,
-                });
+                }));
             }
-            self.y += bh + BLOCK_GAP;
+            self.pages.y += bh + BLOCK_GAP;
         }
     }
 }
@@ -412,13 +330,13 @@ fn certificate(
     let m = f.margin;
     f.text(
         m,
-        f.y + 18.0,
+        f.pages.y + 18.0,
         18.0,
         Weight::Bold,
         BRAND,
         "Signature certificate",
     );
-    f.y += 28.0;
+    f.pages.y += 28.0;
     f.paragraph(
         "This page was added to the signed document by Signeur. The document as uploaded is \
          unchanged: its bytes come first in this file, and the electronic seal applied after \
@@ -427,9 +345,9 @@ fn certificate(
         Weight::Regular,
         MUTED,
     )?;
-    f.y += 6.0;
+    f.pages.y += 6.0;
     f.rule();
-    f.y += 10.0;
+    f.pages.y += 10.0;
 
     f.row("Document", &input.title, VALUE_SIZE)?;
     f.row("Request ID", &input.request_id, VALUE_SIZE)?;
@@ -438,11 +356,11 @@ fn certificate(
     f.row("Completed", &input.completed_at, VALUE_SIZE)?;
 
     if !blocks_here.is_empty() {
-        f.y += 10.0;
+        f.pages.y += 10.0;
         f.ensure(40.0 + STAMP_BLOCK_SIZE.1);
-        let (m, y) = (f.margin, f.y + 12.0);
+        let (m, y) = (f.margin, f.pages.y + 12.0);
         f.text(m, y, 12.0, Weight::Bold, BRAND, "Signatures");
-        f.y += 20.0;
+        f.pages.y += 20.0;
         f.paragraph(
             "The last page of the document had no free space for the signature blocks, so \
              they are shown here.",
@@ -450,17 +368,17 @@ fn certificate(
             Weight::Regular,
             MUTED,
         )?;
-        f.y += 6.0;
+        f.pages.y += 6.0;
         f.grid_of_blocks(blocks_here);
     }
 
-    f.y += 10.0;
+    f.pages.y += 10.0;
     // The heading stays with the first signer's name and rows.
     f.ensure(120.0);
-    let (m, y) = (f.margin, f.y + 12.0);
+    let (m, y) = (f.margin, f.pages.y + 12.0);
     let heading = format!("Signers ({})", signers.len());
     f.text(m, y, 12.0, Weight::Bold, BRAND, &heading);
-    f.y += 22.0;
+    f.pages.y += 22.0;
 
     for (index, s) in signers.iter().enumerate() {
         let signer = s.signer;
@@ -474,11 +392,11 @@ fn certificate(
         f.ensure(lines.len() as f32 * 14.0 + 3.0 * VALUE_LEADING);
         for l in lines {
             f.ensure(14.0);
-            let (m, y) = (f.margin, f.y + 11.0);
+            let (m, y) = (f.margin, f.pages.y + 11.0);
             f.text(m, y, 11.0, Weight::Bold, INK, &l);
-            f.y += 14.5;
+            f.pages.y += 14.5;
         }
-        f.y += 3.0;
+        f.pages.y += 3.0;
         if let Some(rep) = non_empty(signer.representing.as_deref()) {
             f.row("On behalf of", rep, VALUE_SIZE)?;
         }
@@ -503,51 +421,39 @@ fn certificate(
         f.row("Signer ID", &signer.id, VALUE_SIZE)?;
         if s.image.is_some() {
             f.ensure(52.0);
-            let (m, y) = (f.margin, f.y + LABEL_SIZE);
+            let (m, y) = (f.margin, f.pages.y + LABEL_SIZE);
             f.text(m, y, LABEL_SIZE, Weight::Regular, MUTED, "Drawn signature");
-            let rect = (f.margin + LABEL_WIDTH, f.y, 160.0, 48.0);
-            f.push(Item::Image {
+            let rect = (f.margin + LABEL_WIDTH, f.pages.y, 160.0, 48.0);
+            f.push(Op::Other(Extra::Image {
                 signer: index,
                 rect,
-            });
-            f.y += 52.0;
+            }));
+            f.pages.y += 52.0;
         }
-        f.y += 6.0;
+        f.pages.y += 6.0;
         if index + 1 < signers.len() {
             f.rule();
-            f.y += 10.0;
+            f.pages.y += 10.0;
         }
     }
     Ok(f)
 }
 
-fn draw_items(
+/// Draws what only the certificate has: signature images and blocks.
+fn draw_extra(
     surface: &mut Surface,
-    items: &[Item],
+    extra: &Extra,
     signers: &[Signer<'_>],
 ) -> Result<(), StampError> {
-    for item in items {
-        match item {
-            Item::Text {
-                x,
-                y,
-                size,
-                weight,
-                color,
-                text,
-            } => {
-                line(surface, text, (*x, *y), *size, *weight, *color)?;
+    match extra {
+        Extra::Image { signer, rect } => {
+            if let Some(image) = signers.get(*signer).and_then(|s| s.image.as_ref()) {
+                draw_image_in(surface, image, *rect);
             }
-            Item::Rule { x, y, w } => rule(surface, *x, *y, *w, RULE, 0.6),
-            Item::Image { signer, rect } => {
-                if let Some(image) = signers.get(*signer).and_then(|s| s.image.as_ref()) {
-                    draw_image_in(surface, image, *rect);
-                }
-            }
-            Item::Block { signer, x, y } => {
-                if let Some(s) = signers.get(*signer) {
-                    draw_block(surface, s, *x, *y)?;
-                }
+        }
+        Extra::Block { signer, x, y } => {
+            if let Some(s) = signers.get(*signer) {
+                draw_block(surface, s, *x, *y)?;
             }
         }
     }
@@ -590,14 +496,14 @@ pub(super) fn draw(
         surface.finish();
         page.finish();
     }
-    let flow = certificate(
+    let mut flow = certificate(
         input,
         signers,
         blocks_on_certificate,
         cert_size.0,
         cert_size.1,
     )?;
-    let total = flow.pages.len();
+    let total = flow.pages.pages.len();
     let footer_left = text::ellipsize(
         &format!(
             "Signeur · Signature certificate · Request {}",
@@ -607,39 +513,39 @@ pub(super) fn draw(
         Weight::Regular,
         flow.content_width() - 80.0,
     )?;
-    for (i, items) in flow.pages.iter().enumerate() {
+    let foot = style(7.0, Weight::Regular, MUTED);
+    let footer_y = flow.height - flow.margin + 10.0;
+    for (i, ops) in flow.pages.pages.iter_mut().enumerate() {
+        ops.push(layout::rule_op(
+            flow.margin,
+            footer_y - 10.0,
+            flow.width - 2.0 * flow.margin,
+            RULE,
+            0.6,
+        ));
+        let number = format!("Page {} of {}", i + 1, total);
+        let number_w = text::width(&number, 7.0, Weight::Regular)?;
+        for (x, text) in [
+            (flow.margin, footer_left.clone()),
+            (flow.width - flow.margin - number_w, number),
+        ] {
+            ops.push(Op::Text {
+                x,
+                y: footer_y,
+                style: foot,
+                text,
+                mark: Mark::Plain,
+            });
+        }
+    }
+    for ops in &flow.pages.pages {
         let settings = PageSettings::from_wh(flow.width, flow.height)
             .ok_or_else(|| StampError::Draw("invalid page size".into()))?;
         let mut page = document.start_page_with(settings);
         let mut surface = page.surface();
-        draw_items(&mut surface, items, signers)?;
-        let footer_y = flow.height - flow.margin + 10.0;
-        rule(
-            &mut surface,
-            flow.margin,
-            footer_y - 10.0,
-            flow.content_width(),
-            RULE,
-            0.6,
-        );
-        line(
-            &mut surface,
-            &footer_left,
-            (flow.margin, footer_y),
-            7.0,
-            Weight::Regular,
-            MUTED,
-        )?;
-        let number = format!("Page {} of {}", i + 1, total);
-        let number_w = text::width(&number, 7.0, Weight::Regular)?;
-        line(
-            &mut surface,
-            &number,
-            (flow.width - flow.margin - number_w, footer_y),
-            7.0,
-            Weight::Regular,
-            MUTED,
-        )?;
+        layout::draw_ops(&mut surface, ops, false, |surface, extra| {
+            draw_extra(surface, extra, signers)
+        })?;
         surface.finish();
         page.finish();
     }
