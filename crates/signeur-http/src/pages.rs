@@ -25,7 +25,10 @@ use signeur_core::{Locale, ValidationError};
 use signeur_service::links::{
     CodeOutcome, Gone, LinkState, MAX_CODE_ATTEMPTS, Origin, SESSION_TTL, SigningLink,
 };
-use signeur_service::signing::{SignInput, SignerDownload};
+use signeur_service::sessions::EmbeddedContext;
+use signeur_service::signing::{
+    PageCredentials, PageOutcome, SignForm as SignerForm, SignerDownload,
+};
 use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
@@ -96,6 +99,18 @@ pub struct Visitor {
     session: Option<String>,
     embed: Option<String>,
     origin: Origin,
+}
+
+impl Visitor {
+    /// What the service checks a signer-page action against.
+    fn credentials<'a>(&'a self, csrf_token: &'a str) -> PageCredentials<'a> {
+        PageCredentials {
+            session: self.session.as_deref(),
+            embed: self.embed.as_deref(),
+            csrf_cookie: self.csrf_cookie.as_deref(),
+            csrf_token,
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Visitor {
@@ -226,6 +241,20 @@ struct Page<'a> {
 struct Embedded {
     session: signeur_service::SigningSession,
     csp: String,
+}
+
+impl From<EmbeddedContext> for Embedded {
+    fn from(e: EmbeddedContext) -> Self {
+        let frame = if e.frame_origins.is_empty() {
+            "'none'".to_string()
+        } else {
+            e.frame_origins.join(" ")
+        };
+        Embedded {
+            csp: csp(&frame, &url_origin(&e.session.return_url)),
+            session: e.session,
+        }
+    }
 }
 
 impl Page<'_> {
@@ -523,30 +552,14 @@ async fn embedded_of(
     link: &SigningLink,
     visitor: &Visitor,
 ) -> Result<Option<Embedded>, Response> {
-    let session = match state
+    match state
         .service
-        .embedded_session(visitor.embed.as_deref(), link.signer.id)
+        .embedded_context(visitor.embed.as_deref(), link)
         .await
     {
-        Ok(Some(s)) => s,
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(internal(e)),
-    };
-    let origins = state
-        .service
-        .frame_origins(link.request.org_id)
-        .await
-        .map_err(internal)?;
-    let frame = if origins.is_empty() {
-        "'none'".to_string()
-    } else {
-        origins.join(" ")
-    };
-    let form_to = url_origin(&session.return_url);
-    Ok(Some(Embedded {
-        csp: csp(&frame, &form_to),
-        session,
-    }))
+        Ok(e) => Ok(e.map(Embedded::from)),
+        Err(e) => Err(internal(e)),
+    }
 }
 
 fn url_origin(u: &str) -> String {
@@ -787,82 +800,78 @@ fn without_session(link: &SigningLink, token: &str, locale: Locale) -> Option<Re
     (link.state != LinkState::Ready || !link.has_session).then(|| see_other(token, "", locale))
 }
 
-/// What signing and declining check first: the link, the form's CSRF token, the link's
-/// state, and the session (so, for an emailed link, the code); then the embedded session the
-/// browser is in, if any. `Err` is the page to answer instead.
-async fn signer_action(
-    state: &AppState,
-    token: &str,
-    visitor: &Visitor,
-    csrf: &str,
-    lang: Option<&str>,
-) -> Result<(SigningLink, Locale, Option<Embedded>), Box<Response>> {
-    let link = resolve(state, token, visitor, lang)
-        .await
-        .map_err(Box::new)?;
-    let locale = locale_of(Some(&link), lang);
-    if !state.service.csrf_ok(visitor.csrf_cookie.as_deref(), csrf) {
-        return Err(Box::new(csrf_failed(&link, token, locale)));
-    }
-    if let Some(page) = state_page(state, &link, token, locale) {
-        return Err(Box::new(page.render()));
-    }
-    if let Some(res) = without_session(&link, token, locale) {
-        return Err(Box::new(res));
-    }
-    let embedded = embedded_of(state, &link, visitor).await.map_err(Box::new)?;
-    Ok((link, locale, embedded))
-}
-
 async fn sign(
     State(state): State<AppState>,
     Path(token): Path<String>,
     visitor: Visitor,
     Form(form): Form<SignForm>,
 ) -> Response {
-    let (link, locale, embedded) =
-        match signer_action(&state, &token, &visitor, &form.csrf, form.lang.as_deref()).await {
-            Ok(checked) => checked,
-            Err(res) => return *res,
-        };
-    let input = SignInput {
-        session: embedded.as_ref().map(|e| e.session.clone()),
+    let signed = SignerForm {
         full_name: form.full_name.clone(),
         consent: form.consent.is_some(),
         representing_entity: form.representing_entity.clone(),
         representing_role: form.representing_role.clone(),
         representing_entity_id: form.representing_entity_id.clone(),
         signature_data_url: form.signature.clone(),
-        ip_address: visitor.origin.ip_address.clone(),
-        user_agent: visitor.origin.user_agent.clone(),
     };
-    match state.service.sign(&link, input).await {
-        Ok(()) => match &embedded {
-            // Completed with the signature; only the way back is left.
-            Some(e) => match state
-                .service
-                .session_return_url(
-                    &e.session,
-                    signeur_service::sessions::SessionOutcome::Success,
-                )
-                .await
-            {
-                Ok(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
-                Err(e) => internal(e),
-            },
-            None => see_other(&token, "", locale),
-        },
-        Err(ServiceError::Validation(v)) => sign_page(
+    let outcome = state
+        .service
+        .sign_on_page(
+            &token,
+            &visitor.credentials(&form.csrf),
+            signed,
+            &visitor.origin,
+        )
+        .await;
+    let lang = form.lang.as_deref();
+    action_response(&state, &token, lang, outcome, |link, embedded, error| {
+        let locale = locale_of(Some(link), lang);
+        sign_page(
             &state,
-            &link,
+            link,
             &token,
             &visitor,
             locale,
             Some(&form),
-            Some(field_error(locale, &v)),
+            Some(field_error(locale, error)),
         )
-        .render_embedded(embedded.as_ref()),
-        Err(ServiceError::InvalidState(_)) => see_other(&token, "", locale),
+        .render_embedded(embedded.map(Embedded::from).as_ref())
+    })
+}
+
+/// The page or redirect for where a sign or decline ended; `refused` renders the form again.
+fn action_response(
+    state: &AppState,
+    token: &str,
+    lang: Option<&str>,
+    outcome: Result<PageOutcome, ServiceError>,
+    refused: impl FnOnce(&SigningLink, Option<EmbeddedContext>, &ValidationError) -> Response,
+) -> Response {
+    match outcome {
+        Ok(PageOutcome::NotFound) => not_found(locale_of(None, lang)),
+        Ok(PageOutcome::CsrfFailed(link)) => {
+            csrf_failed(&link, token, locale_of(Some(&link), lang))
+        }
+        Ok(PageOutcome::NotNow(link)) => {
+            let locale = locale_of(Some(&link), lang);
+            match state_page(state, &link, token, locale) {
+                Some(page) => page.render(),
+                None => see_other(token, "", locale),
+            }
+        }
+        Ok(PageOutcome::Refused {
+            link,
+            embedded,
+            error,
+        }) => refused(&link, embedded, &error),
+        Ok(PageOutcome::Done {
+            return_to: Some(url),
+            ..
+        }) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
+        Ok(PageOutcome::Done {
+            link,
+            return_to: None,
+        }) => see_other(token, "", locale_of(Some(&link), lang)),
         Err(e) => internal(e),
     }
 }
@@ -949,40 +958,29 @@ async fn decline(
     visitor: Visitor,
     Form(form): Form<DeclineForm>,
 ) -> Response {
-    let (link, locale, embedded) =
-        match signer_action(&state, &token, &visitor, &form.csrf, form.lang.as_deref()).await {
-            Ok(checked) => checked,
-            Err(res) => return *res,
-        };
-    match state
+    let outcome = state
         .service
-        .decline(&link, &form.reason, &visitor.origin)
-        .await
-    {
-        Ok(()) => match &embedded {
-            Some(e) => {
-                back_to_integrator(
-                    &state,
-                    e,
-                    signeur_service::sessions::SessionOutcome::Cancelled,
-                )
-                .await
-            }
-            None => see_other(&token, "", locale),
-        },
-        Err(ServiceError::Validation(v)) => decline_page(
+        .decline_on_page(
+            &token,
+            &visitor.credentials(&form.csrf),
+            &form.reason,
+            &visitor.origin,
+        )
+        .await;
+    let lang = form.lang.as_deref();
+    action_response(&state, &token, lang, outcome, |link, _, error| {
+        let locale = locale_of(Some(link), lang);
+        decline_page(
             &state,
-            &link,
+            link,
             &token,
             &visitor,
             locale,
             &form.reason,
-            Some(field_error(locale, &v)),
+            Some(field_error(locale, error)),
         )
-        .render(),
-        Err(ServiceError::InvalidState(_)) => see_other(&token, "", locale),
-        Err(e) => internal(e),
-    }
+        .render()
+    })
 }
 
 /// The original upload, for the signer with a session while the link is usable.

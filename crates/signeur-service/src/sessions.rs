@@ -49,6 +49,14 @@ impl CreatedSession {
     }
 }
 
+/// A signer page shown inside an embedded session.
+#[derive(Debug, Clone)]
+pub struct EmbeddedContext {
+    pub session: SigningSession,
+    /// The organization's `allowed_frame_origins`.
+    pub frame_origins: Vec<String>,
+}
+
 /// How an embedded session ends: its result and, for a failure, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionOutcome {
@@ -532,6 +540,22 @@ impl Service {
             "{id}.{}",
             hex::encode(self.keys.mac("embed-session", &[id.as_bytes()]))
         )
+    }
+
+    /// The embedded session a signer-page browser is in, with what its pages need: the
+    /// origins that may frame them. None outside an embedded session.
+    pub async fn embedded_context(
+        &self,
+        cookie: Option<&str>,
+        link: &crate::links::SigningLink,
+    ) -> Result<Option<EmbeddedContext>> {
+        let Some(session) = self.embedded_session(cookie, link.signer.id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(EmbeddedContext {
+            frame_origins: self.frame_origins(link.request.org_id).await?,
+            session,
+        }))
     }
 
     /// The open embedded session a signing-page browser is in (from its cookie), if any.

@@ -13,10 +13,60 @@ use signeur_store::{NewJob, Signature, SignerRow};
 use crate::links::{LinkState, Origin, SigningLink, gated, opened_events};
 use crate::model::SigningSession;
 use crate::model::effective_status;
+use crate::sessions::{EmbeddedContext, SessionOutcome};
 use crate::{Result, Service, ServiceError, events};
 
 /// Largest drawn signature accepted (PNG bytes).
 pub const MAX_SIGNATURE_PNG: usize = 512 * 1024;
+
+/// What the browser on a signer page holds: its cookies, and the CSRF token its form sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageCredentials<'a> {
+    /// The signer session cookie.
+    pub session: Option<&'a str>,
+    /// The embedded-session cookie.
+    pub embed: Option<&'a str>,
+    /// The per-browser CSRF cookie.
+    pub csrf_cookie: Option<&'a str>,
+    /// The CSRF token the form carried.
+    pub csrf_token: &'a str,
+}
+
+/// Where a signer-page action (sign, decline) ends; the page maps each to a template or a
+/// redirect.
+#[derive(Debug)]
+pub enum PageOutcome {
+    /// No link has this token.
+    NotFound,
+    /// The form's CSRF token does not match the browser.
+    CsrfFailed(Box<SigningLink>),
+    /// The link cannot act now (gone, signed, locked, not their turn, or no session yet):
+    /// the page shows the link's state.
+    NotNow(Box<SigningLink>),
+    /// The form was refused; show it again with the error.
+    Refused {
+        link: Box<SigningLink>,
+        embedded: Option<EmbeddedContext>,
+        error: signeur_core::ValidationError,
+    },
+    /// Done: back to the link's page, or (embedded) to the integrator's return URL.
+    Done {
+        link: Box<SigningLink>,
+        return_to: Option<String>,
+    },
+}
+
+/// The signing form as submitted (the embedded session is found from the cookies).
+#[derive(Debug, Clone, Default)]
+pub struct SignForm {
+    pub full_name: String,
+    pub consent: bool,
+    pub representing_entity: Option<String>,
+    pub representing_role: Option<String>,
+    pub representing_entity_id: Option<String>,
+    /// A drawn signature as a `data:image/png;base64,…` URL.
+    pub signature_data_url: Option<String>,
+}
 
 /// The files a signer can fetch through their link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +95,113 @@ pub struct SignInput {
 }
 
 impl Service {
+    /// What signing and declining check first: the link, the form's CSRF token, the link's
+    /// state and the session (so, for an emailed link, the code); then the embedded session
+    /// the browser is in, if any.
+    async fn page_action_link(
+        &self,
+        token: &str,
+        cred: &PageCredentials<'_>,
+    ) -> Result<std::result::Result<(SigningLink, Option<EmbeddedContext>), PageOutcome>> {
+        let Some(link) = self.signing_link(token, cred.session).await? else {
+            return Ok(Err(PageOutcome::NotFound));
+        };
+        if !self.csrf_ok(cred.csrf_cookie, cred.csrf_token) {
+            return Ok(Err(PageOutcome::CsrfFailed(Box::new(link))));
+        }
+        if link.state != LinkState::Ready || !link.has_session {
+            return Ok(Err(PageOutcome::NotNow(Box::new(link))));
+        }
+        let embedded = self.embedded_context(cred.embed, &link).await?;
+        Ok(Ok((link, embedded)))
+    }
+
+    /// `POST /sign/{token}/sign`: the whole action, from the token, the browser's
+    /// credentials and the form to where the browser goes next.
+    pub async fn sign_on_page(
+        &self,
+        token: &str,
+        cred: &PageCredentials<'_>,
+        form: SignForm,
+        origin: &Origin,
+    ) -> Result<PageOutcome> {
+        let (link, embedded) = match self.page_action_link(token, cred).await? {
+            Ok(checked) => checked,
+            Err(outcome) => return Ok(outcome),
+        };
+        let input = SignInput {
+            session: embedded.as_ref().map(|e| e.session.clone()),
+            full_name: form.full_name,
+            consent: form.consent,
+            representing_entity: form.representing_entity,
+            representing_role: form.representing_role,
+            representing_entity_id: form.representing_entity_id,
+            signature_data_url: form.signature_data_url,
+            ip_address: origin.ip_address.clone(),
+            user_agent: origin.user_agent.clone(),
+        };
+        match self.sign(&link, input).await {
+            Ok(()) => {
+                // An embedded session completed with the signature; only the way back is left.
+                let return_to = match &embedded {
+                    Some(e) => Some(
+                        self.session_return_url(&e.session, SessionOutcome::Success)
+                            .await?,
+                    ),
+                    None => None,
+                };
+                Ok(PageOutcome::Done {
+                    link: Box::new(link),
+                    return_to,
+                })
+            }
+            Err(ServiceError::Validation(error)) => Ok(PageOutcome::Refused {
+                link: Box::new(link),
+                embedded,
+                error,
+            }),
+            Err(ServiceError::InvalidState(_)) => Ok(PageOutcome::NotNow(Box::new(link))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /sign/{token}/decline`: like [`Service::sign_on_page`]; an embedded session
+    /// ends `cancelled`.
+    pub async fn decline_on_page(
+        &self,
+        token: &str,
+        cred: &PageCredentials<'_>,
+        reason: &str,
+        origin: &Origin,
+    ) -> Result<PageOutcome> {
+        let (link, embedded) = match self.page_action_link(token, cred).await? {
+            Ok(checked) => checked,
+            Err(outcome) => return Ok(outcome),
+        };
+        match self.decline(&link, reason, origin).await {
+            Ok(()) => {
+                let return_to = match &embedded {
+                    Some(e) => Some(
+                        self.finish_session(&e.session, SessionOutcome::Cancelled)
+                            .await?,
+                    ),
+                    None => None,
+                };
+                Ok(PageOutcome::Done {
+                    link: Box::new(link),
+                    return_to,
+                })
+            }
+            Err(ServiceError::Validation(error)) => Ok(PageOutcome::Refused {
+                link: Box::new(link),
+                embedded,
+                error,
+            }),
+            Err(ServiceError::InvalidState(_)) => Ok(PageOutcome::NotNow(Box::new(link))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Signs for the link's signer. The last signature moves the request to
     /// `awaiting_stamp` and queues the seal job; in a sequential request the next signer's
     /// turn comes (their invitation is queued, or their link starts working).
@@ -194,14 +351,9 @@ impl Service {
             }
         }
         if let Some(session) = &input.session
-            && let Some(e) = crate::sessions::complete_in(
-                &mut tx,
-                &mut r,
-                session,
-                crate::sessions::SessionOutcome::Success,
-                now,
-            )
-            .await?
+            && let Some(e) =
+                crate::sessions::complete_in(&mut tx, &mut r, session, SessionOutcome::Success, now)
+                    .await?
         {
             evs.push(e);
         }
