@@ -1,11 +1,10 @@
 //! Small closed vocabularies of the domain, with their wire spellings.
 
 macro_rules! wire_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
-        $(#[$m])*
+    ($(#[doc = $doc:literal])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $(#[serde(rename = $s)] $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -24,9 +23,37 @@ macro_rules! wire_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// A string with one of the wire spellings (`enum`), described by the doc comment.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc: &[&str] = &[$($doc),*];
+                $crate::model::string_enum(doc, Self::ALL.iter().map(|v| v.as_str()))
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 pub(crate) use wire_enum;
+
+/// The schema of a wire enum: a string with the given spellings.
+pub(crate) fn string_enum<'a>(
+    doc: &[&str],
+    values: impl IntoIterator<Item = &'a str>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let description = doc
+        .iter()
+        .map(|line| line.strip_prefix(' ').unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description((!description.is_empty()).then_some(description))
+        .enum_values(Some(values))
+        .into()
+}
 
 wire_enum!(
     /// Languages Signeur speaks to signers.
@@ -77,6 +104,10 @@ mod tests {
         }
         for s in SignerStatus::ALL {
             assert_eq!(SignerStatus::parse(s.as_str()), Some(*s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for e in crate::EventType::ALL {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
         }
         assert_eq!(Locale::parse("sv"), None);
         assert_eq!(Delivery::parse("Email"), None);

@@ -77,10 +77,16 @@ pub struct NewSigner {
 
 /// `signers[].signature_position`: a 1-based page and the block's top-left corner, in PDF
 /// points (1/72 inch) from the page's top-left corner.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SignaturePosition {
+    /// Page number, from 1 (at most the document's page count).
+    #[schema(value_type = i64, minimum = 1, maximum = 4294967295u64)]
     pub page: u32,
+    /// Points from the page's left edge.
+    #[schema(minimum = 0, maximum = 14400)]
     pub x: f32,
+    /// Points from the page's top edge.
+    #[schema(minimum = 0, maximum = 14400)]
     pub y: f32,
 }
 
@@ -556,6 +562,7 @@ pub fn resend_locale(body: &[u8]) -> Result<Option<Locale>> {
     }
 }
 
+pub mod schema;
 #[cfg(test)]
 mod tests;
 

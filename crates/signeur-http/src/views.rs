@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use signeur_core::time::{ms, ms_opt};
-use signeur_core::{RequestStatus, SignerStatus};
+#[allow(unused_imports)] // the schema-only names are used in `#[schema(value_type = …)]`
+use signeur_core::{Delivery, EventType, Locale, RequestStatus, SignerStatus, SigningOrder};
 use signeur_service::store::{EventRow, RequestRow, SignerRow};
 use signeur_service::{CancelOutcome, Page, RequestDetail, Service};
 
@@ -19,14 +20,14 @@ pub struct SignerCreated {
     pub name: Option<String>,
     /// The secret in `sign_url`.
     pub access_token: String,
+    #[schema(format = "uri")]
     pub sign_url: String,
-    #[schema(value_type = String, example = "sent")]
     pub status: SignerStatus,
     pub position: i64,
     /// True exactly when the SMTP server accepted the invitation.
     pub email_sent: bool,
     pub email_error: Option<String>,
-    #[schema(example = "en")]
+    #[schema(value_type = Locale)]
     pub locale: String,
 }
 
@@ -34,7 +35,6 @@ pub struct SignerCreated {
 #[derive(Serialize, ToSchema)]
 pub struct SignatureRequestCreated {
     pub id: Uuid,
-    #[schema(value_type = String, example = "sent")]
     pub status: RequestStatus,
     pub title: String,
     #[serde(serialize_with = "ms::serialize")]
@@ -43,9 +43,9 @@ pub struct SignatureRequestCreated {
     pub sent_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "ms::serialize")]
     pub expires_at: DateTime<Utc>,
-    #[schema(example = "email")]
+    #[schema(value_type = Delivery)]
     pub delivery: String,
-    #[schema(example = "parallel")]
+    #[schema(value_type = SigningOrder)]
     pub signing_order: String,
     /// SHA-256 (hex) of the uploaded PDF.
     pub document_hash: String,
@@ -58,8 +58,8 @@ pub struct SignerSummary {
     pub email: Option<String>,
     pub name: Option<String>,
     pub access_token: String,
+    #[schema(format = "uri")]
     pub sign_url: String,
-    #[schema(value_type = String, example = "sent")]
     pub status: SignerStatus,
     pub position: i64,
     #[serde(serialize_with = "ms_opt::serialize")]
@@ -73,6 +73,7 @@ pub struct SignerSummary {
     pub decline_reason: Option<String>,
     pub email_sent: bool,
     pub email_error: Option<String>,
+    #[schema(value_type = Locale)]
     pub locale: String,
     /// Where the visible signature block goes; null: on the last page where it covers no
     /// content.
@@ -104,7 +105,7 @@ pub struct EventView {
     #[schema(example = "evt_a1b2c3d4-e5f6-7890-abcd-ef1234567890")]
     pub id: String,
     #[serde(rename = "type")]
-    #[schema(example = "signature_request.created")]
+    #[schema(value_type = EventType)]
     pub event_type: String,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
@@ -134,12 +135,14 @@ pub struct DocumentInfo {
 #[derive(Serialize, ToSchema)]
 pub struct SignatureRequestView {
     pub id: Uuid,
-    #[schema(value_type = String, example = "sent")]
     pub status: RequestStatus,
     pub title: String,
     pub message: Option<String>,
+    #[schema(value_type = Locale)]
     pub locale: String,
+    #[schema(value_type = Delivery)]
     pub delivery: String,
+    #[schema(value_type = SigningOrder)]
     pub signing_order: String,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
@@ -171,7 +174,6 @@ pub struct SignatureRequestView {
 #[derive(Serialize, ToSchema)]
 pub struct SignatureRequestSummary {
     pub id: Uuid,
-    #[schema(value_type = String, example = "sent")]
     pub status: RequestStatus,
     pub title: String,
     pub signer_count: i64,
@@ -222,7 +224,6 @@ pub struct SignerList {
 #[derive(Serialize, ToSchema)]
 pub struct CancelResponse {
     pub id: Uuid,
-    #[schema(value_type = String, example = "cancelled")]
     pub status: RequestStatus,
     #[serde(serialize_with = "ms::serialize")]
     pub cancelled_at: DateTime<Utc>,
@@ -453,11 +454,12 @@ impl From<&CancelOutcome> for CancelResponse {
 #[derive(Serialize, ToSchema)]
 pub struct AuditRequestView {
     pub id: Uuid,
-    #[schema(value_type = String, example = "signed")]
     pub status: RequestStatus,
     pub title: String,
     pub message: Option<String>,
+    #[schema(value_type = Delivery)]
     pub delivery: String,
+    #[schema(value_type = SigningOrder)]
     pub signing_order: String,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
@@ -481,6 +483,16 @@ pub struct AuditRequestView {
     pub metadata: Option<Box<RawValue>>,
 }
 
+/// How a signer was identified: `access_code` (emailed code), `link` (an integrator's link,
+/// `delivery: api`) or `session` (an embedded signing session).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum VerificationMethod {
+    AccessCode,
+    Link,
+    Session,
+}
+
 /// A signer as the audit record shows them.
 #[derive(Serialize, ToSchema)]
 pub struct AuditSignerView {
@@ -490,9 +502,9 @@ pub struct AuditSignerView {
     pub name_as_invited: Option<String>,
     pub name_as_signed: Option<String>,
     pub representing_as_signed: Option<String>,
-    #[schema(value_type = String, example = "signed")]
     pub status: SignerStatus,
-    /// `access_code`, `link` or `session`; null until signed.
+    /// How the signer was identified; null until signed.
+    #[schema(value_type = Option<VerificationMethod>)]
     pub verification_method: Option<String>,
     /// The same in words.
     pub verification: String,
