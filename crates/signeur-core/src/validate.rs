@@ -194,6 +194,8 @@ impl<'a> Fields<'a> {
 
     /// The raw value, with JSON null treated as absent.
     fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        #[cfg(test)]
+        tests::contract::record_read(&self.name(key));
         self.map
             .get(key)
             .copied()
