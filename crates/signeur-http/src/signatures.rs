@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use signeur_core::validate::schema::{CancelBody, CreateSignatureRequest, ResendBody};
+use signeur_core::validate::schema::{CancelBody, CreateSignatureRequestBody, ResendBody};
 use signeur_service::ListQuery;
 
 use crate::AppState;
@@ -107,7 +107,8 @@ pub struct ListParams {
 #[utoipa::path(
     post, path = "/api/v1/signatures", tag = TAG,
     summary = "Create a signature request",
-    request_body(content = CreateSignatureRequest, content_type = "application/json"),
+    request_body(content = CreateSignatureRequestBody, content_type = "application/json",
+        example = signeur_core::validate::schema::create_example),
     params(IdempotencyHeader),
     responses(
         (status = 201, description = "Created", body = SignatureRequestCreated),

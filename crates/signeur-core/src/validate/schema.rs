@@ -7,9 +7,10 @@
 //! only), and `validate/tests.rs` proves that schema and parser accept the same fields with
 //! the same limits, patterns and enums.
 
+use utoipa::PartialSchema as _;
 use utoipa::ToSchema;
-use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
 
 use super::SignaturePosition;
 use crate::model::{Delivery, Locale, SigningOrder};
@@ -121,4 +122,86 @@ pub struct CancelBody {
 pub struct ResendBody {
     /// Override the signer's email locale for this send and keep it on the signer.
     pub locale: Option<Locale>,
+}
+
+/// The body of a create as a whole: its fields ([`CreateSignatureRequest`]) and the two
+/// rules between them that the parser enforces: `signers` or the legacy `signer_email` must
+/// be given, and with `delivery: email` every signer needs an `email`.
+pub struct CreateSignatureRequestBody;
+
+impl utoipa::PartialSchema for CreateSignatureRequestBody {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, SchemaType};
+        let present = |key: &str, ty: Type| {
+            ObjectBuilder::new()
+                .property(key, ObjectBuilder::new().schema_type(ty))
+                .required(key)
+        };
+        let signer_has_email = ObjectBuilder::new()
+            .property("email", ObjectBuilder::new().schema_type(Type::String))
+            .required("email");
+        AllOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(
+                CreateSignatureRequest::name(),
+            ))
+            .item(
+                AnyOfBuilder::new()
+                    .item(present("signers", Type::Array))
+                    .item(present("signer_email", Type::String))
+                    .description(Some("`signers` or the legacy `signer_email`.")),
+            )
+            .item(
+                AnyOfBuilder::new()
+                    .item(
+                        ObjectBuilder::new().property(
+                            "delivery",
+                            ObjectBuilder::new()
+                                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                                .enum_values(Some([
+                                    serde_json::json!("api"),
+                                    serde_json::Value::Null,
+                                ])),
+                        ),
+                    )
+                    .item(
+                        ObjectBuilder::new().property(
+                            "signers",
+                            utoipa::openapi::schema::ArrayBuilder::new()
+                                .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+                                .items(signer_has_email),
+                        ),
+                    )
+                    .description(Some("With `delivery: email`, every signer has an `email`.")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for CreateSignatureRequestBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            CreateSignatureRequest::name().into(),
+            CreateSignatureRequest::schema(),
+        ));
+        CreateSignatureRequest::schemas(schemas);
+    }
+}
+
+/// A one-page PDF 1.4 (US Letter, blank), base64: the document of the documented example.
+pub const EXAMPLE_PDF_BASE64: &str = "JVBERi0xLjQKJeLjz9MKMSAwIG9iago8PCAvVHlwZSAvQ2F0YWxvZyAvUGFnZXMgMiAwIFIgPj4KZW5kb2JqCjIgMCBvYmoKPDwgL1R5cGUgL1BhZ2VzIC9LaWRzIFszIDAgUl0gL0NvdW50IDEgPj4KZW5kb2JqCjMgMCBvYmoKPDwgL1R5cGUgL1BhZ2UgL1BhcmVudCAyIDAgUiAvTWVkaWFCb3ggWzAgMCA2MTIgNzkyXSA+PgplbmRvYmoKeHJlZgowIDQKMDAwMDAwMDAwMCA2NTUzNSBmIAowMDAwMDAwMDE1IDAwMDAwIG4gCjAwMDAwMDAwNjQgMDAwMDAgbiAKMDAwMDAwMDEyMSAwMDAwMCBuIAp0cmFpbGVyCjw8IC9TaXplIDQgL1Jvb3QgMSAwIFIgPj4Kc3RhcnR4cmVmCjE5MgolJUVPRgo=";
+
+/// The documented example of a create body (the seed's, with a real PDF, so that it can be
+/// sent as it is).
+pub fn create_example() -> serde_json::Value {
+    serde_json::json!({
+        "title": "Order Agreement #1234",
+        "message": "Please review and sign.",
+        "locale": "en",
+        "signers": [
+            { "email": "buyer@example.com", "name": "Anna Buyer" },
+            { "email": "seller@example.com", "name": "Bob Seller", "locale": "fi" }
+        ],
+        "document": { "filename": "contract.pdf", "content_base64": EXAMPLE_PDF_BASE64 },
+        "metadata": { "deal_id": "D-42" }
+    })
 }

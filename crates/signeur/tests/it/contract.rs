@@ -195,3 +195,13 @@ async fn settings_and_session_bodies_match_their_schemas() {
         "uri"
     );
 }
+
+#[tokio::test]
+async fn the_documented_create_example_creates_a_request() {
+    let app = TestApp::start().await;
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    let example = &doc["paths"]["/api/v1/signatures"]["post"]["requestBody"]["content"]["application/json"]
+        ["example"];
+    let v = app.create(example).await;
+    assert_eq!(v["signers"].as_array().unwrap().len(), 2);
+}

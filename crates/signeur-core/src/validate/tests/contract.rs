@@ -10,9 +10,11 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::{PartialSchema, ToSchema};
 
-use super::super::schema::{CancelBody, CreateSignatureRequest, ResendBody};
+use super::super::schema::{
+    CancelBody, CreateSignatureRequest, CreateSignatureRequestBody, ResendBody,
+};
 use super::*;
 
 thread_local! {
@@ -578,4 +580,101 @@ fn the_schemas_enums_are_the_domain_enums() {
                 .collect::<Vec<_>>()
         )
     );
+}
+
+/// Whether `body` satisfies one `anyOf` alternative of the create body's rules: an object
+/// whose listed `properties` (when present) have the listed type or enum, and whose
+/// `required` keys are present. Enough for the shapes those rules use.
+fn satisfies(alt: &Value, body: &Value) -> bool {
+    let type_ok = |s: &Value, v: &Value| -> bool {
+        let types: Vec<&str> = match &s["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(|t| t.as_str()).collect(),
+            _ => vec![],
+        };
+        let kind = match v {
+            Value::Null => "null",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+        };
+        (types.is_empty() || types.contains(&kind))
+            && s["enum"].as_array().is_none_or(|e| e.contains(v))
+            && match (&s["items"], v) {
+                (items @ Value::Object(_), Value::Array(vs)) => {
+                    vs.iter().all(|v| satisfies(items, v))
+                }
+                _ => true,
+            }
+    };
+    let required_ok = alt["required"]
+        .as_array()
+        .is_none_or(|r| r.iter().all(|k| body.get(k.as_str().unwrap()).is_some()));
+    let props_ok = alt["properties"].as_object().is_none_or(|props| {
+        props
+            .iter()
+            .all(|(k, s)| body.get(k).is_none_or(|v| type_ok(s, v)))
+    });
+    required_ok && props_ok
+}
+
+#[test]
+fn the_create_bodys_cross_field_rules_are_the_parsers() {
+    let schema = serde_json::to_value(CreateSignatureRequestBody::schema()).unwrap();
+    let rules: Vec<&Vec<Value>> = schema["allOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["anyOf"].as_array())
+        .collect();
+    assert_eq!(rules.len(), 2);
+    let schema_accepts = |body: &Value| {
+        rules
+            .iter()
+            .all(|any| any.iter().any(|a| satisfies(a, body)))
+    };
+    let [full, legacy] = <[Value; 2]>::try_from(create_bases()).unwrap();
+    let no_email = |delivery: Value| {
+        let mut b = with(
+            &full,
+            &[Some("signers".into()), None, Some("email".into())],
+            None,
+        );
+        b["delivery"] = delivery;
+        b
+    };
+    let bodies = [
+        full.clone(),
+        legacy.clone(),
+        with(&full, &[Some("signers".into())], None),
+        with(&full, &[Some("signers".into())], Some(Value::Null)),
+        with(&legacy, &[Some("signer_email".into())], None),
+        with(&legacy, &[Some("signer_email".into())], Some(Value::Null)),
+        with(&legacy, &[Some("signers".into())], Some(Value::Null)),
+        with(
+            &full,
+            &[Some("signer_email".into())],
+            Some(json!("x@example.com")),
+        ),
+        no_email(json!("email")),
+        no_email(json!("api")),
+        no_email(Value::Null),
+        with(
+            &no_email(json!("email")),
+            &[Some("signers".into()), None, Some("email".into())],
+            Some(Value::Null),
+        ),
+    ];
+    for body in bodies {
+        let parsed = create_request(&obj(body.clone()), now());
+        assert_eq!(schema_accepts(&body), parsed.is_ok(), "{body}: {parsed:?}");
+    }
+}
+
+#[test]
+fn the_documented_create_example_parses() {
+    let r = create_request(&obj(super::super::schema::create_example()), now()).unwrap();
+    assert!(r.document.content.starts_with(b"%PDF-1.4"));
 }
