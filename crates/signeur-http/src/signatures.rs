@@ -101,6 +101,7 @@ pub struct ListParams {
     limit: Option<String>,
     /// `next_cursor` of the previous page, for the same filters; opaque: do not construct
     /// your own.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
 }
 

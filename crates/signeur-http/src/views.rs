@@ -8,7 +8,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use signeur_core::time::{ms, ms_opt};
-#[allow(unused_imports)] // the schema-only names are used in `#[schema(value_type = …)]`
 use signeur_core::{Delivery, EventType, Locale, RequestStatus, SignerStatus, SigningOrder};
 use signeur_service::store::{EventRow, RequestRow, SignerRow};
 use signeur_service::{CancelOutcome, Page, RequestDetail, Service};
@@ -195,6 +194,7 @@ pub struct SignatureRequestList {
     pub data: Vec<SignatureRequestSummary>,
     pub has_more: bool,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(pattern = "^[A-Za-z0-9_-]+$")]
     pub next_cursor: Option<String>,
 }
 

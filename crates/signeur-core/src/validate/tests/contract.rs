@@ -284,7 +284,7 @@ fn probe_chars() -> Vec<char> {
 fn string_of_len(p: &Property, len: usize) -> String {
     if p.schema["format"] == "email" {
         // A local part of at most 64, then labels of at most 63 ending in `.com`.
-        let local = "a".repeat(len.saturating_sub(1 + 4).min(64).max(1));
+        let local = "a".repeat(len.saturating_sub(1 + 4).clamp(1, 64));
         let mut rest = len - local.len() - 1 - 4;
         let mut labels = Vec::new();
         while rest > 0 {
