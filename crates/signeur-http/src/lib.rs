@@ -121,8 +121,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The response headers that layers rather than handlers set, on every response that can
 /// carry them: `X-Request-Id` (every response), `WWW-Authenticate` (every 401, from
-/// `ApiError`) and `Idempotent-Replayed` (every success of a POST, which the guard may
-/// replay for a repeated `Idempotency-Key`).
+/// `ApiError`), `Retry-After` (every 429) and `Idempotent-Replayed` (every success of a
+/// POST, which the guard may replay for a repeated `Idempotency-Key`).
 fn document_common_headers(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::RefOr;
     use utoipa::openapi::header::HeaderBuilder;
@@ -168,6 +168,23 @@ fn document_common_headers(doc: &mut utoipa::openapi::OpenApi) {
                                 .description(Some(
                                     "Authenticate with `Authorization: Bearer sgn_live_…`.",
                                 ))
+                                .build(),
+                        ),
+                    );
+                }
+                if status == "429" {
+                    // No route answers 429 yet (rate limits are still to come); when one does,
+                    // its `Retry-After` is documented here.
+                    headers.insert(
+                        "Retry-After".into(),
+                        RefOr::T(
+                            HeaderBuilder::new()
+                                .schema(Some(
+                                    ObjectBuilder::new()
+                                        .schema_type(Type::Integer)
+                                        .minimum(Some(0)),
+                                ))
+                                .description(Some("Seconds to wait before retrying."))
                                 .build(),
                         ),
                     );
