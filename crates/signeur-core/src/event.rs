@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::model::wire_enum;
 
 wire_enum!(
+    /// What happened: the `type` of an event in the audit trail and of a webhook.
     EventType {
         SignatureRequestCreated = "signature_request.created",
         SignatureRequestSent = "signature_request.sent",

@@ -1,8 +1,8 @@
 //! Small closed vocabularies of the domain, with their wire spellings.
 
 macro_rules! wire_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
-        $(#[$m])*
+    ($(#[doc = $doc:literal])* $name:ident { $($(#[$vm:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name { $($(#[$vm])* #[serde(rename = $s)] $variant),+ }
 
@@ -67,6 +67,16 @@ macro_rules! wire_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// A string with one of the wire spellings (`enum`), described by the doc comment.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc: &[&str] = &[$($doc),*];
+                $crate::model::string_enum(doc, Self::ALL.iter().map(|v| v.as_str()))
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 pub(crate) use wire_enum;
@@ -77,6 +87,24 @@ pub(crate) use wire_enum;
 pub struct UnknownValue {
     pub kind: &'static str,
     pub value: String,
+}
+
+/// The schema of a wire enum: a string with the given spellings.
+pub(crate) fn string_enum<'a>(
+    doc: &[&str],
+    values: impl IntoIterator<Item = &'a str>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let description = doc
+        .iter()
+        .map(|line| line.strip_prefix(' ').unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description((!description.is_empty()).then_some(description))
+        .enum_values(Some(values))
+        .into()
 }
 
 wire_enum!(
@@ -107,7 +135,8 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// How a signer was admitted to sign.
+    /// How a signer was identified: `access_code` (emailed code), `link` (an integrator's link,
+    /// `delivery: api`) or `session` (an embedded signing session).
     VerificationMethod {
         /// They entered the access code emailed to them.
         AccessCode = "access_code",
@@ -119,7 +148,8 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// Where an embedded signing session stands.
+    /// `pending`: the link was not used yet; `opened`: the signer is on the signing page;
+    /// `completed`: see `result`.
     SessionStatus {
         /// Created; its one-time token not used yet.
         Pending = "pending",
@@ -131,12 +161,12 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// How an embedded signing session ended.
+    /// How a signing session ended.
     SessionResult { Success = "success", Cancelled = "cancelled", Failed = "failed" }
 );
 
 wire_enum!(
-    /// Why an embedded signing session failed (the redirect's `failure_code`).
+    /// Why a signing session failed (the redirect's `failure_code`).
     FailureCode {
         TokenExpired = "token_expired",
         SessionNotFound = "session_not_found",
@@ -185,6 +215,10 @@ mod tests {
         }
         for s in SignerStatus::ALL {
             assert_eq!(SignerStatus::parse(s.as_str()), Some(*s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for e in crate::EventType::ALL {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
         }
         assert_eq!(Locale::parse("sv"), None);
         assert_eq!(Delivery::parse("Email"), None);

@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::model::wire_enum;
 
 wire_enum!(
+    /// Where a signature request stands (`expired` is computed on read once `expires_at` has
+    /// passed).
     RequestStatus {
         Pending = "pending",
         Sent = "sent",

@@ -91,10 +91,16 @@ pub struct NewSigner {
 
 /// `signers[].signature_position`: a 1-based page and the block's top-left corner, in PDF
 /// points (1/72 inch) from the page's top-left corner.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SignaturePosition {
+    /// Page number, from 1 (at most the document's page count).
+    #[schema(value_type = i64, minimum = 1, maximum = 4294967295u64)]
     pub page: u32,
+    /// Points from the page's left edge.
+    #[schema(minimum = 0, maximum = 14400)]
     pub x: f32,
+    /// Points from the page's top edge.
+    #[schema(minimum = 0, maximum = 14400)]
     pub y: f32,
 }
 
@@ -202,6 +208,8 @@ impl<'a> Fields<'a> {
 
     /// The raw value, with JSON null treated as absent.
     fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        #[cfg(test)]
+        tests::contract::record_read(&self.name(key));
         self.map
             .get(key)
             .copied()
@@ -570,6 +578,7 @@ pub fn resend_locale(body: &[u8]) -> Result<Option<Locale>> {
     }
 }
 
+pub mod schema;
 #[cfg(test)]
 mod tests;
 

@@ -114,7 +114,98 @@ fn public_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    public_routes().merge(authenticated_routes()).into_openapi()
+    let mut doc = public_routes().merge(authenticated_routes()).into_openapi();
+    document_common_headers(&mut doc);
+    doc
+}
+
+/// The response headers that layers rather than handlers set, on every response that can
+/// carry them: `X-Request-Id` (every response), `WWW-Authenticate` (every 401, from
+/// `ApiError`), `Retry-After` (every 429) and `Idempotent-Replayed` (every success of a
+/// POST, which the guard may replay for a repeated `Idempotency-Key`).
+fn document_common_headers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+    let constant = |value: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([value]))
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            (&mut item.get, false),
+            (&mut item.put, false),
+            (&mut item.post, true),
+            (&mut item.delete, false),
+            (&mut item.patch, false),
+        ];
+        for (operation, is_post) in operations {
+            let Some(operation) = operation else { continue };
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                let headers = &mut response.headers;
+                headers.insert(
+                    "X-Request-Id".into(),
+                    RefOr::T(
+                        HeaderBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                            .description(Some(
+                                "The request's `X-Request-Id` if it sent one, else a new UUID.",
+                            ))
+                            .build(),
+                    ),
+                );
+                if status == "401" {
+                    headers.insert(
+                        "WWW-Authenticate".into(),
+                        RefOr::T(
+                            HeaderBuilder::new()
+                                .schema(Some(constant("Bearer")))
+                                .description(Some(
+                                    "Authenticate with `Authorization: Bearer sgn_live_…`.",
+                                ))
+                                .build(),
+                        ),
+                    );
+                }
+                if status == "429" {
+                    // No route answers 429 yet (rate limits are still to come); when one does,
+                    // its `Retry-After` is documented here.
+                    headers.insert(
+                        "Retry-After".into(),
+                        RefOr::T(
+                            HeaderBuilder::new()
+                                .schema(Some(
+                                    ObjectBuilder::new()
+                                        .schema_type(Type::Integer)
+                                        .minimum(Some(0)),
+                                ))
+                                .description(Some("Seconds to wait before retrying."))
+                                .build(),
+                        ),
+                    );
+                }
+                if is_post && status.starts_with('2') {
+                    headers.insert(
+                        "Idempotent-Replayed".into(),
+                        RefOr::T(
+                            HeaderBuilder::new()
+                                .schema(Some(constant("true")))
+                                .description(Some(
+                                    "Present when this is the stored response to an earlier \
+                                     request with the same `Idempotency-Key`.",
+                                ))
+                                .build(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The whole HTTP application.

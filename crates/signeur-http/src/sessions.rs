@@ -31,15 +31,23 @@ fn uuid_or_404(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
 pub struct SettingsView {
     /// URL prefixes a signing session's `return_url` must match (scheme, host and port
     /// exactly; path by prefix at a `/` boundary).
+    #[schema(format = "uri")]
     pub allowed_return_urls: Vec<String>,
     /// Origins allowed to show embedded signing pages in a frame.
+    #[schema(format = "uri")]
     pub allowed_frame_origins: Vec<String>,
     /// Whether a session secret exists (redirects then carry `signature`).
     pub session_secret_set: bool,
+    /// Null until the settings are first changed.
     #[serde(serialize_with = "ms_opt::serialize")]
-    #[schema(value_type = Option<String>)]
     pub updated_at: Option<DateTime<Utc>>,
 }
+
+/// An absolute URL, at most 2000 characters as sent (the stored form is normalized).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = "uri", max_length = 2000)]
+#[allow(dead_code)]
+pub struct AbsoluteUrl(String);
 
 impl From<Settings> for SettingsView {
     fn from(s: Settings) -> Self {
@@ -57,9 +65,13 @@ impl From<Settings> for SettingsView {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct SettingsPatch {
-    #[schema(max_items = 20)]
+    /// HTTPS URL prefixes (plain HTTP only on localhost, 127.0.0.1 or [::1]), without
+    /// credentials, query or fragment.
+    #[schema(max_items = 20, value_type = Option<Vec<AbsoluteUrl>>)]
     allowed_return_urls: Option<Vec<String>>,
-    #[schema(max_items = 20)]
+    /// HTTPS origins (scheme, host and port; plain HTTP only on localhost, 127.0.0.1 or
+    /// [::1]).
+    #[schema(max_items = 20, value_type = Option<Vec<AbsoluteUrl>>)]
     allowed_frame_origins: Option<Vec<String>>,
 }
 
@@ -138,8 +150,9 @@ pub async fn rotate_session_secret(
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateSession {
-    /// Where the browser returns; must match an allowed return URL.
-    #[schema(max_length = 2000)]
+    /// Where the browser returns; must match one of the organization's
+    /// `allowed_return_urls`.
+    #[schema(format = "uri", max_length = 2000)]
     return_url: String,
     /// Handed back verbatim in the redirect.
     #[schema(max_length = 1000)]
@@ -150,9 +163,9 @@ pub struct CreateSession {
 pub struct SessionCreated {
     pub signing_session_id: Uuid,
     /// One-time link to send the signer to; valid 15 minutes.
+    #[schema(format = "uri")]
     pub redirect_url: String,
     #[serde(serialize_with = "ms::serialize")]
-    #[schema(value_type = String)]
     pub expires_at: DateTime<Utc>,
 }
 
@@ -204,28 +217,21 @@ pub struct SessionView {
     pub signing_session_id: Uuid,
     pub signature_request_id: Uuid,
     pub signer_id: Uuid,
-    /// `pending` (link not used yet), `opened`, `completed`.
-    #[schema(value_type = String, example = "completed")]
     pub status: SessionStatus,
-    /// `success`, `cancelled` or `failed` once completed.
-    #[schema(value_type = Option<String>)]
+    /// Null until completed.
     pub result: Option<SessionResult>,
-    /// `token_expired`, `session_not_found`, `validation_failed` or `provider_unavailable`.
-    #[schema(value_type = Option<String>)]
+    /// Set when `result` is `failed`.
     pub failure_code: Option<FailureCode>,
+    #[schema(format = "uri")]
     pub return_url: String,
     pub state: Option<String>,
     #[serde(serialize_with = "ms::serialize")]
-    #[schema(value_type = String)]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "ms::serialize")]
-    #[schema(value_type = String)]
     pub expires_at: DateTime<Utc>,
     #[serde(serialize_with = "ms_opt::serialize")]
-    #[schema(value_type = Option<String>)]
     pub opened_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "ms_opt::serialize")]
-    #[schema(value_type = Option<String>)]
     pub completed_at: Option<DateTime<Utc>>,
 }
 
@@ -284,6 +290,7 @@ pub async fn get_session(
 pub struct RotatedLink {
     pub signer_id: Uuid,
     pub access_token: String,
+    #[schema(format = "uri")]
     pub sign_url: String,
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use signeur_core::validate::schema::{CancelBody, CreateSignatureRequestBody, ResendBody};
 use signeur_service::ListQuery;
 
 use crate::AppState;
@@ -27,95 +28,26 @@ fn request_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found("Signature request"))
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateSigner {
-    /// Required unless `delivery` is `api`.
-    #[schema(format = Email, max_length = 254)]
-    email: Option<String>,
-    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
-    name: Option<String>,
-    #[schema(pattern = "^(en|fi|fr|de)$")]
-    locale: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateDocument {
-    /// Original filename of the PDF.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F/\\\\]*[^\\s\\x00-\\x1F\\x7F-\\x9F/\\\\][^\\x00-\\x1F\\x7F-\\x9F/\\\\]*$"
-    )]
-    filename: String,
-    /// The PDF, base64 (at most 10 MB decoded).
-    #[schema(format = Byte)]
-    content_base64: String,
-}
-
-/// Body of a create. `signers` (1–20) or the legacy `signer_email`/`signer_name` pair.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreateSignatureRequest {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
-    )]
-    title: String,
-    #[schema(
-        max_length = 2000,
-        pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
-    )]
-    message: Option<String>,
-    /// Default locale of the signers: en, fi, fr or de.
-    #[schema(pattern = "^(en|fi|fr|de)$")]
-    locale: Option<String>,
-    #[schema(min_items = 1, max_items = 20)]
-    signers: Option<Vec<CreateSigner>>,
-    /// Legacy single-signer body.
-    #[schema(format = Email, max_length = 254)]
-    signer_email: Option<String>,
-    /// Legacy single-signer body.
-    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
-    signer_name: Option<String>,
-    document: CreateDocument,
-    /// `email` (Signeur sends the invitations) or `api` (you hand out `sign_url`).
-    #[schema(pattern = "^(email|api)$")]
-    delivery: Option<String>,
-    #[schema(pattern = "^(parallel|sequential)$")]
-    signing_order: Option<String>,
-    /// Default: 30 days after creation; at most 365 days ahead.
-    expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Free-form object stored verbatim (at most 16 KB).
-    #[schema(value_type = Option<Object>)]
-    metadata: Option<serde_json::Value>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CancelBody {
-    /// Stored in the audit trail (at most 500 characters).
-    #[schema(
-        max_length = 500,
-        pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
-    )]
-    reason: Option<String>,
-}
-
 /// An empty query value means "not given", as the service reads it.
-fn or_empty(schema: utoipa::openapi::schema::ObjectBuilder) -> utoipa::openapi::schema::Schema {
+fn or_empty(
+    schema: impl Into<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+) -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
     OneOfBuilder::new()
         .item(schema)
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .max_length(Some(0)),
+                .enum_values(Some([""])),
         )
         .build()
         .into()
+}
+
+fn status_or_empty() -> utoipa::openapi::schema::Schema {
+    or_empty(utoipa::openapi::Ref::from_schema_name(
+        <signeur_core::RequestStatus as utoipa::ToSchema>::name(),
+    ))
 }
 
 fn date_time_or_empty() -> utoipa::openapi::schema::Schema {
@@ -155,10 +87,8 @@ pub struct IdempotencyHeader {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// pending | sent | opened | signed | cancelled | declined | expired | awaiting_stamp | stamp_failed
-    #[param(
-        pattern = "^(pending|sent|opened|signed|cancelled|declined|expired|awaiting_stamp|stamp_failed)?$"
-    )]
+    /// Only requests in this status.
+    #[param(schema_with = status_or_empty)]
     status: Option<String>,
     /// Requests created at or after this instant (RFC 3339).
     #[param(schema_with = date_time_or_empty)]
@@ -169,14 +99,17 @@ pub struct ListParams {
     /// Page size, 1–100 (default 25).
     #[param(schema_with = limit_or_empty)]
     limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page, for the same filters; opaque: do not construct
+    /// your own.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
 }
 
 #[utoipa::path(
     post, path = "/api/v1/signatures", tag = TAG,
     summary = "Create a signature request",
-    request_body(content = CreateSignatureRequest, content_type = "application/json"),
+    request_body(content = CreateSignatureRequestBody, content_type = "application/json",
+        example = signeur_core::validate::schema::create_example),
     params(IdempotencyHeader),
     responses(
         (status = 201, description = "Created", body = SignatureRequestCreated),
@@ -311,14 +244,6 @@ pub async fn cancel_signature(
     Ok(Json(CancelResponse::from(&outcome)))
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ResendBody {
-    /// Override the signer's email locale for this send and keep it on the signer.
-    #[schema(pattern = "^(en|fi|fr|de)$")]
-    locale: Option<String>,
-}
-
 #[utoipa::path(
     post, path = "/api/v1/signatures/{id}/signers/{signer_id}/resend", tag = TAG,
     summary = "Resend the invitation with a new access code",
@@ -357,7 +282,7 @@ pub async fn resend_invitation(
 pub struct RetrySealResponse {
     pub id: Uuid,
     /// `awaiting_stamp`: the seal job is queued again.
-    #[schema(example = "awaiting_stamp")]
+    #[schema(value_type = signeur_core::RequestStatus)]
     pub status: String,
 }
 
@@ -426,7 +351,8 @@ pub(crate) fn pdf_response(filename: &str, bytes: Vec<u8>) -> Response {
     summary = "Download the signed PDF",
     params(("id" = Uuid, Path, description = "Signature request id")),
     responses(
-        (status = 200, description = "The sealed PDF", content_type = "application/pdf", body = PdfFile),
+        (status = 200, description = "The sealed PDF", content_type = "application/pdf", body = PdfFile,
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"…\"` with the uploaded file name"))),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request in this organization", body = ErrorBody),
         (status = 409, description = "Not signed yet (document_not_signed), or cancelled/declined/expired (invalid_state)", body = ErrorBody),
@@ -450,7 +376,8 @@ pub async fn download_document(
     summary = "Download the audit-trail PDF",
     params(("id" = Uuid, Path, description = "Signature request id")),
     responses(
-        (status = 200, description = "The audit trail as PDF", content_type = "application/pdf", body = PdfFile),
+        (status = 200, description = "The audit trail as PDF", content_type = "application/pdf", body = PdfFile,
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"audit-trail.pdf\"`"))),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request in this organization", body = ErrorBody),
     ),

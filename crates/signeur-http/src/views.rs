@@ -22,14 +22,14 @@ pub struct SignerCreated {
     pub name: Option<String>,
     /// The secret in `sign_url`.
     pub access_token: String,
+    #[schema(format = "uri")]
     pub sign_url: String,
-    #[schema(value_type = String, example = "sent")]
     pub status: SignerStatus,
     pub position: i64,
     /// True exactly when the SMTP server accepted the invitation.
     pub email_sent: bool,
     pub email_error: Option<String>,
-    #[schema(value_type = String, example = "en")]
+
     pub locale: Locale,
 }
 
@@ -37,7 +37,6 @@ pub struct SignerCreated {
 #[derive(Serialize, ToSchema)]
 pub struct SignatureRequestCreated {
     pub id: Uuid,
-    #[schema(value_type = String, example = "sent")]
     pub status: RequestStatus,
     pub title: String,
     #[serde(serialize_with = "ms::serialize")]
@@ -46,9 +45,8 @@ pub struct SignatureRequestCreated {
     pub sent_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "ms::serialize")]
     pub expires_at: DateTime<Utc>,
-    #[schema(value_type = String, example = "email")]
+
     pub delivery: Delivery,
-    #[schema(value_type = String, example = "parallel")]
     pub signing_order: SigningOrder,
     /// SHA-256 (hex) of the uploaded PDF.
     pub document_hash: String,
@@ -61,8 +59,8 @@ pub struct SignerSummary {
     pub email: Option<String>,
     pub name: Option<String>,
     pub access_token: String,
+    #[schema(format = "uri")]
     pub sign_url: String,
-    #[schema(value_type = String, example = "sent")]
     pub status: SignerStatus,
     pub position: i64,
     #[serde(serialize_with = "ms_opt::serialize")]
@@ -76,7 +74,7 @@ pub struct SignerSummary {
     pub decline_reason: Option<String>,
     pub email_sent: bool,
     pub email_error: Option<String>,
-    #[schema(value_type = String, example = "en")]
+
     pub locale: Locale,
     /// Where the visible signature block goes; null: on the last page where it covers no
     /// content.
@@ -105,7 +103,6 @@ pub struct EventView {
     #[schema(example = "evt_a1b2c3d4-e5f6-7890-abcd-ef1234567890")]
     pub id: String,
     #[serde(rename = "type")]
-    #[schema(value_type = String, example = "signature_request.created")]
     pub event_type: EventType,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
@@ -135,15 +132,12 @@ pub struct DocumentInfo {
 #[derive(Serialize, ToSchema)]
 pub struct SignatureRequestView {
     pub id: Uuid,
-    #[schema(value_type = String, example = "sent")]
     pub status: RequestStatus,
     pub title: String,
     pub message: Option<String>,
-    #[schema(value_type = String, example = "en")]
+
     pub locale: Locale,
-    #[schema(value_type = String, example = "email")]
     pub delivery: Delivery,
-    #[schema(value_type = String, example = "parallel")]
     pub signing_order: SigningOrder,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
@@ -175,7 +169,6 @@ pub struct SignatureRequestView {
 #[derive(Serialize, ToSchema)]
 pub struct SignatureRequestSummary {
     pub id: Uuid,
-    #[schema(value_type = String, example = "sent")]
     pub status: RequestStatus,
     pub title: String,
     pub signer_count: i64,
@@ -197,6 +190,7 @@ pub struct SignatureRequestList {
     pub data: Vec<SignatureRequestSummary>,
     pub has_more: bool,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(pattern = "^[A-Za-z0-9_-]+$")]
     pub next_cursor: Option<String>,
 }
 
@@ -226,7 +220,6 @@ pub struct SignerList {
 #[derive(Serialize, ToSchema)]
 pub struct CancelResponse {
     pub id: Uuid,
-    #[schema(value_type = String, example = "cancelled")]
     pub status: RequestStatus,
     #[serde(serialize_with = "ms::serialize")]
     pub cancelled_at: DateTime<Utc>,
@@ -453,13 +446,11 @@ impl From<&CancelOutcome> for CancelResponse {
 #[derive(Serialize, ToSchema)]
 pub struct AuditRequestView {
     pub id: Uuid,
-    #[schema(value_type = String, example = "signed")]
     pub status: RequestStatus,
     pub title: String,
     pub message: Option<String>,
-    #[schema(value_type = String, example = "email")]
+
     pub delivery: Delivery,
-    #[schema(value_type = String, example = "parallel")]
     pub signing_order: SigningOrder,
     #[serde(serialize_with = "ms::serialize")]
     pub created_at: DateTime<Utc>,
@@ -492,10 +483,8 @@ pub struct AuditSignerView {
     pub name_as_invited: Option<String>,
     pub name_as_signed: Option<String>,
     pub representing_as_signed: Option<String>,
-    #[schema(value_type = String, example = "signed")]
     pub status: SignerStatus,
-    /// `access_code`, `link` or `session`; null until signed.
-    #[schema(value_type = Option<String>)]
+    /// How the signer was identified; null until signed.
     pub verification_method: Option<VerificationMethod>,
     /// The same in words.
     pub verification: String,

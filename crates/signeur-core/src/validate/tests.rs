@@ -1,4 +1,6 @@
 use super::*;
+
+pub(super) mod contract;
 use serde_json::Value;
 use serde_json::json;
 
