@@ -835,7 +835,7 @@ async fn sign(
             Some(&form),
             Some(field_error(locale, error)),
         )
-        .render_embedded(embedded.map(Embedded::from).as_ref())
+        .render_embedded(embedded.map(|e| Embedded::from(*e)).as_ref())
     })
 }
 
@@ -845,7 +845,7 @@ fn action_response(
     token: &str,
     lang: Option<&str>,
     outcome: Result<PageOutcome, ServiceError>,
-    refused: impl FnOnce(&SigningLink, Option<EmbeddedContext>, &ValidationError) -> Response,
+    refused: impl FnOnce(&SigningLink, Option<Box<EmbeddedContext>>, &ValidationError) -> Response,
 ) -> Response {
     match outcome {
         Ok(PageOutcome::NotFound) => not_found(locale_of(None, lang)),

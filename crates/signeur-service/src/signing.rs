@@ -46,7 +46,7 @@ pub enum PageOutcome {
     /// The form was refused; show it again with the error.
     Refused {
         link: Box<SigningLink>,
-        embedded: Option<EmbeddedContext>,
+        embedded: Option<Box<EmbeddedContext>>,
         error: signeur_core::ValidationError,
     },
     /// Done: back to the link's page, or (embedded) to the integrator's return URL.
@@ -157,7 +157,7 @@ impl Service {
             }
             Err(ServiceError::Validation(error)) => Ok(PageOutcome::Refused {
                 link: Box::new(link),
-                embedded,
+                embedded: embedded.map(Box::new),
                 error,
             }),
             Err(ServiceError::InvalidState(_)) => Ok(PageOutcome::NotNow(Box::new(link))),
@@ -194,7 +194,7 @@ impl Service {
             }
             Err(ServiceError::Validation(error)) => Ok(PageOutcome::Refused {
                 link: Box::new(link),
-                embedded,
+                embedded: embedded.map(Box::new),
                 error,
             }),
             Err(ServiceError::InvalidState(_)) => Ok(PageOutcome::NotNow(Box::new(link))),
