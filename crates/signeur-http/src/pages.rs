@@ -23,12 +23,11 @@ use serde::Deserialize;
 
 use signeur_core::{Locale, ValidationError};
 use signeur_service::links::{
-    CodeOutcome, Gone, LinkState, MAX_CODE_ATTEMPTS, Origin, SESSION_TTL, SigningLink,
+    CodeOnPage, Gone, LinkState, MAX_CODE_ATTEMPTS, Origin, PageCredentials, SESSION_TTL,
+    SigningLink,
 };
 use signeur_service::sessions::EmbeddedContext;
-use signeur_service::signing::{
-    PageCredentials, PageOutcome, SignForm as SignerForm, SignerDownload,
-};
+use signeur_service::signing::{PageOutcome, SignForm as SignerForm, SignerDownload};
 use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
@@ -737,27 +736,30 @@ async fn verify(
     visitor: Visitor,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    let link = match resolve(&state, &token, &visitor, form.lang.as_deref()).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let locale = locale_of(Some(&link), form.lang.as_deref());
-    if !state
+    let outcome = state
         .service
-        .csrf_ok(visitor.csrf_cookie.as_deref(), &form.csrf)
-    {
-        return csrf_failed(&link, &token, locale);
-    }
-    if let Some(page) = state_page(&state, &link, &token, locale) {
-        return page.render();
-    }
-    match state
-        .service
-        .submit_access_code(&link, &form.code, &visitor.origin)
-        .await
-    {
-        Ok(CodeOutcome::Verified { session }) => {
-            let mut res = see_other(&token, "", locale);
+        .submit_code_on_page(
+            &token,
+            &visitor.credentials(&form.csrf),
+            &form.code,
+            &visitor.origin,
+        )
+        .await;
+    let lang = form.lang.as_deref();
+    match outcome {
+        Ok(CodeOnPage::NotFound) => not_found(locale_of(None, lang)),
+        Ok(CodeOnPage::CsrfFailed(link)) => {
+            csrf_failed(&link, &token, locale_of(Some(&link), lang))
+        }
+        Ok(CodeOnPage::NotNow(link)) => {
+            let locale = locale_of(Some(&link), lang);
+            match state_page(&state, &link, &token, locale) {
+                Some(page) => page.render(),
+                None => see_other(&token, "", locale),
+            }
+        }
+        Ok(CodeOnPage::Verified { link, session }) => {
+            let mut res = see_other(&token, "", locale_of(Some(&link), lang));
             if let Ok(v) =
                 HeaderValue::from_str(&session_cookie(&state, &token, session).to_string())
             {
@@ -765,17 +767,22 @@ async fn verify(
             }
             res
         }
-        Ok(CodeOutcome::Wrong { attempts_left }) => gate_page(
+        Ok(CodeOnPage::Wrong {
+            link,
+            attempts_left,
+        }) => gate_page(
             &state,
             &link,
             &token,
             &visitor,
-            locale,
+            locale_of(Some(&link), lang),
             Some(context! { key => "gate-wrong", left => attempts_left, max => MAX_CODE_ATTEMPTS }),
         )
         .render(),
-        Ok(CodeOutcome::Locked { until }) => locked_page(&link, &token, locale, until).render(),
-        Ok(CodeOutcome::NotAccepted) => see_other(&token, "", locale),
+        Ok(CodeOnPage::Locked { link, until }) => {
+            locked_page(&link, &token, locale_of(Some(&link), lang), until).render()
+        }
+        Ok(CodeOnPage::NotAccepted(link)) => see_other(&token, "", locale_of(Some(&link), lang)),
         Err(e) => internal(e),
     }
 }

@@ -127,6 +127,48 @@ pub struct Origin {
     pub user_agent: Option<String>,
 }
 
+/// What the browser on a signer page holds: its cookies, and the CSRF token its form sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageCredentials<'a> {
+    /// The signer session cookie.
+    pub session: Option<&'a str>,
+    /// The embedded-session cookie.
+    pub embed: Option<&'a str>,
+    /// The per-browser CSRF cookie.
+    pub csrf_cookie: Option<&'a str>,
+    /// The CSRF token the form carried.
+    pub csrf_token: &'a str,
+}
+
+/// Where an access code submitted on the gate ends; the page maps each to a template or a
+/// redirect.
+#[derive(Debug)]
+pub enum CodeOnPage {
+    /// No link has this token.
+    NotFound,
+    /// The form's CSRF token does not match the browser.
+    CsrfFailed(Box<SigningLink>),
+    /// The link is gone, signed, locked or not the signer's turn: the page shows its state.
+    NotNow(Box<SigningLink>),
+    /// Right code: back to the link with the new session cookie value.
+    Verified {
+        link: Box<SigningLink>,
+        session: String,
+    },
+    /// Wrong code: the gate again.
+    Wrong {
+        link: Box<SigningLink>,
+        attempts_left: i64,
+    },
+    /// Too many wrong codes.
+    Locked {
+        link: Box<SigningLink>,
+        until: DateTime<Utc>,
+    },
+    /// The link does not accept codes: back to the link.
+    NotAccepted(Box<SigningLink>),
+}
+
 pub(crate) fn gated(request: &RequestRow, signer: &SignerRow) -> bool {
     request.delivery == Delivery::Email && signer.email.is_some()
 }
@@ -313,6 +355,37 @@ impl Service {
                 attempts_left: MAX_CODE_ATTEMPTS - attempts,
             })
         }
+    }
+
+    /// `POST /sign/{token}/verify`: the link, the form's CSRF token, the link's state, then
+    /// the code ([`Service::submit_access_code`]).
+    pub async fn submit_code_on_page(
+        &self,
+        token: &str,
+        cred: &PageCredentials<'_>,
+        code: &str,
+        origin: &Origin,
+    ) -> Result<CodeOnPage> {
+        let Some(link) = self.signing_link(token, cred.session).await? else {
+            return Ok(CodeOnPage::NotFound);
+        };
+        if !self.csrf_ok(cred.csrf_cookie, cred.csrf_token) {
+            return Ok(CodeOnPage::CsrfFailed(Box::new(link)));
+        }
+        if !matches!(link.state, LinkState::NeedsCode | LinkState::Ready) {
+            return Ok(CodeOnPage::NotNow(Box::new(link)));
+        }
+        let outcome = self.submit_access_code(&link, code, origin).await?;
+        let link = Box::new(link);
+        Ok(match outcome {
+            CodeOutcome::Verified { session } => CodeOnPage::Verified { link, session },
+            CodeOutcome::Wrong { attempts_left } => CodeOnPage::Wrong {
+                link,
+                attempts_left,
+            },
+            CodeOutcome::Locked { until } => CodeOnPage::Locked { link, until },
+            CodeOutcome::NotAccepted => CodeOnPage::NotAccepted(link),
+        })
     }
 
     /// "Opened" as the wire decisions define it: the signer becomes `opened` (with

@@ -10,7 +10,7 @@ use signeur_core::{
 };
 use signeur_store::{NewJob, Signature, SignerRow};
 
-use crate::links::{LinkState, Origin, SigningLink, gated, opened_events};
+use crate::links::{LinkState, Origin, PageCredentials, SigningLink, gated, opened_events};
 use crate::model::SigningSession;
 use crate::model::effective_status;
 use crate::sessions::{EmbeddedContext, SessionOutcome};
@@ -18,19 +18,6 @@ use crate::{Result, Service, ServiceError, events};
 
 /// Largest drawn signature accepted (PNG bytes).
 pub const MAX_SIGNATURE_PNG: usize = 512 * 1024;
-
-/// What the browser on a signer page holds: its cookies, and the CSRF token its form sent.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PageCredentials<'a> {
-    /// The signer session cookie.
-    pub session: Option<&'a str>,
-    /// The embedded-session cookie.
-    pub embed: Option<&'a str>,
-    /// The per-browser CSRF cookie.
-    pub csrf_cookie: Option<&'a str>,
-    /// The CSRF token the form carried.
-    pub csrf_token: &'a str,
-}
 
 /// Where a signer-page action (sign, decline) ends; the page maps each to a template or a
 /// redirect.
