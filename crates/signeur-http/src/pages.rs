@@ -26,7 +26,7 @@ use signeur_service::links::{
     CodeOnPage, Gone, LinkState, MAX_CODE_ATTEMPTS, Origin, PageCredentials, SESSION_TTL,
     SigningLink,
 };
-use signeur_service::sessions::EmbeddedContext;
+use signeur_service::sessions::{CancelOnPage, EmbeddedContext};
 use signeur_service::signing::{PageOutcome, SignForm as SignerForm, SignerDownload};
 use signeur_service::{ServiceError, i18n};
 
@@ -236,9 +236,8 @@ struct Page<'a> {
     cookies: Vec<Cookie<'static>>,
 }
 
-/// A browser in an embedded signing session: the session and the page policy it allows.
+/// A browser in an embedded signing session: the page policy its session allows.
 struct Embedded {
-    session: signeur_service::SigningSession,
     csp: String,
 }
 
@@ -251,7 +250,6 @@ impl From<EmbeddedContext> for Embedded {
         };
         Embedded {
             csp: csp(&frame, &url_origin(&e.session.return_url)),
-            session: e.session,
         }
     }
 }
@@ -570,22 +568,6 @@ fn url_origin(u: &str) -> String {
     u[..end].to_string()
 }
 
-/// Ends the embedded session with `result` and sends the browser back to the integrator.
-async fn back_to_integrator(
-    state: &AppState,
-    embedded: &Embedded,
-    result: signeur_service::sessions::SessionOutcome,
-) -> Response {
-    match state
-        .service
-        .finish_session(&embedded.session, result)
-        .await
-    {
-        Ok(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
-        Err(e) => internal(e),
-    }
-}
-
 /// `redirect_url`: uses the one-time token, then shows the signing page without the code.
 async fn open_embedded(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     use signeur_service::sessions::SessionOpening;
@@ -640,28 +622,20 @@ async fn cancel_session(
     visitor: Visitor,
     Form(form): Form<CancelForm>,
 ) -> Response {
-    let link = match resolve(&state, &token, &visitor, None).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let locale = locale_of(Some(&link), None);
-    if !state
+    match state
         .service
-        .csrf_ok(visitor.csrf_cookie.as_deref(), &form.csrf)
+        .cancel_on_page(&token, &visitor.credentials(&form.csrf))
+        .await
     {
-        return csrf_failed(&link, &token, locale);
-    }
-    match embedded_of(&state, &link, &visitor).await {
-        Ok(Some(e)) => {
-            back_to_integrator(
-                &state,
-                &e,
-                signeur_service::sessions::SessionOutcome::Cancelled,
-            )
-            .await
+        Ok(CancelOnPage::NotFound) => not_found(locale_of(None, None)),
+        Ok(CancelOnPage::CsrfFailed(link)) => {
+            csrf_failed(&link, &token, locale_of(Some(&link), None))
         }
-        Ok(None) => see_other(&token, "", locale),
-        Err(res) => res,
+        Ok(CancelOnPage::NotEmbedded(link)) => see_other(&token, "", locale_of(Some(&link), None)),
+        Ok(CancelOnPage::Return(url)) => {
+            (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()
+        }
+        Err(e) => internal(e),
     }
 }
 

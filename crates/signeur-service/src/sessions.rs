@@ -13,8 +13,8 @@ use uuid::Uuid;
 use signeur_core::{EventType, FailureCode, SessionResult, SessionStatus, SignerStatus};
 use signeur_store::{SessionRow, SettingsRow, SignerRow};
 
-use crate::links::SESSION_TTL;
 use crate::links::new_access_token;
+use crate::links::{PageCredentials, SESSION_TTL, SigningLink};
 use crate::model::effective_status;
 use crate::model::{SignatureRequest, Signer, SigningSession};
 use crate::{Result, Service, ServiceError, events};
@@ -88,6 +88,20 @@ pub enum SessionOpening {
         session_id: Uuid,
         signer_session: String,
     },
+}
+
+/// Where an embedded session's Cancel button ends; the page maps each to a template or a
+/// redirect.
+#[derive(Debug)]
+pub enum CancelOnPage {
+    /// No link has this token.
+    NotFound,
+    /// The form's CSRF token does not match the browser.
+    CsrfFailed(Box<SigningLink>),
+    /// The browser is in no embedded session: back to the link.
+    NotEmbedded(Box<SigningLink>),
+    /// The session ended `cancelled`: back to the integrator at this URL.
+    Return(String),
 }
 
 /// Completes `session` inside the caller's transaction (the request row locked as `r`):
@@ -547,7 +561,7 @@ impl Service {
     pub async fn embedded_context(
         &self,
         cookie: Option<&str>,
-        link: &crate::links::SigningLink,
+        link: &SigningLink,
     ) -> Result<Option<EmbeddedContext>> {
         let Some(session) = self.embedded_session(cookie, link.signer.id).await? else {
             return Ok(None);
@@ -582,6 +596,28 @@ impl Service {
             return Ok(None);
         };
         Ok((s.signer_id == signer_id && s.status == SessionStatus::Opened).then(|| s.into()))
+    }
+
+    /// `POST /sign/{token}/cancel`: the link, the form's CSRF token, then the embedded
+    /// session the browser is in, which ends `cancelled`.
+    pub async fn cancel_on_page(
+        &self,
+        token: &str,
+        cred: &PageCredentials<'_>,
+    ) -> Result<CancelOnPage> {
+        let Some(link) = self.signing_link(token, cred.session).await? else {
+            return Ok(CancelOnPage::NotFound);
+        };
+        if !self.csrf_ok(cred.csrf_cookie, cred.csrf_token) {
+            return Ok(CancelOnPage::CsrfFailed(Box::new(link)));
+        }
+        match self.embedded_context(cred.embed, &link).await? {
+            Some(e) => Ok(CancelOnPage::Return(
+                self.finish_session(&e.session, SessionOutcome::Cancelled)
+                    .await?,
+            )),
+            None => Ok(CancelOnPage::NotEmbedded(Box::new(link))),
+        }
     }
 
     /// Completes a session once (`signing_session.completed`) and returns the URL the
