@@ -27,7 +27,7 @@ use signeur_service::links::{
     SigningLink,
 };
 use signeur_service::sessions::{CancelOnPage, EmbeddedContext};
-use signeur_service::signing::{PageOutcome, SignForm as SignerForm, SignerDownload};
+use signeur_service::signing::{LinkPage, PageOutcome, SignForm as SignerForm, SignerDownload};
 use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
@@ -544,21 +544,6 @@ fn sign_page<'a>(
 
 // --- Handlers ----------------------------------------------------------------------------------
 
-async fn embedded_of(
-    state: &AppState,
-    link: &SigningLink,
-    visitor: &Visitor,
-) -> Result<Option<Embedded>, Response> {
-    match state
-        .service
-        .embedded_context(visitor.embed.as_deref(), link)
-        .await
-    {
-        Ok(e) => Ok(e.map(Embedded::from)),
-        Err(e) => Err(internal(e)),
-    }
-}
-
 fn url_origin(u: &str) -> String {
     // scheme://host[:port] of an already validated URL.
     let after = u.find("://").map_or(0, |i| i + 3);
@@ -645,34 +630,38 @@ async fn show(
     Query(q): Query<LangQuery>,
     visitor: Visitor,
 ) -> Response {
-    let link = match resolve(&state, &token, &visitor, q.lang.as_deref()).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let locale = locale_of(Some(&link), q.lang.as_deref());
-    if let Some(page) = state_page(&state, &link, &token, locale) {
-        return page.render();
-    }
-    if link.state == LinkState::NeedsCode {
-        return gate_page(&state, &link, &token, &visitor, locale, None).render();
-    }
-    let mut cookies = Vec::new();
-    if link.has_session {
-        // A real view (the browser kept our cookie): "opened" for a link that is its own
-        // credential. A link preview without cookies never gets here.
-        if let Err(e) = state.service.record_open(&link, &visitor.origin).await {
-            return internal(e);
+    // A GET carries no form, so no CSRF token.
+    let outcome = state
+        .service
+        .show_on_page(&token, &visitor.credentials(""), &visitor.origin)
+        .await;
+    let lang = q.lang.as_deref();
+    match outcome {
+        Ok(LinkPage::NotFound) => not_found(locale_of(None, lang)),
+        Ok(LinkPage::State(link)) => {
+            let locale = locale_of(Some(&link), lang);
+            match state_page(&state, &link, &token, locale) {
+                Some(page) => page.render(),
+                None => see_other(&token, "", locale),
+            }
         }
-    } else if let Some(session) = state.service.open_session(&link) {
-        cookies.push(session_cookie(&state, &token, session));
+        Ok(LinkPage::Gate(link)) => {
+            let locale = locale_of(Some(&link), lang);
+            gate_page(&state, &link, &token, &visitor, locale, None).render()
+        }
+        Ok(LinkPage::Sign {
+            link,
+            new_session,
+            embedded,
+        }) => {
+            let locale = locale_of(Some(&link), lang);
+            let mut page = sign_page(&state, &link, &token, &visitor, locale, None, None);
+            page.cookies
+                .extend(new_session.map(|s| session_cookie(&state, &token, s)));
+            page.render_embedded(embedded.map(|e| Embedded::from(*e)).as_ref())
+        }
+        Err(e) => internal(e),
     }
-    let embedded = match embedded_of(&state, &link, &visitor).await {
-        Ok(e) => e,
-        Err(res) => return res,
-    };
-    let mut page = sign_page(&state, &link, &token, &visitor, locale, None, None);
-    page.cookies.extend(cookies);
-    page.render_embedded(embedded.as_ref())
 }
 
 fn session_cookie(state: &AppState, token: &str, session: String) -> Cookie<'static> {

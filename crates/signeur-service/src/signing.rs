@@ -1,5 +1,5 @@
-//! The signer's actions on a resolved link: sign and decline (each one transaction), and
-//! the original document for a signer who may read it.
+//! The signer's page and actions on a resolved link: what `GET /sign/{token}` shows, sign
+//! and decline (each one transaction), and the documents a signer may download.
 
 use base64::Engine as _;
 use serde_json::json;
@@ -40,6 +40,24 @@ pub enum PageOutcome {
     Done {
         link: Box<SigningLink>,
         return_to: Option<String>,
+    },
+}
+
+/// What `GET /sign/{token}` shows; the page renders each.
+#[derive(Debug)]
+pub enum LinkPage {
+    /// No link has this token.
+    NotFound,
+    /// The link is gone, signed, locked or not the signer's turn: its state page.
+    State(Box<SigningLink>),
+    /// An emailed link without a session: the access-code gate.
+    Gate(Box<SigningLink>),
+    /// The signing page. `new_session`: a signer session to set, issued for a link that is
+    /// its own credential; `embedded`: the embedded session the browser is in, if any.
+    Sign {
+        link: Box<SigningLink>,
+        new_session: Option<String>,
+        embedded: Option<Box<EmbeddedContext>>,
     },
 }
 
@@ -101,6 +119,38 @@ impl Service {
         }
         let embedded = self.embedded_context(cred.embed, &link).await?;
         Ok(Ok((link, embedded)))
+    }
+
+    /// `GET /sign/{token}`: resolves the link and decides what it shows. A browser that
+    /// already holds a session records "opened" (a link preview without cookies never
+    /// does); a link that is its own credential gets a session instead. The form's CSRF
+    /// token in `cred` is not read.
+    pub async fn show_on_page(
+        &self,
+        token: &str,
+        cred: &PageCredentials<'_>,
+        origin: &Origin,
+    ) -> Result<LinkPage> {
+        let Some(link) = self.signing_link(token, cred.session).await? else {
+            return Ok(LinkPage::NotFound);
+        };
+        match link.state {
+            LinkState::Ready => {}
+            LinkState::NeedsCode => return Ok(LinkPage::Gate(Box::new(link))),
+            _ => return Ok(LinkPage::State(Box::new(link))),
+        }
+        let mut new_session = None;
+        if link.has_session {
+            self.record_open(&link, origin).await?;
+        } else {
+            new_session = self.open_session(&link);
+        }
+        let embedded = self.embedded_context(cred.embed, &link).await?;
+        Ok(LinkPage::Sign {
+            link: Box::new(link),
+            new_session,
+            embedded: embedded.map(Box::new),
+        })
     }
 
     /// `POST /sign/{token}/sign`: the whole action, from the token, the browser's
