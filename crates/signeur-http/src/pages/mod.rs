@@ -1,0 +1,513 @@
+//! The signer's pages under `/sign/{access_token}`: server-rendered HTML (minijinja), every
+//! form a plain POST (no JavaScript needed except to draw a signature), texts from the
+//! translation files. Tokens never reach the logs: the trace span names the matched route.
+//!
+//! Cookies are scoped to `/sign/{token}`: `signeur_csrf` (a random value; forms carry its MAC,
+//! double-submit) and `signeur_session` (the signer session the service issues after the
+//! access code, or on first view of a link that is its own credential).
+//!
+//! Every handler makes one service call and maps its outcome to a page or a redirect. By
+//! topic: `link` (what a link shows, the access-code gate), `actions` (sign, decline),
+//! `embedded` (embedded sessions), `files` (documents, page images, assets); this module
+//! holds the router, the security headers, the visitor and the page rendering they share.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cookie::{Cookie, SameSite};
+use minijinja::{Environment, Value, context};
+use rand::RngCore;
+use serde::Deserialize;
+
+use signeur_core::Locale;
+use signeur_service::links::{Origin, PageCredentials, SESSION_TTL, SigningLink};
+use signeur_service::{ServiceError, i18n};
+
+use crate::AppState;
+
+mod actions;
+mod embedded;
+mod files;
+mod link;
+
+use actions::{decline, decline_form, sign};
+use embedded::{Embedded, cancel_session, open_embedded};
+use files::{css, original, page_image, script, signed_document};
+use link::{show, verify};
+
+const CSRF_COOKIE: &str = "signeur_csrf";
+const SESSION_COOKIE: &str = "signeur_session";
+const EMBED_COOKIE: &str = "signeur_embed";
+
+/// Bare `.route` calls: these are HTML pages, not part of the JSON API and its OpenAPI.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sign/{token}", get(show))
+        .route("/sign/{token}/verify", axum::routing::post(verify))
+        .route("/sign/{token}/sign", axum::routing::post(sign))
+        .route("/sign/{token}/decline", get(decline_form).post(decline))
+        .route("/sign/{token}/document.pdf", get(original))
+        .route("/sign/{token}/signed.pdf", get(signed_document))
+        .route("/sign/{token}/cancel", axum::routing::post(cancel_session))
+        .route("/sign/{token}/page/{number}", get(page_image))
+        .route("/embed/{token}", get(open_embedded))
+        .route("/assets/signeur.css", get(css))
+        .route("/assets/sign.js", get(script))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// CSP without inline script, no framing, no referrer (tokens are in the URL), no caching.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(&csp("'none'", "")).unwrap_or(HeaderValue::from_static(
+                "default-src 'none'; frame-ancestors 'none'",
+            )),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// The pages' policy. `frame_ancestors`: `'none'`, or an embedding organization's origins;
+/// `form_to`: the return URL's origin in an embedded session (a form's redirect there is
+/// checked against `form-action` too).
+fn csp(frame_ancestors: &str, form_to: &str) -> String {
+    format!(
+        "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+         form-action 'self' {form_to}; frame-ancestors {frame_ancestors}; base-uri 'none'"
+    )
+}
+
+// --- Who is asking -----------------------------------------------------------------------------
+
+/// The browser behind a page request: its cookies, address and user agent.
+pub struct Visitor {
+    csrf_cookie: Option<String>,
+    session: Option<String>,
+    embed: Option<String>,
+    origin: Origin,
+}
+
+impl Visitor {
+    /// What the service checks a signer-page action against.
+    fn credentials<'a>(&'a self, csrf_token: &'a str) -> PageCredentials<'a> {
+        PageCredentials {
+            session: self.session.as_deref(),
+            embed: self.embed.as_deref(),
+            csrf_cookie: self.csrf_cookie.as_deref(),
+            csrf_token,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let mut csrf_cookie = None;
+        let mut session = None;
+        let mut embed = None;
+        for value in parts.headers.get_all(header::COOKIE) {
+            let Ok(value) = value.to_str() else { continue };
+            for c in Cookie::split_parse(value).flatten() {
+                match c.name() {
+                    CSRF_COOKIE => csrf_cookie = Some(c.value().to_string()),
+                    SESSION_COOKIE => session = Some(c.value().to_string()),
+                    EMBED_COOKIE => embed = Some(c.value().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        let socket = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let ip = client_ip(socket, &parts.headers, &state.trusted_proxies);
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(500).collect());
+        Ok(Visitor {
+            csrf_cookie,
+            session,
+            embed,
+            origin: Origin {
+                ip_address: ip
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                user_agent,
+            },
+        })
+    }
+}
+
+/// The socket address, or — only when that address is a trusted proxy — the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(
+    socket: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let socket = socket?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&socket) {
+        return Some(socket);
+    }
+    let mut forwarded: Vec<IpAddr> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        let Ok(v) = v.to_str() else {
+            return Some(socket);
+        };
+        for part in v.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => forwarded.push(ip),
+                Err(_) => return Some(socket),
+            }
+        }
+    }
+    let first = forwarded.first().copied();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .or(first)
+            .unwrap_or(socket),
+    )
+}
+
+// --- Rendering ---------------------------------------------------------------------------------
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("../../templates/base.html")),
+        ("gate.html", include_str!("../../templates/gate.html")),
+        ("sign.html", include_str!("../../templates/sign.html")),
+        ("decline.html", include_str!("../../templates/decline.html")),
+        ("message.html", include_str!("../../templates/message.html")),
+    ] {
+        env.add_template(name, source)
+            .expect("page templates are valid (tests render each)");
+    }
+    env.add_function("t", i18n::t);
+    env
+}
+
+static ENV: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(environment);
+
+#[derive(Deserialize, Default)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+fn locale_of(link: Option<&SigningLink>, requested: Option<&str>) -> Locale {
+    requested
+        .and_then(Locale::parse)
+        .or_else(|| link.map(|l| l.signer.locale))
+        .unwrap_or(Locale::En)
+}
+
+/// What every page shows.
+struct Page<'a> {
+    status: StatusCode,
+    template: &'static str,
+    locale: Locale,
+    link: Option<&'a SigningLink>,
+    token: &'a str,
+    csrf: Option<String>,
+    ctx: Value,
+    cookies: Vec<Cookie<'static>>,
+}
+
+impl Page<'_> {
+    /// Renders for a browser in an embedded session: framable by the organization's origins,
+    /// with a Cancel button back to the integrator.
+    fn render_embedded(mut self, embedded: Option<&Embedded>) -> Response {
+        let Some(e) = embedded else {
+            return self.render();
+        };
+        self.ctx = context! { embedded => true, ..self.ctx };
+        let mut res = self.render();
+        if let Ok(v) = HeaderValue::from_str(&e.csp) {
+            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        res
+    }
+
+    fn render(self) -> Response {
+        let (org, title, expires) = match self.link {
+            Some(l) => (
+                Some(l.org_name.clone()),
+                Some(l.request.title.clone()),
+                Some(l.request.expires_at.format("%Y-%m-%d").to_string()),
+            ),
+            None => (None, None, None),
+        };
+        let languages: Vec<Value> = Locale::ALL
+            .iter()
+            .map(|l| {
+                context! {
+                    code => l.as_str(),
+                    name => native_name(*l),
+                    current => *l == self.locale,
+                }
+            })
+            .collect();
+        let ctx = context! {
+            lang => self.locale.as_str(),
+            org => org,
+            title => title,
+            expires => expires,
+            token => self.token,
+            csrf => self.csrf,
+            languages => languages,
+            ..self.ctx
+        };
+        let html = match ENV.get_template(self.template).and_then(|t| t.render(&ctx)) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(template = self.template, error = %e, "page did not render");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+                    .into_response();
+            }
+        };
+        let mut res = (
+            self.status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response();
+        for c in self.cookies {
+            if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        res
+    }
+}
+
+fn native_name(l: Locale) -> &'static str {
+    match l {
+        Locale::En => "English",
+        Locale::Fi => "Suomi",
+        Locale::Fr => "Français",
+        Locale::De => "Deutsch",
+    }
+}
+
+fn cookie(state: &AppState, token: &str, name: &'static str, value: String) -> Cookie<'static> {
+    let mut c = Cookie::new(name, value);
+    c.set_path(format!("/sign/{token}"));
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(state.service.public_url().starts_with("https://"));
+    c
+}
+
+/// The browser's CSRF cookie, or a new one to set with this response.
+fn csrf_for(state: &AppState, token: &str, visitor: &Visitor) -> (String, Option<Cookie<'static>>) {
+    match visitor.csrf_cookie.as_deref().filter(|c| c.len() == 64) {
+        Some(c) => (state.service.csrf_token(c), None),
+        None => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let value = hex::encode(bytes);
+            let token_value = state.service.csrf_token(&value);
+            (token_value, Some(cookie(state, token, CSRF_COOKIE, value)))
+        }
+    }
+}
+
+fn not_found(locale: Locale) -> Response {
+    Page {
+        status: StatusCode::NOT_FOUND,
+        template: "message.html",
+        locale,
+        link: None,
+        token: "",
+        csrf: None,
+        ctx: context! { heading => "notfound-heading", body => "notfound-body" },
+        cookies: vec![],
+    }
+    .render()
+}
+
+fn internal(e: ServiceError) -> Response {
+    tracing::error!(error = %e, "signing page failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Something went wrong on our side. Please try again in a moment.",
+    )
+        .into_response()
+}
+
+fn see_other(token: &str, suffix: &str, locale: Locale) -> Response {
+    let to = format!("/sign/{token}{suffix}?lang={}", locale.as_str());
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+/// Resolves the link or answers 404.
+async fn resolve(
+    state: &AppState,
+    token: &str,
+    visitor: &Visitor,
+    lang: Option<&str>,
+) -> Result<SigningLink, Response> {
+    match state
+        .service
+        .signing_link(token, visitor.session.as_deref())
+        .await
+    {
+        Ok(Some(link)) => Ok(link),
+        Ok(None) => Err(not_found(locale_of(None, lang))),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+fn session_cookie(state: &AppState, token: &str, session: String) -> Cookie<'static> {
+    let mut c = cookie(state, token, SESSION_COOKIE, session);
+    c.set_max_age(cookie::time::Duration::seconds(SESSION_TTL.num_seconds()));
+    c
+}
+
+fn csrf_failed(link: &SigningLink, token: &str, locale: Locale) -> Response {
+    Page {
+        status: StatusCode::FORBIDDEN,
+        template: "message.html",
+        locale,
+        link: Some(link),
+        token,
+        csrf: None,
+        ctx: context! { heading => "error-heading", body => "csrf-failed", back => true },
+        cookies: vec![],
+    }
+    .render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&["203.0.113.9, 10.1.2.3"]);
+        // Not configured: the socket address, whatever the header says.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &h, &[]),
+            Some(ip("10.0.0.1"))
+        );
+        // A direct client cannot claim another address.
+        assert_eq!(
+            client_ip(Some(ip("198.51.100.7")), &h, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // Through trusted proxies: the right-most address that is not a proxy.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &h, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        let spoofed = headers(&["1.1.1.1", "203.0.113.9"]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &spoofed, &trusted),
+            Some(ip("203.0.113.9")),
+            "a client-supplied left-most entry is not believed"
+        );
+        // Garbage in the header: the proxy's own address.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &headers(&["not-an-ip"]), &trusted),
+            Some(ip("10.0.0.1"))
+        );
+        assert_eq!(client_ip(None, &h, &trusted), None);
+    }
+
+    /// Every page renders in every language: no missing translation, no template error.
+    #[test]
+    fn every_page_renders_in_every_locale() {
+        for locale in Locale::ALL {
+            for (template, extra) in [
+                (
+                    "gate.html",
+                    context! { error => context! { key => "gate-wrong", left => 3 } },
+                ),
+                (
+                    "sign.html",
+                    context! { full_name => "Ærø Łódź", page_count => 60, preview_pages => 50, preview_width => 1000, filename => "a.pdf", message => "Hi", error => "x", embedded => true },
+                ),
+                ("decline.html", context! { reason => "", error => "x" }),
+                (
+                    "message.html",
+                    context! { heading => "signed-heading", body => "signed-body", signed_at => "2026-01-01 10:00", sealed => false },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "locked-heading", body => "locked-body", until => "2026-01-01 10:00" },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "turn-heading", body => "turn-body" },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "gone-heading", body => "gone-expired" },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "notfound-heading", body => "notfound-body" },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "error-heading", body => "csrf-failed", back => true },
+                ),
+            ] {
+                let ctx = context! {
+                    lang => locale.as_str(), org => "Acme", title => "Deal <b>", expires => "2026-12-31",
+                    token => "tok", csrf => "c", languages => Vec::<Value>::new(), ..extra
+                };
+                let html = ENV
+                    .get_template(template)
+                    .and_then(|t| t.render(&ctx))
+                    .unwrap_or_else(|e| panic!("{template} in {locale}: {e:#}"));
+                assert!(html.contains(&format!("<html lang=\"{locale}\">")));
+                assert!(!html.contains("<b>"), "{template}: HTML is escaped");
+            }
+        }
+    }
+}
