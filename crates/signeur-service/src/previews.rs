@@ -77,6 +77,22 @@ impl From<ServiceError> for PreviewError {
 
 impl Service {
     /// PNG of page `number` (1-based) of the link's document, for a signer with a session.
+    /// `/sign/{token}/pages/{number}.png` in one call: None when no link has this token.
+    pub async fn page_preview_on_page(
+        &self,
+        token: &str,
+        session: Option<&str>,
+        number: &str,
+    ) -> crate::Result<Option<Result<Arc<Vec<u8>>, PreviewError>>> {
+        let Some(link) = self.signing_link(token, session).await? else {
+            return Ok(None);
+        };
+        let Ok(number) = number.parse::<usize>() else {
+            return Ok(Some(Err(PreviewError::NoSuchPage)));
+        };
+        Ok(Some(self.page_preview(&link, number).await))
+    }
+
     pub async fn page_preview(
         &self,
         link: &SigningLink,

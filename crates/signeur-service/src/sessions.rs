@@ -85,7 +85,8 @@ pub enum SessionOpening {
     /// The signing page, with the signer session and this embedded session.
     Sign {
         access_token: String,
-        session_id: Uuid,
+        /// The embed cookie's value (see [`Service::embed_cookie`]).
+        embed_cookie: String,
         signer_session: String,
     },
 }
@@ -544,7 +545,7 @@ impl Service {
             signer_session: self
                 .signer_session_for(signer.id, gate.and_then(|g| g.access_code_rotated_at)),
             access_token: signer.access_token,
-            session_id: session.id,
+            embed_cookie: self.embed_cookie(session.id),
         })
     }
 

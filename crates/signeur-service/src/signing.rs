@@ -61,6 +61,17 @@ pub enum LinkPage {
     },
 }
 
+/// What a signer page that reads a link (the decline form, a download) finds.
+#[derive(Debug)]
+pub enum OnPage<T> {
+    /// No link has this token.
+    NotFound,
+    /// Not now: the page shows the link's state (or goes back to the link).
+    NotNow(Box<SigningLink>),
+    /// What was asked for, with the link it came through.
+    Ready(Box<SigningLink>, T),
+}
+
 /// The signing form as submitted (the embedded session is found from the cookies).
 #[derive(Debug, Clone, Default)]
 pub struct SignForm {
@@ -483,6 +494,39 @@ impl Service {
         tx.commit().await?;
         tracing::info!(signature_request = %r.id, signer = %s.id, "declined");
         Ok(())
+    }
+
+    /// `GET /sign/{token}/decline`: the decline form, for a signer in a session whose link
+    /// can still act.
+    pub async fn decline_form_on_page(
+        &self,
+        token: &str,
+        session: Option<&str>,
+    ) -> Result<OnPage<()>> {
+        let Some(link) = self.signing_link(token, session).await? else {
+            return Ok(OnPage::NotFound);
+        };
+        if link.state != LinkState::Ready || !link.has_session {
+            return Ok(OnPage::NotNow(Box::new(link)));
+        }
+        Ok(OnPage::Ready(Box::new(link), ()))
+    }
+
+    /// A signer's download (`/sign/{token}/document.pdf`, `/signed.pdf`) in one call: the
+    /// link from its token and the browser's session, then [`Service::signer_download`].
+    pub async fn signer_download_on_page(
+        &self,
+        token: &str,
+        session: Option<&str>,
+        which: SignerDownload,
+    ) -> Result<OnPage<crate::SignedDocument>> {
+        let Some(link) = self.signing_link(token, session).await? else {
+            return Ok(OnPage::NotFound);
+        };
+        Ok(match self.signer_download(&link, which).await? {
+            Some(doc) => OnPage::Ready(Box::new(link), doc),
+            None => OnPage::NotNow(Box::new(link)),
+        })
     }
 
     /// What a signer may download through their link: the original while they may read

@@ -9,9 +9,9 @@ use minijinja::context;
 use serde::Deserialize;
 
 use signeur_core::{Locale, ValidationError};
-use signeur_service::links::{LinkState, SigningLink};
+use signeur_service::links::SigningLink;
 use signeur_service::sessions::EmbeddedContext;
-use signeur_service::signing::{PageOutcome, SignForm as SignerForm};
+use signeur_service::signing::{OnPage, PageOutcome, SignForm as SignerForm};
 use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
@@ -19,8 +19,7 @@ use crate::AppState;
 use super::embedded::Embedded;
 use super::link::state_page;
 use super::{
-    LangQuery, Page, Visitor, csrf_failed, csrf_for, internal, locale_of, not_found, resolve,
-    see_other,
+    LangQuery, Page, Visitor, csrf_failed, csrf_for, internal, locale_of, not_found, see_other,
 };
 
 #[derive(Deserialize, Default)]
@@ -35,12 +34,6 @@ pub(super) struct SignForm {
     #[serde(default)]
     csrf: String,
     lang: Option<String>,
-}
-
-/// Signing and declining need the session (and so, for an emailed link, the code):
-/// without it, back to the link's page.
-fn without_session(link: &SigningLink, token: &str, locale: Locale) -> Option<Response> {
-    (link.state != LinkState::Ready || !link.has_session).then(|| see_other(token, "", locale))
 }
 
 pub(super) async fn sign(
@@ -82,6 +75,15 @@ pub(super) async fn sign(
     })
 }
 
+/// A link that cannot act now: its state page, or back to the link.
+fn not_now(state: &AppState, link: &SigningLink, token: &str, lang: Option<&str>) -> Response {
+    let locale = locale_of(Some(link), lang);
+    match state_page(state, link, token, locale) {
+        Some(page) => page.render(),
+        None => see_other(token, "", locale),
+    }
+}
+
 /// The page or redirect for where a sign or decline ended; `refused` renders the form again.
 fn action_response(
     state: &AppState,
@@ -95,13 +97,7 @@ fn action_response(
         Ok(PageOutcome::CsrfFailed(link)) => {
             csrf_failed(&link, token, locale_of(Some(&link), lang))
         }
-        Ok(PageOutcome::NotNow(link)) => {
-            let locale = locale_of(Some(&link), lang);
-            match state_page(state, &link, token, locale) {
-                Some(page) => page.render(),
-                None => see_other(token, "", locale),
-            }
-        }
+        Ok(PageOutcome::NotNow(link)) => not_now(state, &link, token, lang),
         Ok(PageOutcome::Refused {
             link,
             embedded,
@@ -189,18 +185,20 @@ pub(super) async fn decline_form(
     Query(q): Query<LangQuery>,
     visitor: Visitor,
 ) -> Response {
-    let link = match resolve(&state, &token, &visitor, q.lang.as_deref()).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let locale = locale_of(Some(&link), q.lang.as_deref());
-    if let Some(page) = state_page(&state, &link, &token, locale) {
-        return page.render();
+    let lang = q.lang.as_deref();
+    match state
+        .service
+        .decline_form_on_page(&token, visitor.session())
+        .await
+    {
+        Ok(OnPage::Ready(link, ())) => {
+            let locale = locale_of(Some(&link), lang);
+            decline_page(&state, &link, &token, &visitor, locale, "", None).render()
+        }
+        Ok(OnPage::NotNow(link)) => not_now(&state, &link, &token, lang),
+        Ok(OnPage::NotFound) => not_found(locale_of(None, lang)),
+        Err(e) => internal(e),
     }
-    if let Some(res) = without_session(&link, &token, locale) {
-        return res;
-    }
-    decline_page(&state, &link, &token, &visitor, locale, "", None).render()
 }
 
 fn decline_page<'a>(

@@ -58,7 +58,7 @@ pub(super) async fn open_embedded(
         }
         Ok(SessionOpening::Sign {
             access_token,
-            session_id,
+            embed_cookie,
             signer_session,
         }) => {
             let mut res = (
@@ -66,12 +66,7 @@ pub(super) async fn open_embedded(
                 [(header::LOCATION, format!("/sign/{access_token}"))],
             )
                 .into_response();
-            let mut embed = cookie(
-                &state,
-                &access_token,
-                EMBED_COOKIE,
-                state.service.embed_cookie(session_id),
-            );
+            let mut embed = cookie(&state, &access_token, EMBED_COOKIE, embed_cookie);
             let mut session = session_cookie(&state, &access_token, signer_session);
             if state.service.public_url().starts_with("https://") {
                 // Inside the integrator's frame our cookies are third-party.

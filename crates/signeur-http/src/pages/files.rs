@@ -6,13 +6,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use signeur_service::links::LinkState;
-use signeur_service::signing::SignerDownload;
+use signeur_service::signing::{OnPage, SignerDownload};
 
 use crate::AppState;
 use crate::signatures::pdf_response;
 
 use super::link::state_page;
-use super::{Visitor, internal, locale_of, resolve, see_other};
+use super::{Visitor, internal, locale_of, not_found, see_other};
 
 /// The original upload, for the signer with a session while the link is usable.
 pub(super) async fn original(
@@ -20,21 +20,20 @@ pub(super) async fn original(
     Path(token): Path<String>,
     visitor: Visitor,
 ) -> Response {
-    let link = match resolve(&state, &token, &visitor, None).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let locale = locale_of(Some(&link), None);
-    match state
+    let outcome = state
         .service
-        .signer_download(&link, SignerDownload::Original)
-        .await
-    {
-        Ok(Some(doc)) => pdf_response(&doc.filename, doc.bytes),
-        Ok(None) => match state_page(&state, &link, &token, locale) {
-            Some(page) if !matches!(link.state, LinkState::Signed { .. }) => page.render(),
-            _ => see_other(&token, "", locale),
-        },
+        .signer_download_on_page(&token, visitor.session(), SignerDownload::Original)
+        .await;
+    match outcome {
+        Ok(OnPage::Ready(_, doc)) => pdf_response(&doc.filename, doc.bytes),
+        Ok(OnPage::NotFound) => not_found(locale_of(None, None)),
+        Ok(OnPage::NotNow(link)) => {
+            let locale = locale_of(Some(&link), None);
+            match state_page(&state, &link, &token, locale) {
+                Some(page) if !matches!(link.state, LinkState::Signed { .. }) => page.render(),
+                _ => see_other(&token, "", locale),
+            }
+        }
         Err(e) => internal(e),
     }
 }
@@ -45,18 +44,14 @@ pub(super) async fn signed_document(
     Path(token): Path<String>,
     visitor: Visitor,
 ) -> Response {
-    let link = match resolve(&state, &token, &visitor, None).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let locale = locale_of(Some(&link), None);
-    match state
+    let outcome = state
         .service
-        .signer_download(&link, SignerDownload::Sealed)
-        .await
-    {
-        Ok(Some(doc)) => pdf_response(&doc.filename, doc.bytes),
-        Ok(None) => see_other(&token, "", locale),
+        .signer_download_on_page(&token, visitor.session(), SignerDownload::Sealed)
+        .await;
+    match outcome {
+        Ok(OnPage::Ready(_, doc)) => pdf_response(&doc.filename, doc.bytes),
+        Ok(OnPage::NotFound) => not_found(locale_of(None, None)),
+        Ok(OnPage::NotNow(link)) => see_other(&token, "", locale_of(Some(&link), None)),
         Err(e) => internal(e),
     }
 }
@@ -68,15 +63,12 @@ pub(super) async fn page_image(
     visitor: Visitor,
 ) -> Response {
     use signeur_service::previews::PreviewError;
-    let link = match resolve(&state, &token, &visitor, None).await {
-        Ok(l) => l,
-        Err(res) => return res,
-    };
-    let Ok(number) = number.parse::<usize>() else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    match state.service.page_preview(&link, number).await {
-        Ok(png) => (
+    let outcome = state
+        .service
+        .page_preview_on_page(&token, visitor.session(), &number)
+        .await;
+    match outcome {
+        Ok(Some(Ok(png))) => (
             [
                 (header::CONTENT_TYPE, "image/png"),
                 (header::CACHE_CONTROL, "private, max-age=3600"),
@@ -84,9 +76,10 @@ pub(super) async fn page_image(
             png.as_ref().clone(),
         )
             .into_response(),
-        Err(PreviewError::NoSuchPage) => StatusCode::NOT_FOUND.into_response(),
-        Err(PreviewError::Render(_)) => StatusCode::UNPROCESSABLE_ENTITY.into_response(),
-        Err(PreviewError::Other(e)) => internal(e),
+        Ok(Some(Err(PreviewError::NoSuchPage))) => StatusCode::NOT_FOUND.into_response(),
+        Ok(Some(Err(PreviewError::Render(_)))) => StatusCode::UNPROCESSABLE_ENTITY.into_response(),
+        Ok(Some(Err(PreviewError::Other(e)))) | Err(e) => internal(e),
+        Ok(None) => not_found(locale_of(None, None)),
     }
 }
 

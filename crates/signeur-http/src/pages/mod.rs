@@ -108,6 +108,11 @@ pub struct Visitor {
 }
 
 impl Visitor {
+    /// The signer session cookie, if the browser sent one.
+    fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
     /// What the service checks a signer-page action against.
     fn credentials<'a>(&'a self, csrf_token: &'a str) -> PageCredentials<'a> {
         PageCredentials {
@@ -369,24 +374,6 @@ fn internal(e: ServiceError) -> Response {
 fn see_other(token: &str, suffix: &str, locale: Locale) -> Response {
     let to = format!("/sign/{token}{suffix}?lang={}", locale.as_str());
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
-}
-
-/// Resolves the link or answers 404.
-async fn resolve(
-    state: &AppState,
-    token: &str,
-    visitor: &Visitor,
-    lang: Option<&str>,
-) -> Result<SigningLink, Response> {
-    match state
-        .service
-        .signing_link(token, visitor.session.as_deref())
-        .await
-    {
-        Ok(Some(link)) => Ok(link),
-        Ok(None) => Err(not_found(locale_of(None, lang))),
-        Err(e) => Err(internal(e)),
-    }
 }
 
 fn session_cookie(state: &AppState, token: &str, session: String) -> Cookie<'static> {
