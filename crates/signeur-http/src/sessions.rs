@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use signeur_core::time::{ms, ms_opt};
 use signeur_core::{FailureCode, SessionResult, SessionStatus};
-use signeur_service::sessions::Settings;
+use signeur_service::settings::Settings;
 use signeur_service::{ReplayCondition, SigningSession};
 
 use crate::AppState;

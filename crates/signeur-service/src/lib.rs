@@ -22,6 +22,7 @@ mod requests;
 pub mod seal_keys;
 pub mod sealing;
 pub mod sessions;
+pub mod settings;
 pub mod signing;
 pub mod tsa;
 
