@@ -143,3 +143,36 @@ fn service_modules_import_without_cycles() {
         }
     }
 }
+
+/// Nothing public in the service takes or returns a store row or transaction: callers get
+/// read models (`model.rs`). (`Service::new` takes the database and blob handles: the binary
+/// assembles the service from them.)
+#[test]
+fn the_service_api_speaks_read_models() {
+    for (path, text) in rust_sources(&crates_dir().join("signeur-service/src")) {
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("pub ") {
+            let item = &rest[i..];
+            let is_public_item = ["pub fn ", "pub async fn ", "pub struct ", "pub enum "]
+                .iter()
+                .any(|p| item.starts_with(p))
+                || item[4..].split_once(':').is_some_and(|(name, _)| {
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+            // The signature or field up to its body (or the end of a field).
+            let end = item.find(['{', ';', ',']).unwrap_or(item.len());
+            let head = &item[..end];
+            if is_public_item {
+                for banned in ["Row", "Tx", "signeur_store::"] {
+                    assert!(
+                        !head.contains(banned),
+                        "{}: public `{}` names a store type ({banned})",
+                        path.display(),
+                        head.trim()
+                    );
+                }
+            }
+            rest = &item[4..];
+        }
+    }
+}

@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 use signeur_store::{ApiKeyRow, OrgRow};
 
+use crate::model::{ApiKey, Organization};
+
 use crate::{Result, Service, ServiceError};
 
 pub const KEY_PREFIX: &str = "sgn_live_";
@@ -101,7 +103,7 @@ fn new_key() -> String {
 }
 
 impl Service {
-    pub async fn create_org(&self, name: &str) -> Result<OrgRow> {
+    pub async fn create_org(&self, name: &str) -> Result<Organization> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(ServiceError::invalid(
@@ -117,12 +119,12 @@ impl Service {
         let mut tx = self.db.begin().await?;
         tx.insert_org(&org).await?;
         tx.commit().await?;
-        Ok(org)
+        Ok(org.into())
     }
 
     /// On an empty database: the "Default" organization and its first key. None when any
     /// organization exists already.
-    pub async fn bootstrap(&self) -> Result<Option<(OrgRow, ApiKeyCreated)>> {
+    pub async fn bootstrap(&self) -> Result<Option<(Organization, ApiKeyCreated)>> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         tx.lock_for_bootstrap().await?;
@@ -137,7 +139,7 @@ impl Service {
         tx.insert_org(&org).await?;
         let key = insert_key(&mut tx, org.id, now).await?;
         tx.commit().await?;
-        Ok(Some((org, key)))
+        Ok(Some((org.into(), key)))
     }
 
     pub async fn create_api_key(&self, org_id: Uuid) -> Result<ApiKeyCreated> {
@@ -150,11 +152,11 @@ impl Service {
         Ok(key)
     }
 
-    pub async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKeyRow>> {
+    pub async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>> {
         if self.db.get_org(org_id).await?.is_none() {
             return Err(ServiceError::NotFound("Organization"));
         }
-        Ok(self.db.list_api_keys(org_id).await?)
+        Ok(crate::model::all(self.db.list_api_keys(org_id).await?))
     }
 
     /// The key stops working at once in this process, and within [`KEY_CACHE_TTL`] on every

@@ -6,7 +6,7 @@ mod auth;
 pub mod clock;
 mod cursor;
 mod error;
-pub mod events;
+mod events;
 pub mod evidence;
 pub mod i18n;
 mod idempotency;
@@ -35,7 +35,7 @@ pub use idempotency::normalize_key;
 pub use idempotency::{IdempotencyOutcome, ReplayCondition, StoredResponse};
 pub use invitations::{InviteOutcome, ResendOutcome};
 pub use keys::MasterKey;
-pub use model::{Event, SignatureRequest, Signer, SigningSession};
+pub use model::{ApiKey, Event, Organization, SignatureRequest, Signer, SigningSession};
 pub use requests::{CancelOutcome, ListQuery, Page, RequestDetail, SignedDocument};
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

@@ -8,7 +8,7 @@ use signeur_core::{
     Delivery, EventType, FailureCode, Locale, RequestStatus, SessionResult, SessionStatus,
     SignerStatus, SigningOrder, VerificationMethod,
 };
-use signeur_store::{EventRow, RequestRow, SessionRow, SignerRow};
+use signeur_store::{ApiKeyRow, EventRow, OrgRow, RequestRow, SessionRow, SignerRow};
 use uuid::Uuid;
 
 /// A signature request as stored (its status before expiry is applied: see
@@ -223,6 +223,49 @@ impl From<SessionRow> for SigningSession {
             expires_at: s.expires_at,
             opened_at: s.opened_at,
             completed_at: s.completed_at,
+        }
+    }
+}
+
+/// An organization.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<OrgRow> for Organization {
+    fn from(o: OrgRow) -> Self {
+        Organization {
+            id: o.id,
+            name: o.name,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// An API key as operators list it (never its hash).
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    /// The key's first characters, to recognize it.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(k: ApiKeyRow) -> Self {
+        ApiKey {
+            id: k.id,
+            org_id: k.org_id,
+            prefix: k.prefix,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
         }
     }
 }

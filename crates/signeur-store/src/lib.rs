@@ -8,6 +8,7 @@
 
 mod blobs;
 mod db;
+mod events;
 mod idempotency;
 mod jobs;
 mod orgs;
@@ -19,6 +20,7 @@ mod signing;
 
 pub use blobs::{BlobInfo, Blobs};
 pub use db::{Backend, Db, SqlitePools, Tx, migrations_versions};
+pub use events::append_event;
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, NewJob};
 pub use orgs::{ApiKeyRow, OrgRow, SealKeyRow};

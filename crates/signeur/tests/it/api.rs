@@ -549,8 +549,9 @@ async fn authentication() {
     let keys = app.service.list_api_keys(app.org_id).await.unwrap();
     assert!(keys[0].last_used_at.is_some(), "last_used_at kept");
     assert!(app.key.starts_with("sgn_live_"));
+    let stored = app.db.list_api_keys(app.org_id).await.unwrap();
     assert!(
-        !keys[0].key_hash.contains(&app.key),
+        !stored[0].key_hash.contains(&app.key),
         "only the hash is stored"
     );
 

@@ -24,7 +24,7 @@ async fn concurrent_writers_never_fork_a_chain() {
             let now = clock.now();
             let mut tx = db.begin().await.unwrap();
             let mut row = tx.lock_request(org, id).await.unwrap().unwrap();
-            let event = signeur_service::events::append(
+            let event = signeur_store::append_event(
                 &mut row,
                 None,
                 EventType::SignerOpened,

@@ -99,7 +99,7 @@ async fn requests_written_before_the_materialized_parts_migration_read_whole() {
     ];
     let id = request.id;
     let event = |request: &mut RequestRow, kind, data| {
-        signeur_service::events::append(request, None, kind, data, now)
+        signeur_store::append_event(request, None, kind, data, now)
     };
     let created = event(
         &mut request,
