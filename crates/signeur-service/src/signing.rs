@@ -188,29 +188,9 @@ impl Service {
             ip_address: origin.ip_address.clone(),
             user_agent: origin.user_agent.clone(),
         };
-        match self.sign(&link, input).await {
-            Ok(()) => {
-                // An embedded session completed with the signature; only the way back is left.
-                let return_to = match &embedded {
-                    Some(e) => Some(
-                        self.session_return_url(&e.session, SessionOutcome::Success)
-                            .await?,
-                    ),
-                    None => None,
-                };
-                Ok(PageOutcome::Done {
-                    link: Box::new(link),
-                    return_to,
-                })
-            }
-            Err(ServiceError::Validation(error)) => Ok(PageOutcome::Refused {
-                link: Box::new(link),
-                embedded: embedded.map(Box::new),
-                error,
-            }),
-            Err(ServiceError::InvalidState(_)) => Ok(PageOutcome::NotNow(Box::new(link))),
-            Err(e) => Err(e),
-        }
+        let signed = self.sign(&link, input).await;
+        self.page_action_end(link, embedded, signed, SessionOutcome::Success)
+            .await
     }
 
     /// `POST /sign/{token}/decline`: like [`Service::sign_on_page`]; an embedded session
@@ -226,13 +206,29 @@ impl Service {
             Ok(checked) => checked,
             Err(outcome) => return Ok(outcome),
         };
-        match self.decline(&link, reason, origin).await {
+        let declined = self.decline(&link, reason, origin).await;
+        self.page_action_end(link, embedded, declined, SessionOutcome::Cancelled)
+            .await
+    }
+
+    /// Where a sign or decline leaves the browser: done (back to the link, or an embedded
+    /// session's return URL with `end`), the form again with its error, or the link's state.
+    async fn page_action_end(
+        &self,
+        link: SigningLink,
+        embedded: Option<EmbeddedContext>,
+        result: Result<()>,
+        end: SessionOutcome,
+    ) -> Result<PageOutcome> {
+        match result {
             Ok(()) => {
                 let return_to = match &embedded {
-                    Some(e) => Some(
-                        self.finish_session(&e.session, SessionOutcome::Cancelled)
-                            .await?,
-                    ),
+                    // A signature completed its session in its own transaction: only the way
+                    // back is left.
+                    Some(e) if end == SessionOutcome::Success => {
+                        Some(self.session_return_url(&e.session, end).await?)
+                    }
+                    Some(e) => Some(self.finish_session(&e.session, end).await?),
                     None => None,
                 };
                 Ok(PageOutcome::Done {
