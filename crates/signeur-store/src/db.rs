@@ -117,6 +117,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "materialized_parts",
         include_str!("../migrations/sqlite/0006_materialized_parts.sql"),
     ),
+    (
+        7,
+        "named_parts",
+        include_str!("../migrations/sqlite/0007_named_parts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -148,6 +153,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "materialized_parts",
         include_str!("../migrations/postgres/0006_materialized_parts.sql"),
+    ),
+    (
+        7,
+        "named_parts",
+        include_str!("../migrations/postgres/0007_named_parts.sql"),
     ),
 ];
 

@@ -61,7 +61,8 @@ macro_rules! request_columns {
     };
 }
 
-/// Field order matters: `get_request_with_parts` on SQLite decodes it from a JSON array.
+/// Read by name from the objects of `signers_json` (migration 0007: the SQLite view
+/// `signer_json_arrays` and the PostgreSQL function `signeur_signer_part` list its fields).
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct SignerRow {
     pub id: Uuid,
@@ -114,7 +115,8 @@ macro_rules! signer_columns {
     };
 }
 
-/// Field order matters: `get_request_with_parts` on SQLite decodes it from a JSON array.
+/// Read by name from the objects of `events_json` (migration 0007: the SQLite view
+/// `event_json_arrays` and the PostgreSQL function `signeur_event_part` list its fields).
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct EventRow {
     pub id: String,
@@ -171,10 +173,10 @@ struct RequestWithPartsJson {
 /// SQLite side of [`Tx::get_request_with_parts`]: the request as one JSON array of the
 /// RequestRow fields in declaration order (serde reads a struct from a sequence; ids as hex,
 /// which the uuid parser takes), so the driver copies out three values instead of one per
-/// column. Signers and events come from the arrays the triggers of migration 0006 keep on the
-/// row (`signers_json`, `events_json`: arrays of arrays, each holding the row structs' fields
-/// in declaration order less the request and organization ids), in no particular order: the
-/// rows are sorted after decoding.
+/// column. Signers and events come from the arrays the triggers of migrations 0006 and 0007
+/// keep on the row (`signers_json`, `events_json`: arrays of objects keyed by the row structs'
+/// field names, less the request and organization ids), in no particular order: the rows are
+/// sorted after decoding.
 const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
     "SELECT json_array(hex(id), hex(org_id), title, message, locale, delivery, signing_order, \
         metadata, status, document_filename, document_hash, document_size, document_page_count, \
@@ -186,7 +188,7 @@ const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
 );
 
 /// PostgreSQL side of [`Tx::get_request_with_parts`]: the request's columns and the same
-/// arrays of arrays as on SQLite, kept on the row by migration 0006's triggers.
+/// arrays of objects as on SQLite, kept on the row by the triggers of migrations 0006 and 0007.
 const REQUEST_WITH_PARTS_POSTGRES: &str = concat!(
     "SELECT ",
     request_columns!(),
