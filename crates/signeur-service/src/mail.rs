@@ -88,8 +88,50 @@ pub fn default_from() -> Mailbox {
     )
 }
 
+/// `SIGNEUR_SMTP_URL` as lettre reads it. `smtp://` uses STARTTLS when the server offers it,
+/// but with a user or password in the URL TLS is required: credentials never travel over an
+/// unencrypted connection unless the URL says `?tls=none` explicitly. `smtps://` is TLS from
+/// the first byte.
+fn lettre_url(raw: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(raw).map_err(|e| format!("SIGNEUR_SMTP_URL: {e}"))?;
+    if url.scheme() != "smtp" {
+        return Ok(raw.to_string());
+    }
+    let credentials = !url.username().is_empty() || url.password().is_some();
+    let given = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    let tls = match given.as_deref() {
+        Some("none") => None,
+        Some("required") => Some("required"),
+        None | Some("opportunistic") if credentials => Some("required"),
+        None | Some("opportunistic") => Some("opportunistic"),
+        Some(other) => {
+            return Err(format!(
+                "SIGNEUR_SMTP_URL: tls={other} is not one of required, opportunistic or none"
+            ));
+        }
+    };
+    let others: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "tls")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !others.is_empty() || tls.is_some() {
+        let mut q = url.query_pairs_mut();
+        q.extend_pairs(others);
+        if let Some(tls) = tls {
+            q.append_pair("tls", tls);
+        }
+    }
+    Ok(url.to_string())
+}
+
 impl Mailer {
-    /// `smtp://[user:pass@]host:port` (STARTTLS when offered; `?tls=required` to insist),
+    /// `smtp://[user:pass@]host:port` (STARTTLS when offered; `?tls=required` to insist; with
+    /// credentials TLS is required unless `?tls=none`),
     /// `smtps://…` (TLS from the start); without a URL, `.eml` files into `outbox`.
     pub fn from_config(
         smtp_url: Option<&str>,
@@ -99,12 +141,7 @@ impl Mailer {
         let Some(url) = smtp_url.filter(|u| !u.is_empty()) else {
             return Ok(Mailer::File(outbox));
         };
-        let url = if url.starts_with("smtp://") && !url.contains("tls=") {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}tls=opportunistic")
-        } else {
-            url.to_string()
-        };
+        let url = lettre_url(url)?;
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
             .map_err(|e| format!("SIGNEUR_SMTP_URL: {e}"))?
             .timeout(Some(timeout))
@@ -306,6 +343,99 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that offers AUTH but no STARTTLS, recording every command it gets.
+    async fn plaintext_auth_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<String>>)
+    {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut commands = Vec::new();
+            let Ok(Ok((stream, _))) =
+                tokio::time::timeout(Duration::from_secs(5), listener.accept()).await
+            else {
+                return commands;
+            };
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let _ = write.write_all(b"220 localhost ESMTP\r\n").await;
+            while let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+            {
+                let reply: &[u8] = if line.starts_with("EHLO") {
+                    b"250-localhost\r\n250 AUTH PLAIN LOGIN\r\n"
+                } else if line.starts_with("AUTH") {
+                    b"235 2.7.0 Authentication successful\r\n"
+                } else if line.starts_with("QUIT") {
+                    b"221 bye\r\n"
+                } else {
+                    b"250 OK\r\n"
+                };
+                commands.push(line);
+                if write.write_all(reply).await.is_err() || commands.len() > 10 {
+                    break;
+                }
+            }
+            commands
+        });
+        (addr, server)
+    }
+
+    fn test_message() -> Message {
+        build(
+            &default_from(),
+            "a@example.com",
+            "s",
+            "t".into(),
+            "<p>t</p>".into(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn smtp_urls_require_tls_with_credentials() {
+        let u = |raw: &str| lettre_url(raw).unwrap();
+        assert_eq!(u("smtp://mx:25"), "smtp://mx:25?tls=opportunistic");
+        assert_eq!(u("smtp://u:p@mx:25"), "smtp://u:p@mx:25?tls=required");
+        assert_eq!(
+            u("smtp://u:p@mx:25?tls=opportunistic"),
+            "smtp://u:p@mx:25?tls=required"
+        );
+        assert_eq!(u("smtp://u:p@mx:25?tls=none"), "smtp://u:p@mx:25");
+        assert_eq!(u("smtps://u:p@mx:465"), "smtps://u:p@mx:465");
+        assert!(lettre_url("smtp://mx:25?tls=maybe").is_err());
+    }
+
+    #[tokio::test]
+    async fn credentials_never_travel_over_an_unencrypted_connection() {
+        let (addr, server) = plaintext_auth_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("smtp://user:secret@{addr}");
+        let mailer =
+            Mailer::from_config(Some(&url), Duration::from_secs(3), dir.path().into()).unwrap();
+        assert!(mailer.send(test_message()).await.is_err());
+        let commands = server.await.unwrap();
+        assert!(
+            commands.iter().all(|c| !c.starts_with("AUTH")),
+            "credentials sent in the clear: {commands:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tls_none_is_the_explicit_way_to_send_credentials_in_the_clear() {
+        let (addr, server) = plaintext_auth_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("smtp://user:secret@{addr}?tls=none");
+        let mailer =
+            Mailer::from_config(Some(&url), Duration::from_secs(3), dir.path().into()).unwrap();
+        let _ = mailer.send(test_message()).await;
+        let commands = server.await.unwrap();
+        assert!(
+            commands.iter().any(|c| c.starts_with("AUTH")),
+            "{commands:?}"
+        );
+    }
 
     const KEYS: &[&str] = &[
         "invitation-subject",
