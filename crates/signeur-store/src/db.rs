@@ -197,11 +197,13 @@ impl Db {
             {
                 std::fs::create_dir_all(dir)?;
             }
+            // WAL with synchronous=FULL: every commit syncs the log, so a committed signature
+            // survives a power cut (NORMAL syncs only at checkpoints).
             let opts = SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
             // A local file does not drop connections: no ping before each use.
