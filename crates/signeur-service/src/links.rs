@@ -234,7 +234,7 @@ impl Service {
     }
 
     /// A form's CSRF token matches the browser's cookie.
-    pub fn csrf_ok(&self, cookie: Option<&str>, token: &str) -> bool {
+    pub(crate) fn csrf_ok(&self, cookie: Option<&str>, token: &str) -> bool {
         match cookie {
             Some(c) if !c.is_empty() => {
                 bool::from(self.csrf_token(c).as_bytes().ct_eq(token.as_bytes()))
@@ -302,7 +302,7 @@ impl Service {
     }
 
     /// A session for a link that needs no code (the link is the credential).
-    pub fn open_session(&self, link: &SigningLink) -> Option<String> {
+    pub(crate) fn open_session(&self, link: &SigningLink) -> Option<String> {
         (!link.gated && link.state == LinkState::Ready)
             .then(|| self.signer_session_for(link.signer.id, None))
     }
@@ -310,7 +310,7 @@ impl Service {
     /// Checks an access code. Five wrong codes in a row lock the link for 15 minutes; a
     /// right one starts a session and marks the signer (and the request, the first time)
     /// opened.
-    pub async fn submit_access_code(
+    pub(crate) async fn submit_access_code(
         &self,
         link: &SigningLink,
         code: &str,
@@ -391,7 +391,7 @@ impl Service {
     /// "Opened" as the wire decisions define it: the signer becomes `opened` (with
     /// `signer.opened`), and the request too the first time (`signature_request.opened`).
     /// Does nothing once the signer is past `sent`.
-    pub async fn record_open(&self, link: &SigningLink, origin: &Origin) -> Result<()> {
+    pub(crate) async fn record_open(&self, link: &SigningLink, origin: &Origin) -> Result<()> {
         if link.signer.status != SignerStatus::Sent {
             return Ok(());
         }

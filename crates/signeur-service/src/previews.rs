@@ -93,7 +93,7 @@ impl Service {
         Ok(Some(self.page_preview(&link, number).await))
     }
 
-    pub async fn page_preview(
+    pub(crate) async fn page_preview(
         &self,
         link: &SigningLink,
         number: usize,

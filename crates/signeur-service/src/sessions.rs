@@ -348,7 +348,7 @@ impl Service {
     }
 
     /// The cookie value that marks a browser as being in embedded session `id`.
-    pub fn embed_cookie(&self, id: Uuid) -> String {
+    pub(crate) fn embed_cookie(&self, id: Uuid) -> String {
         format!(
             "{id}.{}",
             hex::encode(self.keys.mac("embed-session", &[id.as_bytes()]))
@@ -357,7 +357,7 @@ impl Service {
 
     /// The embedded session a signer-page browser is in, with what its pages need: the
     /// origins that may frame them. None outside an embedded session.
-    pub async fn embedded_context(
+    pub(crate) async fn embedded_context(
         &self,
         cookie: Option<&str>,
         link: &SigningLink,
@@ -372,7 +372,7 @@ impl Service {
     }
 
     /// The open embedded session a signing-page browser is in (from its cookie), if any.
-    pub async fn embedded_session(
+    pub(crate) async fn embedded_session(
         &self,
         cookie: Option<&str>,
         signer_id: Uuid,
@@ -421,7 +421,7 @@ impl Service {
 
     /// Completes a session once (`signing_session.completed`) and returns the URL the
     /// browser goes back to. Completing an already completed session only builds the URL.
-    pub async fn finish_session(
+    pub(crate) async fn finish_session(
         &self,
         session: &SigningSession,
         result: SessionOutcome,
@@ -440,7 +440,7 @@ impl Service {
 
     /// The return URL of a session completed by the caller's transaction (see
     /// [`complete_in`]).
-    pub async fn session_return_url(
+    pub(crate) async fn session_return_url(
         &self,
         session: &SigningSession,
         result: SessionOutcome,

@@ -210,7 +210,7 @@ impl Service {
     }
 
     /// The origins allowed to frame this organization's embedded signing pages.
-    pub async fn frame_origins(&self, org_id: Uuid) -> Result<Vec<String>> {
+    pub(crate) async fn frame_origins(&self, org_id: Uuid) -> Result<Vec<String>> {
         Ok(self.settings(org_id).await?.allowed_frame_origins)
     }
 }

@@ -528,7 +528,7 @@ impl Service {
     /// What a signer may download through their link: the original while they may read
     /// the document, the sealed file once it exists (see [`SigningLink::may_read_document`]
     /// and [`SigningLink::may_download_sealed`]). None: not now (the page says why).
-    pub async fn signer_download(
+    pub(crate) async fn signer_download(
         &self,
         link: &SigningLink,
         which: SignerDownload,
