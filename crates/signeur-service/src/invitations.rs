@@ -104,7 +104,7 @@ impl Service {
             .set_access_code(signer.id, &hash, rotated_at)
             .await?;
 
-        let link = self.sign_url(&signer.access_token);
+        let link = self.sign_url_of(signer)?;
         let expires = request.expires_at.format("%Y-%m-%d").to_string();
         let (subject, text, html) = mail::render_invitation(&mail::Invitation {
             locale: signer.locale,
@@ -355,7 +355,7 @@ impl Service {
             return Ok(());
         };
         let expires = request.expires_at.format("%Y-%m-%d").to_string();
-        let link = self.sign_url(&signer.access_token);
+        let link = self.sign_url_of(&signer)?;
         // A decline notice names who declined.
         let decliner = match kind {
             mail::NoticeKind::Declined => self

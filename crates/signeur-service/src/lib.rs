@@ -13,6 +13,7 @@ mod idempotency;
 mod invitations;
 pub mod jobs;
 pub mod keys;
+mod link_tokens;
 pub mod links;
 pub mod mail;
 pub mod metrics;

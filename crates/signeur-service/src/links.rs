@@ -252,7 +252,11 @@ impl Service {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let (signer, rotated) = match self.db.signer_by_token(token).await? {
+        let (signer, rotated) = match self
+            .db
+            .signer_by_token(&crate::link_tokens::token_hash(token), token)
+            .await?
+        {
             Some(s) => (s, false),
             None => match self.rotated_token_signer(token).await? {
                 Some(s) => (s, true),
@@ -293,7 +297,7 @@ impl Service {
         };
         Ok(Some(SigningLink {
             request: request.into(),
-            signer: signer.into(),
+            signer: self.signer_model(signer)?,
             org_name: org.name,
             state,
             gated,

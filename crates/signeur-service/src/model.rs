@@ -122,8 +122,9 @@ pub struct Signer {
     pub signature_position: Option<SignaturePosition>,
 }
 
-impl From<SignerRow> for Signer {
-    fn from(s: SignerRow) -> Self {
+impl Signer {
+    /// The read model of a row whose link token the service has opened (`link_tokens`).
+    pub(crate) fn from_row(s: SignerRow, access_token: String) -> Self {
         Signer {
             id: s.id,
             request_id: s.request_id,
@@ -133,7 +134,7 @@ impl From<SignerRow> for Signer {
             name: s.name,
             name_as_signed: s.name_as_signed,
             locale: s.locale,
-            access_token: s.access_token,
+            access_token,
             status: s.status,
             sent_at: s.sent_at,
             opened_at: s.opened_at,

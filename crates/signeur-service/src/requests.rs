@@ -111,7 +111,7 @@ impl Service {
         // Written before the transaction: if the commit fails, the orphan-blob job removes it.
         self.blobs.put(&blob_key, &new.document.content).await?;
 
-        let (mut request, signers) = build_rows(
+        let (mut request, mut signers) = build_rows(
             org_id,
             request_id,
             &new,
@@ -119,6 +119,11 @@ impl Service {
             i64::from(info.page_count),
             now,
         );
+        for s in &mut signers {
+            let (sealed, hash) = self.seal_link_token(&s.access_token);
+            s.access_token = sealed;
+            s.access_token_hash = Some(hash);
+        }
         let signer_list: Vec<_> = signers
             .iter()
             .map(|s| json!({"id": s.id, "email": s.email, "name": s.name, "locale": s.locale, "position": s.position}))
@@ -177,7 +182,7 @@ impl Service {
         if invited.is_empty() {
             return Ok(RequestDetail {
                 request: request.into(),
-                signers: model::all(signers),
+                signers: self.signer_models(signers)?,
                 events: model::all(evts),
                 now,
             });
@@ -198,7 +203,7 @@ impl Service {
             .ok_or(ServiceError::NotFound("Signature request"))?;
         Ok(RequestDetail {
             request: request.into(),
-            signers: model::all(signers),
+            signers: self.signer_models(signers)?,
             events: model::all(events),
             now: self.clock.now(),
         })
@@ -434,7 +439,9 @@ fn build_rows(
                 name: s.name.clone(),
                 name_as_signed: None,
                 locale: s.locale,
+                // In plain text only until the create seals it.
                 access_token: new_access_token(),
+                access_token_hash: None,
                 status: if invited {
                     SignerStatus::Sent
                 } else {

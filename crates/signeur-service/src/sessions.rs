@@ -342,7 +342,7 @@ impl Service {
         Ok(SessionOpening::Sign {
             signer_session: self
                 .signer_session_for(signer.id, gate.and_then(|g| g.access_code_rotated_at)),
-            access_token: signer.access_token,
+            access_token: self.open_link_token(&signer.access_token)?,
             embed_cookie: self.embed_cookie(session.id),
         })
     }
@@ -527,11 +527,17 @@ impl Service {
             )));
         }
         let token = new_access_token();
-        tx.rotate_access_token(signer.id, &sha256_hex(&signer.access_token), &token, now)
+        let old_hash = match signer.access_token_hash.take() {
+            Some(hash) => hash,
+            None => sha256_hex(&self.open_link_token(&signer.access_token)?),
+        };
+        let (sealed, hash) = self.seal_link_token(&token);
+        tx.rotate_access_token(signer.id, &old_hash, &sealed, &hash, now)
             .await?;
         tx.commit().await?;
-        signer.access_token = token;
-        Ok((request.into(), signer.into()))
+        signer.access_token = sealed;
+        signer.access_token_hash = Some(hash);
+        Ok((request.into(), self.signer_model(signer)?))
     }
 
     async fn db_signer_in(

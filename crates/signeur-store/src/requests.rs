@@ -77,7 +77,12 @@ pub struct SignerRow {
     pub name: Option<String>,
     pub name_as_signed: Option<String>,
     pub locale: Locale,
+    /// The signing-link token as stored: encrypted with the master key (`sealed:v1:…`, the
+    /// service opens it), or in plain text on a row written before migration 0010 and not
+    /// yet sealed by the start-up pass.
     pub access_token: String,
+    /// Hex SHA-256 of the token: how a link is looked up. None on a row not yet sealed.
+    pub access_token_hash: Option<String>,
     pub status: SignerStatus,
     #[serde(deserialize_with = "crate::rfc3339::maybe")]
     pub sent_at: Option<DateTime<Utc>>,
@@ -109,7 +114,7 @@ pub struct SignerRow {
 macro_rules! signer_columns {
     () => {
         "id, request_id, org_id, position, email, name, name_as_signed, locale, access_token, \
-    status, sent_at, opened_at, signed_at, declined_at, decline_reason, invalidated_at, ip_address, user_agent, \
+    access_token_hash, status, sent_at, opened_at, signed_at, declined_at, decline_reason, invalidated_at, ip_address, user_agent, \
     representing_as_invited, representing_as_signed, representing_role, representing_entity_id, email_sent, email_error, \
     verification_method, signature_image_blob, signature_position"
     };
@@ -247,8 +252,8 @@ impl Tx {
         }
         on_tx!(self, c => {
             let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO signers (id, request_id, org_id, position, email, name, locale, access_token, status, \
-                 sent_at, email_sent, email_error, signature_position) ",
+                "INSERT INTO signers (id, request_id, org_id, position, email, name, locale, access_token, \
+                 access_token_hash, status, sent_at, email_sent, email_error, signature_position) ",
             );
             q.push_values(signers, |mut b, s| {
                 b.push_bind(s.id)
@@ -259,6 +264,7 @@ impl Tx {
                     .push_bind(s.name.clone())
                     .push_bind(s.locale)
                     .push_bind(s.access_token.clone())
+                    .push_bind(s.access_token_hash.clone())
                     .push_bind(s.status)
                     .push_bind(s.sent_at)
                     .push_bind(s.email_sent)

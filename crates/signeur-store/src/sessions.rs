@@ -195,12 +195,35 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// A new signing link for the signer; the old one is remembered as rotated away.
+    /// Seals a plain link token written before migration 0010 (unless another node did).
+    pub async fn seal_plain_token(
+        &mut self,
+        signer_id: Uuid,
+        plain: &str,
+        sealed: &str,
+        hash: &str,
+    ) -> Result<bool> {
+        let n = on_tx!(self, c => sqlx::query(
+            "UPDATE signers SET access_token = $3, access_token_hash = $4 \
+             WHERE id = $1 AND access_token = $2 AND access_token_hash IS NULL")
+            .bind(signer_id)
+            .bind(plain)
+            .bind(sealed)
+            .bind(hash)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// A new signing link for the signer (its token sealed, and its hash); the old one is
+    /// remembered as rotated away.
     pub async fn rotate_access_token(
         &mut self,
         signer_id: Uuid,
         old_hash: &str,
-        new_token: &str,
+        new_sealed: &str,
+        new_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
         on_tx!(self, c => sqlx::query(
@@ -211,9 +234,11 @@ impl Tx {
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        on_tx!(self, c => sqlx::query("UPDATE signers SET access_token = $2 WHERE id = $1")
+        on_tx!(self, c => sqlx::query(
+            "UPDATE signers SET access_token = $2, access_token_hash = $3 WHERE id = $1")
             .bind(signer_id)
-            .bind(new_token)
+            .bind(new_sealed)
+            .bind(new_hash)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;

@@ -32,14 +32,36 @@ pub struct Signature<'a> {
 }
 
 impl Db {
-    /// The signer whose link carries `token` (and the request it belongs to).
-    pub async fn signer_by_token(&self, token: &str) -> Result<Option<SignerRow>> {
+    /// The signer whose link token hashes to `token_hash`; a row not yet sealed (written
+    /// before migration 0010) is found by the plain `token`.
+    pub async fn signer_by_token(
+        &self,
+        token_hash: &str,
+        token: &str,
+    ) -> Result<Option<SignerRow>> {
         let sql = concat!(
             "SELECT ",
             signer_columns!(),
-            " FROM signers WHERE access_token = $1"
+            " FROM signers WHERE access_token_hash = $1 \
+             OR (access_token_hash IS NULL AND access_token = $2)"
         );
-        Ok(on_db!(self, p => sqlx::query_as(sql).bind(token).fetch_optional(p).await)?)
+        Ok(
+            on_db!(self, p => sqlx::query_as(sql).bind(token_hash).bind(token).fetch_optional(p).await)?,
+        )
+    }
+
+    /// Up to `limit` signers whose link token is still stored in plain text (written before
+    /// migration 0010): (request, signer, token).
+    pub async fn signers_with_plain_tokens(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, Uuid, Uuid, String)>> {
+        Ok(on_db!(self, p => sqlx::query_as(
+            "SELECT org_id, request_id, id, access_token FROM signers \
+             WHERE access_token_hash IS NULL ORDER BY id LIMIT $1")
+            .bind(limit)
+            .fetch_all(p)
+            .await)?)
     }
 
     pub async fn signer_by_id(&self, id: Uuid) -> Result<Option<SignerRow>> {

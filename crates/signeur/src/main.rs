@@ -111,6 +111,11 @@ fn init_logs(config: &Config) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Everything the server creates (the data directory, the database and its WAL and
+    // shared-memory files, blobs and their temporary files, the outbox, keys) is readable
+    // by this user only: directories 0700, files 0600.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let config = Config::load()?;
     init_logs(&config);
@@ -373,6 +378,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(config.data_dir()).context("creating SIGNEUR_DATA_DIR")?;
     let keys = config.master_key()?;
     let service = service(&config, keys).await?;
+    let sealed = service.seal_plain_link_tokens().await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "encrypted the signing-link tokens stored before this version"
+        );
+    }
     if let Some((org, key)) = service.bootstrap().await? {
         println!(
             "Signeur created the organization \"{}\" on this empty database.",

@@ -530,3 +530,60 @@ fn verify_checks_a_sealed_pdf() {
         "not_a_pdf"
     );
 }
+
+/// Every directory the server creates under its data directory is 0700 and every file 0600
+/// (the process umask is 077): the database and its WAL and shared-memory files, the master
+/// key, documents.
+#[cfg(unix)]
+#[tokio::test]
+async fn everything_under_the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = Backend::new().await;
+    let data = dir.path().join("data");
+    let data_env = data.display().to_string();
+    let (server, key) = serve_with(&dir, &[("SIGNEUR_DATA_DIR", &data_env)]);
+    let key = key.expect("first start prints api_key");
+    let res = http_client()
+        .post(format!("{}/api/v1/signatures", server.base))
+        .bearer_auth(&key)
+        .json(&seed_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    let mut seen = Vec::new();
+    let mut stack = vec![data.clone()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let rel = path.strip_prefix(dir.path()).unwrap().display().to_string();
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{rel} is a directory with mode {mode:o}");
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        } else {
+            assert_eq!(mode, 0o600, "{rel} is a file with mode {mode:o}");
+        }
+        seen.push(rel);
+    }
+    assert!(
+        seen.iter().any(|p| p.ends_with(".pdf")),
+        "a document was stored: {seen:?}"
+    );
+    if dir.pg.is_none() {
+        for f in [
+            "signeur.db",
+            "signeur.db-wal",
+            "signeur.db-shm",
+            "master.key",
+        ] {
+            assert!(
+                seen.iter().any(|p| p.ends_with(f)),
+                "{f} was checked: {seen:?}"
+            );
+        }
+    }
+    drop(server);
+}

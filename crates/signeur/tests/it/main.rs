@@ -9,6 +9,7 @@ mod email;
 mod evidence;
 mod jobs;
 mod seal_keys;
+mod secrets;
 mod sessions;
 mod signing;
 mod smtp;
