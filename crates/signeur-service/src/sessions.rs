@@ -12,7 +12,7 @@ use signeur_core::{EventType, FailureCode, SessionResult, SessionStatus, SignerS
 use signeur_store::{SessionRow, SignerRow};
 
 use crate::links::new_access_token;
-use crate::links::{PageCredentials, SESSION_TTL, SigningLink};
+use crate::links::{Admission, PageCredentials, SESSION_TTL, SignerSession, SigningLink};
 use crate::model::effective_status;
 use crate::model::{SignatureRequest, Signer, SigningSession};
 use crate::settings::{json_object, return_url_allowed};
@@ -76,7 +76,8 @@ pub enum SessionOpening {
         access_token: String,
         /// The embed cookie's value (see [`Service::embed_cookie`]).
         embed_cookie: String,
-        signer_session: String,
+        /// Valid while this embedded session is open.
+        signer_session: SignerSession,
     },
 }
 
@@ -320,7 +321,7 @@ impl Service {
             }
             _ => false,
         };
-        let (Some(signer), true) = (signer, usable) else {
+        let (Some(request), Some(signer), true) = (request, signer, usable) else {
             let url = self
                 .finish_session(
                     &session,
@@ -333,15 +334,20 @@ impl Service {
         let opened = tx.open_session(session.id, now).await?;
         tx.commit().await?;
         if !opened {
+            // Another browser used the token first (or it expired meanwhile): this one goes
+            // back with token_expired; the winner's session is not touched (an expired,
+            // unused token is completed by `expire_sessions`).
             let url = self
-                .finish_session(&session, SessionOutcome::Failed(FailureCode::TokenExpired))
+                .return_url(&session, SessionOutcome::Failed(FailureCode::TokenExpired))
                 .await?;
             return Ok(SessionOpening::Return(url));
         }
-        let gate = self.db.code_gate(signer.id).await?;
         Ok(SessionOpening::Sign {
-            signer_session: self
-                .signer_session_for(signer.id, gate.and_then(|g| g.access_code_rotated_at)),
+            signer_session: self.signer_session_for(
+                signer.id,
+                Admission::Embedded(session.id),
+                Some(request.expires_at),
+            ),
             access_token: signer.access_token,
             embed_cookie: self.embed_cookie(session.id),
         })

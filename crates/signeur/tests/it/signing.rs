@@ -836,3 +836,32 @@ async fn check_with_outside_tools(app: &TestApp, sealed: &[u8], expect_valid: bo
         Err(e) => panic!("pyhanko is required: {e}"),
     }
 }
+
+#[tokio::test]
+async fn an_api_link_signs_even_with_an_access_code_on_record() {
+    let app = TestApp::start().await;
+    let v = app.create(&seed_body()).await;
+    let id = v["id"].as_str().unwrap();
+    let signer: uuid::Uuid = v["signers"][0]["id"].as_str().unwrap().parse().unwrap();
+    // A code rotated on a link that needs none (as a resend did before it was refused)
+    // does not lock its signer out: the session issued and the session checked agree.
+    app.db
+        .set_access_code(signer, "$2b$10$notarealhash", app.clock.now())
+        .await
+        .unwrap();
+    let b = browser();
+    let url = v["signers"][0]["sign_url"].as_str().unwrap();
+    let (status, html) = sign_as(&b, url, "Anna Buyer").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("You have signed"), "{html}");
+    let row = app
+        .db
+        .get_signer(id.parse().unwrap(), signer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.verification_method,
+        Some(signeur_core::VerificationMethod::Link)
+    );
+}
