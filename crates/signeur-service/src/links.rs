@@ -112,6 +112,12 @@ impl SigningLink {
     pub fn may_download_sealed(&self) -> bool {
         self.has_session && self.state == (LinkState::Signed { sealed: true })
     }
+
+    /// A code-gated signer who signed, without a session, whose request is sealed: their
+    /// access code opens the download (sessions end after two hours; the document stays).
+    pub fn code_opens_download(&self) -> bool {
+        self.gated && !self.has_session && self.state == (LinkState::Signed { sealed: true })
+    }
 }
 
 /// How a signer session was started.
@@ -414,7 +420,7 @@ impl Service {
 
     /// Checks an access code. Five wrong codes in a row lock the link for 15 minutes; a
     /// right one starts a session and marks the signer (and the request, the first time)
-    /// opened.
+    /// opened. After signing, the code opens the sealed document's download.
     pub(crate) async fn submit_access_code(
         &self,
         link: &SigningLink,
@@ -425,6 +431,13 @@ impl Service {
         match link.state {
             LinkState::NeedsCode | LinkState::Ready if link.gated => {}
             LinkState::Locked { until } => return Ok(CodeOutcome::Locked { until }),
+            // A signed link's state does not show a lock: look it up.
+            LinkState::Signed { .. } if link.code_opens_download() => {
+                let gate = self.db.code_gate(link.signer.id).await?;
+                if let Some(until) = gate.and_then(|g| g.locked_until).filter(|u| *u > now) {
+                    return Ok(CodeOutcome::Locked { until });
+                }
+            }
             _ => return Ok(CodeOutcome::NotAccepted),
         }
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
@@ -481,7 +494,9 @@ impl Service {
         if !self.csrf_ok(cred.csrf_cookie, cred.csrf_token) {
             return Ok(CodeOnPage::CsrfFailed(Box::new(link)));
         }
-        if !matches!(link.state, LinkState::NeedsCode | LinkState::Ready) {
+        let accepts_code = matches!(link.state, LinkState::NeedsCode | LinkState::Ready)
+            || link.code_opens_download();
+        if !accepts_code {
             return Ok(CodeOnPage::NotNow(Box::new(link)));
         }
         let outcome = self.submit_access_code(&link, code, origin).await?;

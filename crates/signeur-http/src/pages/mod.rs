@@ -482,6 +482,10 @@ mod tests {
                 ),
                 (
                     "message.html",
+                    context! { heading => "signed-heading", body => "signed-body", signed_at => "2026-01-01 10:00", sealed => true, unlock => true },
+                ),
+                (
+                    "message.html",
                     context! { heading => "locked-heading", body => "locked-body", until => "2026-01-01 10:00" },
                 ),
                 (
