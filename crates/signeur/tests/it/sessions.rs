@@ -212,17 +212,24 @@ async fn an_embedded_session_signs_and_returns_with_a_signed_result() {
     let names: Vec<&str> = q.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
-        ["state", "signing_session_id", "result", "signature"]
+        [
+            "state",
+            "signing_session_id",
+            "result",
+            "issued_at",
+            "signature"
+        ]
     );
     assert_eq!(q[0].1, "order 42 & more");
     assert_eq!(q[1].1, session_id);
     assert_eq!(q[2].1, "success");
+    assert_eq!(q[3].1, app.clock.now().timestamp().to_string());
     // The signature: HMAC-SHA256 over the query before `&signature=`.
     let query = back.split_once('?').unwrap().1;
     let signed_part = query.split("&signature=").next().unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(signed_part.as_bytes());
-    assert_eq!(q[3].1, hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(q[4].1, hex::encode(mac.finalize().into_bytes()));
 
     let polled = app
         .get_json(&format!(
@@ -619,4 +626,101 @@ async fn a_signer_cookie_lasts_no_longer_than_the_request() {
         (1..=30 * 60).contains(&max_age),
         "the cookie ends with the request: {cookies:?}"
     );
+}
+
+/// Verifies a return URL's `signature` as the README tells integrators to: HMAC-SHA256 of
+/// everything after `?` and before the last `&signature=`.
+fn signature_verifies(url: &str, secret: &str) -> bool {
+    let Some((_, query)) = url.split_once('?') else {
+        return false;
+    };
+    let query = query.split('#').next().unwrap();
+    let Some((signed, sig)) = query.rsplit_once("&signature=") else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signed.as_bytes());
+    hex::decode(sig).is_ok_and(|s| mac.verify_slice(&s).is_ok())
+}
+
+#[tokio::test]
+async fn the_redirect_signature_covers_the_whole_query_and_its_time() {
+    let app = TestApp::start().await;
+    let (id, signer) = gated_request(&app).await;
+    let res = app
+        .post("/api/v1/settings/session-secret")
+        .send()
+        .await
+        .unwrap();
+    let secret = res.json::<Value>().await.unwrap()["session_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The integrator's own return URL carries a query of its own.
+    let (status, s) = new_session(
+        &app,
+        &id,
+        &signer,
+        json!({"return_url": "http://127.0.0.1:9/return/done?tenant=acme&next=%2Fhome", "state": "st 1"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{s}");
+    let b = no_redirects();
+    let res = b
+        .get(s["redirect_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let page_url = format!("{}{}", app.base, location(&res));
+    let html = b.get(&page_url).send().await.unwrap().text().await.unwrap();
+    let res = b
+        .post(format!("{page_url}/cancel"))
+        .form(&[("csrf", csrf_of(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    let back = location(&res);
+    assert!(
+        back.starts_with("http://127.0.0.1:9/return/done?tenant=acme&next=%2Fhome&state=st+1&"),
+        "{back}"
+    );
+    let q = query_of(&back);
+    let names: Vec<&str> = q.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "tenant",
+            "next",
+            "state",
+            "signing_session_id",
+            "result",
+            "issued_at",
+            "signature"
+        ]
+    );
+    assert_eq!(q[5].1, app.clock.now().timestamp().to_string());
+    assert!(
+        signature_verifies(&back, &secret),
+        "the signature covers the whole query: {back}"
+    );
+
+    // Changing any parameter, the integrator's own included, breaks it.
+    for (name, value) in &q[..6] {
+        let tampered: String = {
+            let mut t = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &q {
+                if k == name {
+                    t.append_pair(k, &format!("{value}x"));
+                } else {
+                    t.append_pair(k, v);
+                }
+            }
+            t.finish()
+        };
+        let url = format!("http://127.0.0.1:9/return/done?{tampered}");
+        assert!(!signature_verifies(&url, &secret), "{name} changed: {url}");
+    }
+    // Dropping the integrator's own parameter breaks it too.
+    let dropped = back.replacen("tenant=acme&", "", 1);
+    assert!(!signature_verifies(&dropped, &secret), "{dropped}");
 }
