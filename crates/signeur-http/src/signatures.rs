@@ -258,7 +258,7 @@ pub async fn cancel_signature(
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
-        (status = 409, description = "The signer signed or declined, the request is no longer open, or it is not their turn", body = ErrorBody),
+        (status = 409, description = "The signer signed or declined, the request is no longer open, it is not their turn, or their link needs no access code (delivery api)", body = ErrorBody),
         (status = 413, description = "Body over 16 MB", body = ErrorBody),
     ),
     security(("bearer" = []))

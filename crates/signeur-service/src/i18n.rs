@@ -64,6 +64,7 @@ pub const PAGE_KEYS: &[&str] = &[
     "signed-body",
     "signed-waiting",
     "signed-download",
+    "signed-unlock",
     "gone-heading",
     "gone-expired",
     "gone-cancelled",

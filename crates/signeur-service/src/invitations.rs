@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use signeur_core::validate;
-use signeur_core::{EventType, Locale, RequestStatus, SignerStatus, SigningOrder};
+use signeur_core::{Delivery, EventType, Locale, RequestStatus, SignerStatus, SigningOrder};
 use signeur_store::{RequestRow, SignerRow};
 
 use crate::mail::{self, MailError};
@@ -177,7 +177,8 @@ impl Service {
 
     /// `POST …/signers/{signer_id}/resend`: a new code (the old one stops working at once),
     /// attempts and lockout reset, the invitation sent again now; an optional locale
-    /// override is kept on the signer.
+    /// override is kept on the signer. Only for emailed links (`delivery: "email"`): an api
+    /// link needs no code and gets no email, so its resend is refused (409).
     pub async fn resend_invitation(
         &self,
         org_id: Uuid,
@@ -211,6 +212,16 @@ impl Service {
         if signer.email.is_none() {
             return Err(ServiceError::InvalidState(
                 "The signer has no email address: hand out their sign_url instead.".into(),
+            ));
+        }
+        if request.delivery != Delivery::Email {
+            // Their link is the credential and asks for no code: a code emailed now would be
+            // one the link never asks for, and an email the integrator chose not to send.
+            return Err(ServiceError::InvalidState(
+                "The request has delivery 'api': its signing links need no access code and \
+                 Signeur emails no one, so there is nothing to resend; hand out the signer's \
+                 sign_url yourself (rotate-link replaces a leaked one)."
+                    .into(),
             ));
         }
         if signer_status == SignerStatus::Pending

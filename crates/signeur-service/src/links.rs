@@ -1,9 +1,14 @@
 //! Signing links and signer sessions: what a link leads to (its state, computed in one
 //! place), the access-code gate, the signer session and CSRF tokens, and "opened".
 //!
-//! A signer session is a MAC'd value (no table): `{signer_id}.{issued}.{mac}`, the MAC keyed
-//! from the master key and bound to the signer's current access code, so a resend (new code)
-//! ends every earlier session. CSRF tokens are MACs of the browser's CSRF cookie.
+//! A signer session is a MAC'd value (no table): `{signer_id}.{issued}.{admission}.{mac}`, the
+//! MAC keyed from the master key. `admission` says how the signer got in, and is what their
+//! signature records as its verification method: `code` (the access code; the MAC is bound to
+//! the current code, so a resend ends every earlier code session), `link` (a link that is its
+//! own credential), or an embedded session's id (valid only while that session is open, so a
+//! cancelled, failed or finished session admits no one). A session lasts two hours, and no
+//! longer than the request it belongs to can be signed. CSRF tokens are MACs of the browser's
+//! CSRF cookie.
 
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
@@ -12,7 +17,10 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use signeur_core::{Action, Delivery, EventType, RequestStatus, SignerStatus, time};
+use signeur_core::{
+    Action, Delivery, EventType, RequestStatus, SessionStatus, SignerStatus, VerificationMethod,
+    time,
+};
 use signeur_store::{EventRow, RequestRow, SignerRow};
 
 use crate::model::effective_status;
@@ -88,6 +96,9 @@ pub struct SigningLink {
     pub gated: bool,
     /// The browser holds a valid session for this signer.
     pub has_session: bool,
+    /// How the browser's session admitted the signer (None without a valid session): what
+    /// a signature records as its verification method.
+    pub admitted_by: Option<VerificationMethod>,
 }
 
 impl SigningLink {
@@ -101,14 +112,57 @@ impl SigningLink {
     pub fn may_download_sealed(&self) -> bool {
         self.has_session && self.state == (LinkState::Signed { sealed: true })
     }
+
+    /// A code-gated signer who signed, without a session, whose request is sealed: their
+    /// access code opens the download (sessions end after two hours; the document stays).
+    pub fn code_opens_download(&self) -> bool {
+        self.gated && !self.has_session && self.state == (LinkState::Signed { sealed: true })
+    }
+}
+
+/// How a signer session was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// The access code (bound to the code's rotation time).
+    Code(Option<DateTime<Utc>>),
+    /// A link that is its own credential.
+    Link,
+    /// The embedded session with this id.
+    Embedded(Uuid),
+}
+
+impl Admission {
+    fn tag(self) -> String {
+        match self {
+            Admission::Code(_) => "code".into(),
+            Admission::Link => "link".into(),
+            Admission::Embedded(id) => id.to_string(),
+        }
+    }
+
+    fn method(self) -> VerificationMethod {
+        match self {
+            Admission::Code(_) => VerificationMethod::AccessCode,
+            Admission::Link => VerificationMethod::Link,
+            Admission::Embedded(_) => VerificationMethod::Session,
+        }
+    }
+}
+
+/// A signer session to set as the browser's cookie, and how long the cookie may live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerSession {
+    pub value: String,
+    /// Two hours, or less when the request stops being signable sooner.
+    pub max_age: Duration,
 }
 
 /// The outcome of an access code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeOutcome {
-    /// Right code: the new session cookie value.
+    /// Right code: the new session cookie.
     Verified {
-        session: String,
+        session: SignerSession,
     },
     Wrong {
         attempts_left: i64,
@@ -150,10 +204,10 @@ pub enum CodeOnPage {
     CsrfFailed(Box<SigningLink>),
     /// The link is gone, signed, locked or not the signer's turn: the page shows its state.
     NotNow(Box<SigningLink>),
-    /// Right code: back to the link with the new session cookie value.
+    /// Right code: back to the link with the new session cookie.
     Verified {
         link: Box<SigningLink>,
-        session: String,
+        session: SignerSession,
     },
     /// Wrong code: the gate again.
     Wrong {
@@ -174,58 +228,99 @@ pub(crate) fn gated(request: &RequestRow, signer: &SignerRow) -> bool {
 }
 
 impl Service {
-    /// The signer session cookie value for `signer`, issued now.
+    /// A signer session for `signer_id`, issued now, for a request that can be signed until
+    /// `request_ends` (None: it is past signing, and the session only lets the signer read).
     pub(crate) fn signer_session_for(
         &self,
         signer_id: Uuid,
-        code_rotated_at: Option<DateTime<Utc>>,
-    ) -> String {
-        let issued = self.clock.now().timestamp();
-        let mac = self.session_mac(signer_id, issued, code_rotated_at);
-        format!("{signer_id}.{issued}.{}", hex::encode(mac))
+        admission: Admission,
+        request_ends: Option<DateTime<Utc>>,
+    ) -> SignerSession {
+        let now = self.clock.now();
+        let issued = now.timestamp();
+        let mac = self.session_mac(signer_id, issued, admission);
+        let max_age = match request_ends {
+            Some(end) => SESSION_TTL.min(end - now).max(Duration::zero()),
+            None => SESSION_TTL,
+        };
+        SignerSession {
+            value: format!(
+                "{signer_id}.{issued}.{}.{}",
+                admission.tag(),
+                hex::encode(mac)
+            ),
+            max_age,
+        }
     }
 
-    fn session_mac(
-        &self,
-        signer_id: Uuid,
-        issued: i64,
-        code_rotated_at: Option<DateTime<Utc>>,
-    ) -> [u8; 32] {
-        let rotated = code_rotated_at.map(time::format).unwrap_or_default();
+    fn session_mac(&self, signer_id: Uuid, issued: i64, admission: Admission) -> [u8; 32] {
+        let rotated = match admission {
+            Admission::Code(rotated) => rotated.map(time::format).unwrap_or_default(),
+            Admission::Link | Admission::Embedded(_) => String::new(),
+        };
         self.keys.mac(
             "signer-session",
             &[
                 signer_id.as_bytes(),
                 &issued.to_be_bytes(),
+                admission.tag().as_bytes(),
                 rotated.as_bytes(),
             ],
         )
     }
 
-    fn session_is_valid(
+    /// How a browser's session cookie admits `signer` right now, if it does: a code session
+    /// only on a gated link and for the current code, a link session only on a link that is
+    /// its own credential, an embedded one only while its session is open.
+    async fn admission(
         &self,
         session: &str,
-        signer_id: Uuid,
+        signer: &SignerRow,
+        gated: bool,
         code_rotated_at: Option<DateTime<Utc>>,
-    ) -> bool {
-        let mut parts = session.splitn(3, '.');
-        let (Some(id), Some(issued), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
-            return false;
+    ) -> Result<Option<VerificationMethod>> {
+        let mut parts = session.splitn(4, '.');
+        let (Some(id), Some(issued), Some(tag), Some(mac)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(None);
         };
         let (Ok(id), Ok(issued), Ok(mac)) =
             (id.parse::<Uuid>(), issued.parse::<i64>(), hex::decode(mac))
         else {
-            return false;
+            return Ok(None);
+        };
+        let admission = match tag {
+            "code" if gated => Admission::Code(code_rotated_at),
+            "link" if !gated => Admission::Link,
+            _ => match tag.parse::<Uuid>() {
+                Ok(session_id) => Admission::Embedded(session_id),
+                Err(_) => return Ok(None),
+            },
         };
         let Some(issued_at) = DateTime::from_timestamp(issued, 0) else {
-            return false;
+            return Ok(None);
         };
         let now = self.clock.now();
-        let expected = self.session_mac(signer_id, issued, code_rotated_at);
-        id == signer_id
+        let expected = self.session_mac(signer.id, issued, admission);
+        let valid = id == signer.id
             && issued_at <= now + Duration::minutes(1)
             && now < issued_at + SESSION_TTL
-            && bool::from(expected.as_slice().ct_eq(&mac))
+            && bool::from(expected.as_slice().ct_eq(&mac));
+        if !valid {
+            return Ok(None);
+        }
+        if let Admission::Embedded(session_id) = admission {
+            let open = self
+                .db
+                .get_session_any(session_id)
+                .await?
+                .is_some_and(|s| s.signer_id == signer.id && s.status == SessionStatus::Opened);
+            if !open {
+                return Ok(None);
+            }
+        }
+        Ok(Some(admission.method()))
     }
 
     /// The CSRF token forms carry for a browser whose CSRF cookie is `cookie`.
@@ -274,9 +369,15 @@ impl Service {
         };
         let now = self.clock.now();
         let status = effective_status(&request, now);
-        let has_session = session
-            .is_some_and(|s| self.session_is_valid(s, signer.id, gate.access_code_rotated_at));
         let gated = gated(&request, &signer);
+        let admitted_by = match session {
+            Some(s) => {
+                self.admission(s, &signer, gated, gate.access_code_rotated_at)
+                    .await?
+            }
+            None => None,
+        };
+        let has_session = admitted_by.is_some();
         let state = match (signer.status, status) {
             _ if rotated => LinkState::Gone(Gone::Rotated),
             (SignerStatus::Signed, _) => LinkState::Signed {
@@ -302,30 +403,47 @@ impl Service {
             state,
             gated,
             has_session,
+            admitted_by,
         }))
     }
 
+    /// When the request of `link` stops being signable (None: it already has).
+    pub(crate) fn signable_until(&self, link: &SigningLink) -> Option<DateTime<Utc>> {
+        link.request
+            .status
+            .is_open()
+            .then_some(link.request.expires_at)
+    }
+
     /// A session for a link that needs no code (the link is the credential).
-    pub(crate) fn open_session(&self, link: &SigningLink) -> Option<String> {
-        (!link.gated && link.state == LinkState::Ready)
-            .then(|| self.signer_session_for(link.signer.id, None))
+    pub(crate) fn open_session(&self, link: &SigningLink) -> Option<SignerSession> {
+        (!link.gated && link.state == LinkState::Ready).then(|| {
+            self.signer_session_for(link.signer.id, Admission::Link, self.signable_until(link))
+        })
     }
 
     /// Checks an access code. Five wrong codes in a row lock the link for 15 minutes; a
     /// right one starts a session and marks the signer (and the request, the first time)
-    /// opened.
+    /// opened. After signing, the code opens the sealed document's download.
     pub(crate) async fn submit_access_code(
         &self,
         link: &SigningLink,
         code: &str,
         origin: &Origin,
     ) -> Result<CodeOutcome> {
+        let now = self.clock.now();
         match link.state {
             LinkState::NeedsCode | LinkState::Ready if link.gated => {}
             LinkState::Locked { until } => return Ok(CodeOutcome::Locked { until }),
+            // A signed link's state does not show a lock: look it up.
+            LinkState::Signed { .. } if link.code_opens_download() => {
+                let gate = self.db.code_gate(link.signer.id).await?;
+                if let Some(until) = gate.and_then(|g| g.locked_until).filter(|u| *u > now) {
+                    return Ok(CodeOutcome::Locked { until });
+                }
+            }
             _ => return Ok(CodeOutcome::NotAccepted),
         }
-        let now = self.clock.now();
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
         if well_formed && self.verify_access_code(link.signer.id, &code).await? {
@@ -342,7 +460,11 @@ impl Service {
             self.db.reset_code_attempts(link.signer.id).await?;
             self.record_open(link, origin).await?;
             return Ok(CodeOutcome::Verified {
-                session: self.signer_session_for(link.signer.id, gate.access_code_rotated_at),
+                session: self.signer_session_for(
+                    link.signer.id,
+                    Admission::Code(gate.access_code_rotated_at),
+                    self.signable_until(link),
+                ),
             });
         }
         let attempts = self
@@ -376,7 +498,9 @@ impl Service {
         if !self.csrf_ok(cred.csrf_cookie, cred.csrf_token) {
             return Ok(CodeOnPage::CsrfFailed(Box::new(link)));
         }
-        if !matches!(link.state, LinkState::NeedsCode | LinkState::Ready) {
+        let accepts_code = matches!(link.state, LinkState::NeedsCode | LinkState::Ready)
+            || link.code_opens_download();
+        if !accepts_code {
             return Ok(CodeOnPage::NotNow(Box::new(link)));
         }
         let outcome = self.submit_access_code(&link, code, origin).await?;

@@ -12,7 +12,7 @@ use signeur_core::{EventType, FailureCode, SessionResult, SessionStatus, SignerS
 use signeur_store::{SessionRow, SignerRow};
 
 use crate::links::new_access_token;
-use crate::links::{PageCredentials, SESSION_TTL, SigningLink};
+use crate::links::{Admission, PageCredentials, SESSION_TTL, SignerSession, SigningLink};
 use crate::model::effective_status;
 use crate::model::{SignatureRequest, Signer, SigningSession};
 use crate::settings::{json_object, return_url_allowed};
@@ -76,7 +76,8 @@ pub enum SessionOpening {
         access_token: String,
         /// The embed cookie's value (see [`Service::embed_cookie`]).
         embed_cookie: String,
-        signer_session: String,
+        /// Valid while this embedded session is open.
+        signer_session: SignerSession,
     },
 }
 
@@ -320,7 +321,7 @@ impl Service {
             }
             _ => false,
         };
-        let (Some(signer), true) = (signer, usable) else {
+        let (Some(request), Some(signer), true) = (request, signer, usable) else {
             let url = self
                 .finish_session(
                     &session,
@@ -333,15 +334,20 @@ impl Service {
         let opened = tx.open_session(session.id, now).await?;
         tx.commit().await?;
         if !opened {
+            // Another browser used the token first (or it expired meanwhile): this one goes
+            // back with token_expired; the winner's session is not touched (an expired,
+            // unused token is completed by `expire_sessions`).
             let url = self
-                .finish_session(&session, SessionOutcome::Failed(FailureCode::TokenExpired))
+                .return_url(&session, SessionOutcome::Failed(FailureCode::TokenExpired))
                 .await?;
             return Ok(SessionOpening::Return(url));
         }
-        let gate = self.db.code_gate(signer.id).await?;
         Ok(SessionOpening::Sign {
-            signer_session: self
-                .signer_session_for(signer.id, gate.and_then(|g| g.access_code_rotated_at)),
+            signer_session: self.signer_session_for(
+                signer.id,
+                Admission::Embedded(session.id),
+                Some(request.expires_at),
+            ),
             access_token: self.open_link_token(&signer.access_token)?,
             embed_cookie: self.embed_cookie(session.id),
         })
@@ -448,24 +454,22 @@ impl Service {
         self.return_url(session, result).await
     }
 
-    /// `{return_url}?state=…&signing_session_id=…&result=…[&failure_code=…][&signature=…]`,
-    /// the signature an HMAC-SHA256 (hex) over the query before `&signature=`, keyed with the
-    /// organization's session secret (left out while none is set).
+    /// The return URL, normalized, with `state`, `signing_session_id`, `result`,
+    /// `[failure_code]` and `issued_at` (Unix seconds) appended to its own query, then
+    /// `signature`: hex HMAC-SHA256, keyed with the organization's session secret (left out
+    /// while none is set), over the whole query before `&signature=` — the integrator's own
+    /// parameters included. README, "Embedded signing", tells integrators how to check it.
     async fn return_url(&self, session: &SigningSession, result: SessionOutcome) -> Result<String> {
         let (result_str, failure_code) = result.parts();
-        let query = {
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            q.append_pair("state", session.state.as_deref().unwrap_or(""));
-            q.append_pair("signing_session_id", &session.id.to_string());
-            q.append_pair("result", result_str.as_str());
-            if let Some(code) = failure_code {
-                q.append_pair("failure_code", code.as_str());
-            }
-            q.finish()
-        };
-        let mut url = session.return_url.clone();
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&query);
+        let mut url = url::Url::parse(&session.return_url).map_err(|e| {
+            ServiceError::Internal(anyhow::anyhow!("session {}: return URL: {e}", session.id))
+        })?;
+        url.query_pairs_mut()
+            .append_pair("state", session.state.as_deref().unwrap_or(""))
+            .append_pair("signing_session_id", &session.id.to_string())
+            .append_pair("result", result_str.as_str())
+            .extend_pairs(failure_code.map(|code| ("failure_code", code.as_str())))
+            .append_pair("issued_at", &self.clock.now().timestamp().to_string());
         let secret = self
             .db
             .get_settings(session.org_id)
@@ -475,11 +479,11 @@ impl Service {
         if let Some(secret) = secret {
             let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret)
                 .map_err(|e| ServiceError::Internal(anyhow::anyhow!("HMAC key: {e}")))?;
-            mac.update(query.as_bytes());
-            url.push_str("&signature=");
-            url.push_str(&hex::encode(mac.finalize().into_bytes()));
+            mac.update(url.query().unwrap_or_default().as_bytes());
+            let signature = hex::encode(mac.finalize().into_bytes());
+            url.query_pairs_mut().append_pair("signature", &signature);
         }
-        Ok(url)
+        Ok(url.into())
     }
 
     /// Gives every lapsed session its one `signing_session.completed` (`failed`,

@@ -10,7 +10,9 @@ use signeur_core::{
 };
 use signeur_store::{NewJob, Signature, SignerRow};
 
-use crate::links::{LinkState, Origin, PageCredentials, SigningLink, gated, opened_events};
+use crate::links::{
+    LinkState, Origin, PageCredentials, SignerSession, SigningLink, gated, opened_events,
+};
 use crate::model::SigningSession;
 use crate::model::effective_status;
 use crate::sessions::{EmbeddedContext, SessionOutcome};
@@ -56,7 +58,7 @@ pub enum LinkPage {
     /// its own credential; `embedded`: the embedded session the browser is in, if any.
     Sign {
         link: Box<SigningLink>,
-        new_session: Option<String>,
+        new_session: Option<SignerSession>,
         embedded: Option<Box<EmbeddedContext>>,
     },
 }
@@ -105,8 +107,8 @@ pub struct SignInput {
     pub signature_data_url: Option<String>,
     pub ip_address: String,
     pub user_agent: Option<String>,
-    /// The embedded signing session the signer came through (no access code asked); it
-    /// completes with `success` in the signature's transaction.
+    /// The embedded signing session the browser is in; it completes with `success` in the
+    /// signature's transaction.
     pub session: Option<SigningSession>,
 }
 
@@ -246,15 +248,22 @@ impl Service {
         }
     }
 
-    /// Signs for the link's signer. The last signature moves the request to
+    /// Signs for the link's signer, recording how their session admitted them (the access
+    /// code, the link, or an embedded session). The last signature moves the request to
     /// `awaiting_stamp` and queues the seal job; in a sequential request the next signer's
     /// turn comes (their invitation is queued, or their link starts working).
     pub async fn sign(&self, link: &SigningLink, input: SignInput) -> Result<()> {
-        if link.state != LinkState::Ready {
+        // A link that is its own credential admits whoever holds it; a gated one only a
+        // session (the code, or an open embedded session).
+        let admitted_by = match link.admitted_by {
+            None if !link.gated => Some(VerificationMethod::Link),
+            m => m,
+        };
+        let Some(method) = admitted_by.filter(|_| link.state == LinkState::Ready) else {
             return Err(ServiceError::InvalidState(
                 "This link cannot be signed in its current state.".into(),
             ));
-        }
+        };
         let full_name = form_text("full_name", &input.full_name, 200, false)?;
         if !input.consent {
             return Err(ServiceError::invalid_field(
@@ -304,11 +313,6 @@ impl Service {
                 "The request is '{status}'."
             )));
         }
-        let method = match (input.session.is_some(), link.gated) {
-            (true, _) => VerificationMethod::Session,
-            (false, true) => VerificationMethod::AccessCode,
-            (false, false) => VerificationMethod::Link,
-        };
         let signed = tx
             .mark_signer_signed(
                 link.signer.id,

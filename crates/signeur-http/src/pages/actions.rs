@@ -3,8 +3,8 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -19,7 +19,8 @@ use crate::AppState;
 use super::embedded::Embedded;
 use super::link::state_page;
 use super::{
-    LangQuery, Page, Visitor, csrf_failed, csrf_for, internal, locale_of, not_found, see_other,
+    LangQuery, Page, Visitor, csrf_failed, csrf_for, internal, locale_of, not_found, return_to,
+    see_other,
 };
 
 #[derive(Deserialize, Default)]
@@ -106,7 +107,7 @@ fn action_response(
         Ok(PageOutcome::Done {
             return_to: Some(url),
             ..
-        }) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
+        }) => return_to(state, token, url),
         Ok(PageOutcome::Done {
             link,
             return_to: None,

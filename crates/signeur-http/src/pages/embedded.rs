@@ -14,8 +14,8 @@ use signeur_service::sessions::{CancelOnPage, EmbeddedContext};
 use crate::AppState;
 
 use super::{
-    EMBED_COOKIE, Visitor, cookie, csp, csrf_failed, internal, locale_of, not_found, see_other,
-    session_cookie,
+    EMBED_COOKIE, Visitor, cookie, csp, csrf_failed, internal, locale_of, not_found, return_to,
+    see_other, session_cookie,
 };
 
 /// A browser in an embedded signing session: the page policy its session allows.
@@ -107,9 +107,7 @@ pub(super) async fn cancel_session(
             csrf_failed(&link, &token, locale_of(Some(&link), None))
         }
         Ok(CancelOnPage::NotEmbedded(link)) => see_other(&token, "", locale_of(Some(&link), None)),
-        Ok(CancelOnPage::Return(url)) => {
-            (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()
-        }
+        Ok(CancelOnPage::Return(url)) => return_to(&state, &token, url),
         Err(e) => internal(e),
     }
 }

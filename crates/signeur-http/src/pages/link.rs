@@ -39,7 +39,16 @@ pub(super) async fn show(
         Ok(LinkPage::State(link)) => {
             let locale = locale_of(Some(&link), lang);
             match state_page(&state, &link, &token, locale) {
-                Some(page) => page.render(),
+                Some(mut page) => {
+                    if link.code_opens_download() {
+                        // The signed page asks for the code that opens the download.
+                        let (csrf, new_cookie) = csrf_for(&state, &token, &visitor);
+                        page.csrf = Some(csrf);
+                        page.cookies.extend(new_cookie);
+                        page.ctx = context! { unlock => true, ..page.ctx };
+                    }
+                    page.render()
+                }
                 None => see_other(&token, "", locale),
             }
         }

@@ -25,7 +25,7 @@ use rand::RngCore;
 use serde::Deserialize;
 
 use signeur_core::Locale;
-use signeur_service::links::{Origin, PageCredentials, SESSION_TTL, SigningLink};
+use signeur_service::links::{Origin, PageCredentials, SignerSession, SigningLink};
 use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
@@ -376,10 +376,27 @@ fn see_other(token: &str, suffix: &str, locale: Locale) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
-fn session_cookie(state: &AppState, token: &str, session: String) -> Cookie<'static> {
-    let mut c = cookie(state, token, SESSION_COOKIE, session);
-    c.set_max_age(cookie::time::Duration::seconds(SESSION_TTL.num_seconds()));
+/// The signer session cookie: it lives as long as the service says the session may.
+fn session_cookie(state: &AppState, token: &str, session: SignerSession) -> Cookie<'static> {
+    let mut c = cookie(state, token, SESSION_COOKIE, session.value);
+    c.set_max_age(cookie::time::Duration::seconds(
+        session.max_age.num_seconds(),
+    ));
     c
+}
+
+/// A redirect back to an embedded session's return URL: the session is over, and so are the
+/// browser's signer and embed cookies (the service no longer honours them either).
+fn return_to(state: &AppState, token: &str, url: String) -> Response {
+    let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
+    for name in [SESSION_COOKIE, EMBED_COOKIE] {
+        let mut c = cookie(state, token, name, String::new());
+        c.set_max_age(cookie::time::Duration::ZERO);
+        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
 }
 
 fn csrf_failed(link: &SigningLink, token: &str, locale: Locale) -> Response {
@@ -462,6 +479,10 @@ mod tests {
                 (
                     "message.html",
                     context! { heading => "signed-heading", body => "signed-body", signed_at => "2026-01-01 10:00", sealed => false },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "signed-heading", body => "signed-body", signed_at => "2026-01-01 10:00", sealed => true, unlock => true },
                 ),
                 (
                     "message.html",

@@ -60,6 +60,7 @@ signed-heading = Sie haben unterschrieben
 signed-body = Vielen Dank. Ihre Unterschrift unter „{ $title }“ wurde am { $date } UTC erfasst.
 signed-waiting = Das unterschriebene Dokument steht hier bereit, sobald alle unterschrieben haben und es versiegelt wurde.
 signed-download = Unterschriebenes Dokument herunterladen
+signed-unlock = Geben Sie den Zugangscode aus Ihrer Einladungs-E-Mail ein, um das unterschriebene Dokument herunterzuladen.
 gone-heading = Dieser Link funktioniert nicht mehr
 gone-expired = Diese Signaturanfrage ist abgelaufen.
 gone-cancelled = Der Absender hat diese Signaturanfrage storniert.

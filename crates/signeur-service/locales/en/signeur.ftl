@@ -60,6 +60,7 @@ signed-heading = You have signed
 signed-body = Thank you. Your signature on “{ $title }” was recorded on { $date } UTC.
 signed-waiting = The signed document will be available here once everyone has signed and it has been sealed.
 signed-download = Download the signed document
+signed-unlock = Enter the access code from your invitation email to download the signed document.
 gone-heading = This link no longer works
 gone-expired = This signing request has expired.
 gone-cancelled = The sender cancelled this signing request.

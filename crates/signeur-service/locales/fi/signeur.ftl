@@ -60,6 +60,7 @@ signed-heading = Olet allekirjoittanut
 signed-body = Kiitos. Allekirjoituksesi asiakirjaan ”{ $title }” tallennettiin { $date } UTC.
 signed-waiting = Allekirjoitettu asiakirja on ladattavissa täältä, kun kaikki ovat allekirjoittaneet ja se on sinetöity.
 signed-download = Lataa allekirjoitettu asiakirja
+signed-unlock = Anna kutsusähköpostisi pääsykoodi ladataksesi allekirjoitetun asiakirjan.
 gone-heading = Linkki ei ole enää voimassa
 gone-expired = Tämä allekirjoituspyyntö on vanhentunut.
 gone-cancelled = Lähettäjä peruutti tämän allekirjoituspyynnön.

@@ -60,6 +60,7 @@ signed-heading = Vous avez signé
 signed-body = Merci. Votre signature de « { $title } » a été enregistrée le { $date } UTC.
 signed-waiting = Le document signé sera disponible ici dès que tout le monde aura signé et qu’il aura été scellé.
 signed-download = Télécharger le document signé
+signed-unlock = Saisissez le code d’accès reçu dans votre e-mail d’invitation pour télécharger le document signé.
 gone-heading = Ce lien ne fonctionne plus
 gone-expired = Cette demande de signature a expiré.
 gone-cancelled = L’expéditeur a annulé cette demande de signature.

@@ -409,3 +409,51 @@ async fn cancelling_tells_the_invited_signers() {
     assert!(!text.contains("/sign/"), "no link to a dead page");
     app.assert_reads_fresh().await;
 }
+
+#[tokio::test]
+async fn resend_refuses_a_link_that_needs_no_code() {
+    let app = TestApp::start().await;
+    // `delivery: "api"`: the integrator hands out the links; they need no access code, even
+    // for signers whose email address is known.
+    let v = app.create(&seed_body()).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let signer = v["signers"][0]["id"].as_str().unwrap().to_string();
+    let (status, code, message) = error_of(
+        app.post(&format!("/api/v1/signatures/{id}/signers/{signer}/resend"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status.as_u16(), code.as_str()), (409, "invalid_state"));
+    assert!(
+        message.contains("delivery 'api'") && message.contains("sign_url"),
+        "{message}"
+    );
+    assert!(app.service.mail.mailer.sent().is_empty(), "no email");
+    let row = app
+        .db
+        .code_gate(signer.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.access_code_rotated_at, None, "nothing rotated");
+
+    // The link still signs.
+    let b = crate::signing::browser();
+    let url = v["signers"][0]["sign_url"].as_str().unwrap();
+    let (_, html) = crate::signing::page(&b, url).await;
+    let csrf = crate::signing::csrf_of(&html);
+    let (status, html) = crate::signing::post_form(
+        &b,
+        &format!("{url}/sign"),
+        &[
+            ("csrf", &csrf),
+            ("full_name", "Anna Buyer"),
+            ("consent", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("You have signed"), "{html}");
+}

@@ -836,3 +836,115 @@ async fn check_with_outside_tools(app: &TestApp, sealed: &[u8], expect_valid: bo
         Err(e) => panic!("pyhanko is required: {e}"),
     }
 }
+
+#[tokio::test]
+async fn an_api_link_signs_even_with_an_access_code_on_record() {
+    let app = TestApp::start().await;
+    let v = app.create(&seed_body()).await;
+    let id = v["id"].as_str().unwrap();
+    let signer: uuid::Uuid = v["signers"][0]["id"].as_str().unwrap().parse().unwrap();
+    // A code rotated on a link that needs none (as a resend did before it was refused)
+    // does not lock its signer out: the session issued and the session checked agree.
+    app.db
+        .set_access_code(signer, "$2b$10$notarealhash", app.clock.now())
+        .await
+        .unwrap();
+    let b = browser();
+    let url = v["signers"][0]["sign_url"].as_str().unwrap();
+    let (status, html) = sign_as(&b, url, "Anna Buyer").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("You have signed"), "{html}");
+    let row = app
+        .db
+        .get_signer(id.parse().unwrap(), signer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.verification_method,
+        Some(signeur_core::VerificationMethod::Link)
+    );
+}
+
+#[tokio::test]
+async fn the_access_code_opens_the_sealed_download_after_the_session_ended() {
+    let smtp = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(Some(smtp.url())).await;
+    let mut body = seed_body();
+    body["delivery"] = json!("email");
+    body["signers"] = json!([{ "email": "buyer@example.com", "name": "Anna Buyer" }]);
+    let v = app.create(&body).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let url = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    let messages = smtp.wait_for(1).await;
+    let code = code_in(&messages[0].text());
+    let b = browser();
+    let (_, html) = page(&b, &url).await;
+    let csrf = csrf_of(&html);
+    let (status, _) = post_form(
+        &b,
+        &format!("{url}/verify"),
+        &[("csrf", &csrf), ("code", &code)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = sign_as(&b, &url, "Anna Buyer").await;
+    assert_eq!(status, 200);
+    app.service.run_due_jobs().await.unwrap();
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(got["status"], "signed");
+    let row = app
+        .db
+        .get_signer(
+            id.parse().unwrap(),
+            v["signers"][0]["id"].as_str().unwrap().parse().unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.verification_method,
+        Some(signeur_core::VerificationMethod::AccessCode)
+    );
+
+    // Three hours later the signer session has ended: the signed page asks for the code …
+    app.advance(Duration::hours(3));
+    let res = b.get(format!("{url}/signed.pdf")).send().await.unwrap();
+    assert_ne!(
+        res.headers()["content-type"],
+        "application/pdf",
+        "no session, no download"
+    );
+    let (status, html) = page(&b, &url).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("You have signed"), "{html}");
+    assert!(!html.contains("/signed.pdf"), "{html}");
+    // … and the code opens the download.
+    let (status, html) = post_form(
+        &b,
+        &format!("{url}/verify"),
+        &[("csrf", &csrf), ("code", &code)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("/signed.pdf"), "{html}");
+    let res = b.get(format!("{url}/signed.pdf")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    assert!(res.bytes().await.unwrap().starts_with(ONE_PAGE));
+    // A wrong code is counted as at the gate, and opens nothing.
+    let other = browser();
+    let (_, html) = page(&other, &url).await;
+    assert!(html.contains("Access code"), "the code form: {html}");
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let (status, html) = post_form(
+        &other,
+        &format!("{url}/verify"),
+        &[("csrf", &csrf_of(&html)), ("code", &wrong)],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(html.contains("4 more tries"), "{html}");
+    let res = other.get(format!("{url}/signed.pdf")).send().await.unwrap();
+    assert_ne!(res.headers()["content-type"], "application/pdf");
+}

@@ -1392,3 +1392,70 @@ async fn snapshots_stamp_failed_retry_seal_and_metrics() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn snapshots_signed_page_asks_for_the_code_after_the_session() {
+    let app = TestApp::start().await;
+    freeze(&app);
+    let mut r = Redact::new(&app);
+    let mut body = seed_body();
+    body["delivery"] = json!("email");
+    body["signers"] = json!([{ "email": "buyer@example.com", "name": "Anna Buyer" }]);
+    let created = app.create(&body).await;
+    r.learn(&created);
+    let url = created["signers"][0]["sign_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sent = app.service.mail.mailer.sent();
+    let parsed = MessageParser::default()
+        .parse(&sent[0].formatted())
+        .unwrap()
+        .text_bodies()
+        .find_map(|p| match &p.body {
+            PartType::Text(t) => Some(t.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    let code = parsed
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_string();
+    r.secret("access-code", &code);
+    let b = browser();
+    let html = b.get(&url).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&html);
+    b.post(format!("{url}/verify"))
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let html = b.get(&url).send().await.unwrap().text().await.unwrap();
+    let res = b
+        .post(format!("{url}/sign"))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("full_name", "Anna Buyer"),
+            ("consent", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.service.run_due_jobs().await.unwrap();
+
+    // The session has ended: the signed page asks for the code that opens the download.
+    app.advance(Duration::hours(3));
+    let res = b.get(&url).send().await.unwrap();
+    snap_page(
+        &mut r,
+        "page_signed_code_en",
+        &format!(
+            "GET {} (signed, sealed, session ended)",
+            path_of(&app, &url)
+        ),
+        res,
+    )
+    .await;
+}
