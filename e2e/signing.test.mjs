@@ -327,13 +327,25 @@ async function waitForSignerStatus(id, index, status, timeoutMs = 20_000) {
 // --- An integrator's site (embedded signing sessions) --------------------------------------
 
 /**
- * A stand-in for the integrator's web site on 127.0.0.1: answers `GET /return…` with a small
- * page and records each such request's URL (path and query exactly as the browser sent them).
+ * A stand-in for the integrator's web site, listening on 127.0.0.1 and named
+ * `http://{hostname}:{port}`: answers `GET /return…` with a small page and records each such
+ * request's URL (path and query exactly as the browser sent them), and `GET /host?src=…`
+ * with a checkout page that frames `src` (`<iframe name="signeur">`).
  */
-async function startReturnSite() {
+async function startReturnSite({ hostname = '127.0.0.1' } = {}) {
   const hits = [];
   const site = http.createServer((req, res) => {
-    if (req.method === 'GET' && req.url.startsWith('/return')) {
+    if (req.method === 'GET' && req.url.startsWith('/host?')) {
+      const src = new URL(req.url, 'http://host.invalid').searchParams.get('src') ?? '';
+      const attr = src.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(
+        '<!doctype html><html lang="en"><head><title>Checkout</title></head>' +
+          '<body><h1>Checkout</h1>' +
+          `<iframe name="signeur" title="Sign the agreement" src="${attr}" width="420" height="900"></iframe>` +
+          '</body></html>',
+      );
+    } else if (req.method === 'GET' && req.url.startsWith('/return')) {
       hits.push(req.url);
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end(
@@ -350,7 +362,7 @@ async function startReturnSite() {
     site.listen(0, '127.0.0.1', resolve);
   });
   return {
-    origin: `http://127.0.0.1:${site.address().port}`,
+    origin: `http://${hostname}:${site.address().port}`,
     hits,
     close: () =>
       new Promise((resolve) => {
@@ -391,6 +403,36 @@ async function assertReturned(page, site, { returnPath, secret, sessionId, state
     'signature = hex HMAC-SHA256(session secret, the query before &signature=)',
   );
   return params;
+}
+
+/**
+ * Opens the integrator's checkout page on `site` framing `src`; returns the frame once its
+ * document has loaded (or failed to: a frame the browser refuses gets an error document).
+ */
+async function openFramed(page, site, src) {
+  const loaded = page.waitForEvent('framenavigated', { predicate: (f) => f.name() === 'signeur' });
+  const res = await page.goto(`${site.origin}/host?src=${encodeURIComponent(src)}`);
+  assert.equal(res.status(), 200);
+  await loaded;
+  const frame = page.frame({ name: 'signeur' });
+  assert.ok(frame, 'the checkout page has its frame');
+  await frame.waitForLoadState('load');
+  return frame;
+}
+
+/**
+ * The frame shows nothing of ours: Chromium refused to render the response in it (its
+ * frame-ancestors), so it holds an error document, not the signing page.
+ */
+async function assertFrameBlocked(frame, consoleErrors, what) {
+  const url = frame.url();
+  assert.ok(!url.startsWith(server.base), `${what}: the frame stays off our pages (at ${url})`);
+  assert.equal(await frame.getByLabel('Full name').count(), 0, `${what}: no signing form in the frame`);
+  assert.equal(await frame.locator('form').count(), 0, `${what}: no form at all in the frame`);
+  assert.ok(
+    consoleErrors.some((m) => /frame-ancestors/.test(m)),
+    `${what}: Chromium reports the frame-ancestors refusal: ${JSON.stringify(consoleErrors)}`,
+  );
 }
 
 async function startSession(req, signerIndex, body) {
@@ -883,6 +925,135 @@ describe('signer pages in Chromium', () => {
       }
     } finally {
       await site.close();
+    }
+  });
+
+  e2e('embedded signing inside an iframe on an allowed origin; other origins cannot frame it', async ({
+    context,
+    page,
+    consoleErrors,
+  }) => {
+    // The integrator's checkout on http://localhost:P1 frames the session; http://127.0.0.1
+    // (ours) is another site, so our cookies are third-party in that frame. Two origins
+    // that are not allowed: localhost on another port (same site as the integrator), and
+    // 127.0.0.1 on another port (same site as Signeur).
+    const host = await startReturnSite({ hostname: 'localhost' });
+    const strangers = [await startReturnSite({ hostname: 'localhost' }), await startReturnSite()];
+    try {
+      const settings = await api('PATCH', '/api/v1/settings', {
+        allowed_return_urls: [`${host.origin}/return`],
+        allowed_frame_origins: [host.origin],
+      });
+      assert.equal(settings.status, 200, settings.text);
+      const rotated = await api('POST', '/api/v1/settings/session-secret');
+      assert.equal(rotated.status, 200, rotated.text);
+      const secret = rotated.json.session_secret;
+      const newSession = async (name, state) => {
+        const req = await createRequest({ delivery: 'email', signers: [{ name, locale: 'en' }] });
+        await waitForMail(req.emails[0]);
+        await waitForSignerStatus(req.id, 0, 'sent');
+        const created = await startSession(req, 0, { return_url: `${host.origin}/return/done`, state });
+        assert.equal(created.status, 201, created.text);
+        return { req, sessionId: created.json.signing_session_id, redirectUrl: created.json.redirect_url };
+      };
+      const polledResult = async ({ req, sessionId }) =>
+        (await api('GET', `/api/v1/signatures/${req.id}/signers/${req.signers[0].id}/sessions/${sessionId}`)).json;
+
+      // Sign inside the frame: the page, its previews (the session cookie travels), the form.
+      const signing = await newSession('Fay Framed', 'frame sign');
+      let frame = await openFramed(page, host, signing.redirectUrl);
+      assert.ok(frame.url().startsWith(`${server.base}/sign/`), `the signing page in the frame: ${frame.url()}`);
+      assert.equal(await frame.getByLabel('Access code').count(), 0, 'no access-code gate in a session');
+      await frame.getByLabel('Full name', { exact: true }).fill('Fay Framed');
+      await waitForPreviews(frame);
+      await frame.getByRole('checkbox', { name: /agree to sign/ }).check();
+      await frame.getByRole('button', { name: 'Sign', exact: true }).click();
+      await assertReturned(frame, host, {
+        returnPath: '/return/done',
+        secret,
+        sessionId: signing.sessionId,
+        state: 'frame sign',
+        result: 'success',
+      });
+      assert.ok(page.url().startsWith(`${host.origin}/host?`), 'the checkout page stayed where it was');
+      assert.equal((await polledResult(signing)).result, 'success');
+      assert.equal((await getSigners(signing.req.id))[0].status, 'signed');
+
+      // Cancel inside the frame.
+      const cancelling = await newSession('Cal Framed', 'frame cancel');
+      frame = await openFramed(page, host, cancelling.redirectUrl);
+      await frame.getByRole('button', { name: 'Cancel and go back' }).click();
+      await assertReturned(frame, host, {
+        returnPath: '/return/done',
+        secret,
+        sessionId: cancelling.sessionId,
+        state: 'frame cancel',
+        result: 'cancelled',
+      });
+      assert.equal((await polledResult(cancelling)).result, 'cancelled');
+
+      // Decline inside the frame: the decline page, then back with `cancelled` (declined).
+      const declining = await newSession('Dee Framed', 'frame decline');
+      frame = await openFramed(page, host, declining.redirectUrl);
+      await frame.getByRole('button', { name: 'Decline', exact: true }).click();
+      await frame.getByRole('heading', { name: 'Decline to sign' }).waitFor();
+      await frame.getByLabel('Reason').fill('Not in a frame, thanks');
+      await frame.getByRole('button', { name: 'Decline', exact: true }).click();
+      await assertReturned(frame, host, {
+        returnPath: '/return/done',
+        secret,
+        sessionId: declining.sessionId,
+        state: 'frame decline',
+        result: 'cancelled',
+      });
+      assert.equal((await polledResult(declining)).result, 'cancelled');
+      const [decliner] = await getSigners(declining.req.id);
+      assert.equal(decliner.status, 'declined');
+      assert.equal(decliner.decline_reason, 'Not in a frame, thanks');
+      assert.deepEqual(cspErrors(consoleErrors), [], 'no CSP refusal on the allowed origin');
+
+      // Origins that are not allowed cannot frame the one-time URL …
+      for (const stranger of strangers) {
+        const { redirectUrl } = await newSession('Sam Stranger', 'stranger');
+        const { page: p, consoleErrors: errors, context: c } = await openPage();
+        try {
+          const blocked = await openFramed(p, stranger, redirectUrl);
+          await assertFrameBlocked(blocked, errors, `the one-time URL framed by ${stranger.origin}`);
+        } finally {
+          await c.close();
+        }
+      }
+      // … nor a later page of a session that is open in an allowed frame (same browser, so
+      // the session's cookies are there).
+      const open = await newSession('Lea Later', 'later');
+      frame = await openFramed(page, host, open.redirectUrl);
+      await frame.getByLabel('Full name', { exact: true }).waitFor();
+      const signUrl = frame.url().split('?')[0];
+      for (const stranger of strangers) {
+        for (const later of [signUrl, `${signUrl}/decline?lang=en`]) {
+          const p = await context.newPage();
+          const errors = [];
+          p.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
+          try {
+            const blocked = await openFramed(p, stranger, later);
+            await assertFrameBlocked(blocked, errors, `${later} framed by ${stranger.origin}`);
+          } finally {
+            await p.close();
+          }
+        }
+      }
+      // The allowed frame still works afterwards.
+      await frame.getByRole('button', { name: 'Cancel and go back' }).click();
+      await assertReturned(frame, host, {
+        returnPath: '/return/done',
+        secret,
+        sessionId: open.sessionId,
+        state: 'later',
+        result: 'cancelled',
+      });
+    } finally {
+      await host.close();
+      for (const s of strangers) await s.close();
     }
   });
 

@@ -219,7 +219,7 @@ pub fn router(state: AppState) -> axum::Router {
     ));
     public
         .merge(authenticated)
-        .merge(pages::router())
+        .merge(pages::router(state.clone()))
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { Json(spec) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -46,6 +46,30 @@ pub struct EmbeddedContext {
     pub frame_origins: Vec<String>,
 }
 
+impl EmbeddedContext {
+    /// The origin (`scheme://host[:port]`) of the session's return URL: where the pages'
+    /// forms may end after their redirect.
+    pub fn return_origin(&self) -> Option<String> {
+        url::Url::parse(&self.session.return_url)
+            .ok()
+            .map(|u| u.origin())
+            .filter(|o| o.is_tuple())
+            .map(|o| o.ascii_serialization())
+    }
+}
+
+/// A page request that may belong to an embedded session (see [`Service::page_frame`]).
+#[derive(Debug, Clone, Copy)]
+pub enum FramedPage<'a> {
+    /// The one-time `redirect_url` with this token, used or not.
+    OneTime(&'a str),
+    /// A page under signing link `token`, from a browser holding this embed cookie.
+    Link {
+        token: &'a str,
+        embed: Option<&'a str>,
+    },
+}
+
 /// How an embedded session ends: its result and, for a failure, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionOutcome {
@@ -361,6 +385,62 @@ impl Service {
         )
     }
 
+    /// The session an embed cookie names, if we issued that cookie.
+    fn embed_cookie_session(&self, cookie: Option<&str>) -> Option<Uuid> {
+        let cookie = cookie?;
+        let id = cookie.split_once('.')?.0.parse::<Uuid>().ok()?;
+        let expected = self.embed_cookie(id);
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            cookie.as_bytes(),
+        ))
+        .then_some(id)
+    }
+
+    /// The embedded session a page request belongs to, with the origins that may frame
+    /// it; None outside an embedded session. Every response of the session is framed
+    /// alike: the one-time URL whatever its outcome, and every page, image, form answer and
+    /// redirect under the session's signing link, also once the session has ended (the
+    /// frame then shows where the link stands).
+    pub async fn page_frame(&self, page: FramedPage<'_>) -> Result<Option<EmbeddedContext>> {
+        let session = match page {
+            FramedPage::OneTime(token) if !token.is_empty() && token.len() <= 128 => self
+                .db
+                .session_by_token_hash(&sha256_hex(token))
+                .await?
+                .map(SigningSession::from),
+            FramedPage::OneTime(_) => None,
+            FramedPage::Link { token, embed } => {
+                let Some(id) = self.embed_cookie_session(embed) else {
+                    return Ok(None);
+                };
+                if token.is_empty() || token.len() > 128 {
+                    return Ok(None);
+                }
+                let signer = match self
+                    .db
+                    .signer_by_token(&crate::link_tokens::token_hash(token), token)
+                    .await?
+                {
+                    Some(s) => Some(s),
+                    None => self.rotated_token_signer(token).await?,
+                };
+                self.db
+                    .get_session_any(id)
+                    .await?
+                    .filter(|s| signer.is_some_and(|signer| signer.id == s.signer_id))
+                    .map(SigningSession::from)
+            }
+        };
+        let Some(session) = session else {
+            return Ok(None);
+        };
+        Ok(Some(EmbeddedContext {
+            frame_origins: self.frame_origins(session.org_id).await?,
+            session,
+        }))
+    }
+
     /// The embedded session a signer-page browser is in, with what its pages need: the
     /// origins that may frame them. None outside an embedded session.
     pub(crate) async fn embedded_context(
@@ -383,20 +463,9 @@ impl Service {
         cookie: Option<&str>,
         signer_id: Uuid,
     ) -> Result<Option<SigningSession>> {
-        let Some((id, _)) = cookie.and_then(|c| c.split_once('.')) else {
+        let Some(id) = self.embed_cookie_session(cookie) else {
             return Ok(None);
         };
-        let Ok(id) = id.parse::<Uuid>() else {
-            return Ok(None);
-        };
-        let expected = self.embed_cookie(id);
-        let given = cookie.unwrap_or_default();
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            expected.as_bytes(),
-            given.as_bytes(),
-        )) {
-            return Ok(None);
-        }
         let Some(s) = self.db.get_session_any(id).await? else {
             return Ok(None);
         };

@@ -16,7 +16,6 @@ use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
 
-use super::embedded::Embedded;
 use super::link::state_page;
 use super::{
     LangQuery, Page, Visitor, csrf_failed, csrf_for, internal, locale_of, not_found, return_to,
@@ -72,7 +71,7 @@ pub(super) async fn sign(
             Some(&form),
             Some(field_error(locale, error)),
         )
-        .render_embedded(embedded.map(|e| Embedded::from(*e)).as_ref())
+        .render_embedded(embedded.is_some())
     })
 }
 

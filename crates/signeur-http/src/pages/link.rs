@@ -16,7 +16,6 @@ use signeur_service::signing::LinkPage;
 use crate::AppState;
 
 use super::actions::sign_page;
-use super::embedded::Embedded;
 use super::{
     LangQuery, Page, Visitor, csrf_failed, csrf_for, internal, locale_of, not_found, see_other,
     session_cookie,
@@ -64,8 +63,8 @@ pub(super) async fn show(
             let locale = locale_of(Some(&link), lang);
             let mut page = sign_page(&state, &link, &token, &visitor, locale, None, None);
             page.cookies
-                .extend(new_session.map(|s| session_cookie(&state, &token, s)));
-            page.render_embedded(embedded.map(|e| Embedded::from(*e)).as_ref())
+                .extend(new_session.map(|s| session_cookie(&state, &token, s, visitor.cross_site)));
+            page.render_embedded(embedded.is_some())
         }
         Err(e) => internal(e),
     }
@@ -110,9 +109,8 @@ pub(super) async fn verify(
         }
         Ok(CodeOnPage::Verified { link, session }) => {
             let mut res = see_other(&token, "", locale_of(Some(&link), lang));
-            if let Ok(v) =
-                HeaderValue::from_str(&session_cookie(&state, &token, session).to_string())
-            {
+            let c = session_cookie(&state, &token, session, visitor.cross_site);
+            if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
                 res.headers_mut().append(header::SET_COOKIE, v);
             }
             res

@@ -3,8 +3,17 @@
 //! translation files. Tokens never reach the logs: the trace span names the matched route.
 //!
 //! Cookies are scoped to `/sign/{token}`: `signeur_csrf` (a random value; forms carry its MAC,
-//! double-submit) and `signeur_session` (the signer session the service issues after the
-//! access code, or on first view of a link that is its own credential).
+//! double-submit), `signeur_session` (the signer session the service issues after the
+//! access code, or on first view of a link that is its own credential) and `signeur_embed`
+//! (the embedded session the browser came through).
+//!
+//! Framing: no page may be framed (`frame-ancestors 'none'`, `X-Frame-Options: DENY`) except
+//! in an embedded session whose organization lists `allowed_frame_origins`: then every
+//! response of the session (the one-time URL's redirect, every page, image, document, form
+//! answer and redirect under its link) names exactly those origins in `frame-ancestors`, its
+//! forms may end on the return URL's origin (`form-action`), and its cookies are
+//! `SameSite=None; Secure; Partitioned` so that a cross-site frame stores and sends them.
+//! The CSRF token is then what stops a forged cross-site form; every POST checks it.
 //!
 //! Every handler makes one service call and maps its outcome to a page or a redirect. By
 //! topic: `link` (what a link shows, the access-code gate), `actions` (sign, decline),
@@ -14,9 +23,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cookie::{Cookie, SameSite};
@@ -26,6 +36,7 @@ use serde::Deserialize;
 
 use signeur_core::Locale;
 use signeur_service::links::{Origin, PageCredentials, SignerSession, SigningLink};
+use signeur_service::sessions::{EmbeddedContext, FramedPage};
 use signeur_service::{ServiceError, i18n};
 
 use crate::AppState;
@@ -36,7 +47,7 @@ mod files;
 mod link;
 
 use actions::{decline, decline_form, sign};
-use embedded::{Embedded, cancel_session, open_embedded};
+use embedded::{cancel_session, open_embedded};
 use files::{css, original, page_image, script, signed_document};
 use link::{show, verify};
 
@@ -45,7 +56,7 @@ const SESSION_COOKIE: &str = "signeur_session";
 const EMBED_COOKIE: &str = "signeur_embed";
 
 /// Bare `.route` calls: these are HTML pages, not part of the JSON API and its OpenAPI.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/sign/{token}", get(show))
         .route("/sign/{token}/verify", axum::routing::post(verify))
@@ -58,19 +69,139 @@ pub fn router() -> Router<AppState> {
         .route("/embed/{token}", get(open_embedded))
         .route("/assets/signeur.css", get(css))
         .route("/assets/sign.js", get(script))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(state, page_headers))
 }
 
-/// CSP without inline script, no framing, no referrer (tokens are in the URL), no caching.
-async fn security_headers(mut res: Response) -> Response {
+/// How the responses of an embedded session may be framed, where their forms may go, and
+/// which cookies a frame needs. Handlers see it through [`Visitor`].
+#[derive(Debug, Clone)]
+struct Framing {
+    /// The whole `Content-Security-Policy`.
+    csp: String,
+    /// Some origin may frame the response (then no `X-Frame-Options`).
+    framable: bool,
+    /// Cookies set for this browser must reach us from a cross-site frame.
+    cross_site_cookies: bool,
+}
+
+impl Framing {
+    fn of(state: &AppState, e: &EmbeddedContext) -> Framing {
+        let framable = !e.frame_origins.is_empty();
+        let ancestors = if framable {
+            e.frame_origins.join(" ")
+        } else {
+            "'none'".to_string()
+        };
+        Framing {
+            csp: csp(&ancestors, &e.return_origin().unwrap_or_default()),
+            framable,
+            cross_site_cookies: framable && secure_cookies_work(state.service.public_url()),
+        }
+    }
+}
+
+/// Browsers keep `Secure` cookies (which `SameSite=None` requires) from HTTPS, and from
+/// plain HTTP on loopback (a secure context, for development and the tests).
+fn secure_cookies_work(public_url: &str) -> bool {
+    let Ok(uri) = public_url.parse::<Uri>() else {
+        return false;
+    };
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https"), _) => true,
+        (Some("http"), Some(host)) => {
+            host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
+}
+
+/// The security headers of every page response, framing included: the framing of the
+/// embedded session the request belongs to (the one-time URL's token, or the embed cookie
+/// on a link's page), else none.
+async fn page_headers(
+    State(state): State<AppState>,
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let page = params
+        .ok()
+        .and_then(|params| FramedRequest::of(&req, &params));
+    let framing = match page {
+        Some(page) => framing_of(&state, &page).await,
+        None => None,
+    };
+    if let Some(f) = &framing {
+        req.extensions_mut().insert(f.clone());
+    }
+    let mut res = next.run(req).await;
+    security_headers(&mut res, framing.as_ref());
+    res
+}
+
+/// What decides a page request's framing, read from the request.
+enum FramedRequest {
+    OneTime(String),
+    Link {
+        token: String,
+        embed: Option<String>,
+    },
+}
+
+impl FramedRequest {
+    fn of(req: &Request, params: &RawPathParams) -> Option<FramedRequest> {
+        let route = req.extensions().get::<MatchedPath>()?.as_str();
+        let token = params
+            .iter()
+            .find_map(|(name, value)| (name == "token").then(|| value.to_string()))?;
+        if route.starts_with("/embed/") {
+            Some(FramedRequest::OneTime(token))
+        } else if route.starts_with("/sign/") {
+            let embed = read_cookies(req.headers()).embed;
+            Some(FramedRequest::Link { token, embed })
+        } else {
+            None
+        }
+    }
+}
+
+async fn framing_of(state: &AppState, page: &FramedRequest) -> Option<Framing> {
+    let page = match page {
+        FramedRequest::OneTime(token) => FramedPage::OneTime(token),
+        FramedRequest::Link { token, embed } => FramedPage::Link {
+            token,
+            embed: embed.as_deref(),
+        },
+    };
+    match state.service.page_frame(page).await {
+        Ok(e) => e.map(|e| Framing::of(state, &e)),
+        Err(e) => {
+            // Not framable: the page itself will most likely answer the error too.
+            tracing::warn!(error = %e, "the embedded session of a page could not be read");
+            None
+        }
+    }
+}
+
+/// CSP without inline script, framing as decided, no referrer (tokens are in the URL), no
+/// caching.
+fn security_headers(res: &mut Response, framing: Option<&Framing>) {
     let h = res.headers_mut();
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_str(&csp("'none'", "")).unwrap_or(HeaderValue::from_static(
-                "default-src 'none'; frame-ancestors 'none'",
-            )),
-        );
+    let policy = framing.map_or_else(|| csp("'none'", ""), |f| f.csp.clone());
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        )),
+    );
+    if framing.is_some_and(|f| f.framable) {
+        h.remove(header::X_FRAME_OPTIONS);
+    } else {
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     h.insert(
@@ -84,7 +215,6 @@ async fn security_headers(mut res: Response) -> Response {
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    res
 }
 
 /// The pages' policy. `frame_ancestors`: `'none'`, or an embedding organization's origins;
@@ -99,12 +229,38 @@ fn csp(frame_ancestors: &str, form_to: &str) -> String {
 
 // --- Who is asking -----------------------------------------------------------------------------
 
-/// The browser behind a page request: its cookies, address and user agent.
+/// The browser behind a page request: its cookies, address and user agent, and whether it
+/// is in a cross-site frame of an embedded session.
 pub struct Visitor {
     csrf_cookie: Option<String>,
     session: Option<String>,
     embed: Option<String>,
     origin: Origin,
+    cross_site: bool,
+}
+
+/// Our cookies in a request.
+#[derive(Default)]
+struct PageCookies {
+    csrf: Option<String>,
+    session: Option<String>,
+    embed: Option<String>,
+}
+
+fn read_cookies(headers: &HeaderMap) -> PageCookies {
+    let mut found = PageCookies::default();
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for c in Cookie::split_parse(value).flatten() {
+            match c.name() {
+                CSRF_COOKIE => found.csrf = Some(c.value().to_string()),
+                SESSION_COOKIE => found.session = Some(c.value().to_string()),
+                EMBED_COOKIE => found.embed = Some(c.value().to_string()),
+                _ => {}
+            }
+        }
+    }
+    found
 }
 
 impl Visitor {
@@ -131,20 +287,7 @@ impl FromRequestParts<AppState> for Visitor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let mut csrf_cookie = None;
-        let mut session = None;
-        let mut embed = None;
-        for value in parts.headers.get_all(header::COOKIE) {
-            let Ok(value) = value.to_str() else { continue };
-            for c in Cookie::split_parse(value).flatten() {
-                match c.name() {
-                    CSRF_COOKIE => csrf_cookie = Some(c.value().to_string()),
-                    SESSION_COOKIE => session = Some(c.value().to_string()),
-                    EMBED_COOKIE => embed = Some(c.value().to_string()),
-                    _ => {}
-                }
-            }
-        }
+        let cookies = read_cookies(&parts.headers);
         let socket = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -155,10 +298,15 @@ impl FromRequestParts<AppState> for Visitor {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(500).collect());
+        let cross_site = parts
+            .extensions
+            .get::<Framing>()
+            .is_some_and(|f| f.cross_site_cookies);
         Ok(Visitor {
-            csrf_cookie,
-            session,
-            embed,
+            csrf_cookie: cookies.csrf,
+            session: cookies.session,
+            embed: cookies.embed,
+            cross_site,
             origin: Origin {
                 ip_address: ip
                     .map(|i| i.to_string())
@@ -249,18 +397,13 @@ struct Page<'a> {
 }
 
 impl Page<'_> {
-    /// Renders for a browser in an embedded session: framable by the organization's origins,
-    /// with a Cancel button back to the integrator.
-    fn render_embedded(mut self, embedded: Option<&Embedded>) -> Response {
-        let Some(e) = embedded else {
-            return self.render();
-        };
-        self.ctx = context! { embedded => true, ..self.ctx };
-        let mut res = self.render();
-        if let Ok(v) = HeaderValue::from_str(&e.csp) {
-            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    /// Renders for a browser in an embedded session (if `embedded`): with a Cancel button
+    /// back to the integrator. (Its framing is the middleware's: [`page_headers`].)
+    fn render_embedded(mut self, embedded: bool) -> Response {
+        if embedded {
+            self.ctx = context! { embedded => true, ..self.ctx };
         }
-        res
+        self.render()
     }
 
     fn render(self) -> Response {
@@ -324,12 +467,28 @@ fn native_name(l: Locale) -> &'static str {
     }
 }
 
-fn cookie(state: &AppState, token: &str, name: &'static str, value: String) -> Cookie<'static> {
+/// One of our cookies for link `token`. `cross_site`: for a browser in an embedded session
+/// that may be framed cross-site, which neither stores nor sends `SameSite=Lax` cookies
+/// there: `SameSite=None; Secure`, and `Partitioned` (CHIPS: kept apart per embedding site,
+/// and still allowed where third-party cookies are blocked).
+fn cookie(
+    state: &AppState,
+    token: &str,
+    name: &'static str,
+    value: String,
+    cross_site: bool,
+) -> Cookie<'static> {
     let mut c = Cookie::new(name, value);
     c.set_path(format!("/sign/{token}"));
     c.set_http_only(true);
-    c.set_same_site(SameSite::Lax);
-    c.set_secure(state.service.public_url().starts_with("https://"));
+    if cross_site {
+        c.set_same_site(SameSite::None);
+        c.set_secure(true);
+        c.set_partitioned(true);
+    } else {
+        c.set_same_site(SameSite::Lax);
+        c.set_secure(state.service.public_url().starts_with("https://"));
+    }
     c
 }
 
@@ -342,7 +501,8 @@ fn csrf_for(state: &AppState, token: &str, visitor: &Visitor) -> (String, Option
             rand::rng().fill_bytes(&mut bytes);
             let value = hex::encode(bytes);
             let token_value = state.service.csrf_token(&value);
-            (token_value, Some(cookie(state, token, CSRF_COOKIE, value)))
+            let c = cookie(state, token, CSRF_COOKIE, value, visitor.cross_site);
+            (token_value, Some(c))
         }
     }
 }
@@ -377,20 +537,28 @@ fn see_other(token: &str, suffix: &str, locale: Locale) -> Response {
 }
 
 /// The signer session cookie: it lives as long as the service says the session may.
-fn session_cookie(state: &AppState, token: &str, session: SignerSession) -> Cookie<'static> {
-    let mut c = cookie(state, token, SESSION_COOKIE, session.value);
+fn session_cookie(
+    state: &AppState,
+    token: &str,
+    session: SignerSession,
+    cross_site: bool,
+) -> Cookie<'static> {
+    let mut c = cookie(state, token, SESSION_COOKIE, session.value, cross_site);
     c.set_max_age(cookie::time::Duration::seconds(
         session.max_age.num_seconds(),
     ));
     c
 }
 
-/// A redirect back to an embedded session's return URL: the session is over, and so are the
-/// browser's signer and embed cookies (the service no longer honours them either).
+/// A redirect back to an embedded session's return URL: the session is over, and so is the
+/// browser's signer cookie (the service no longer honours it either).
 fn return_to(state: &AppState, token: &str, url: String) -> Response {
     let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
-    for name in [SESSION_COOKIE, EMBED_COOKIE] {
-        let mut c = cookie(state, token, name, String::new());
+    // The embed cookie stays: it admits no one (the session is over), it only keeps the
+    // link's pages framable by the allowed origins (the Back button inside the frame).
+    // Both kinds of session cookie: a framed browser holds it partitioned, another not.
+    for cross_site in [false, true] {
+        let mut c = cookie(state, token, SESSION_COOKIE, String::new(), cross_site);
         c.set_max_age(cookie::time::Duration::ZERO);
         if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
             res.headers_mut().append(header::SET_COOKIE, v);
@@ -460,6 +628,24 @@ mod tests {
             Some(ip("10.0.0.1"))
         );
         assert_eq!(client_ip(None, &h, &trusted), None);
+    }
+
+    #[test]
+    fn cross_site_cookies_need_a_secure_public_url() {
+        for (url, works) in [
+            ("https://sign.example.com", true),
+            ("https://sign.example.com:8443/base", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://127.1.2.3", true),
+            ("http://localhost:3000", true),
+            ("http://[::1]:3000", true),
+            ("http://sign.example.com", false),
+            ("http://10.0.0.5:8080", false),
+            ("http://localhost.example.com", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(secure_cookies_work(url), works, "{url}");
+        }
     }
 
     /// Every page renders in every language: no missing translation, no template error.

@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod email;
 mod evidence;
+mod framing;
 mod jobs;
 mod seal_keys;
 mod secrets;
