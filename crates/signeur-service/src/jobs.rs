@@ -62,21 +62,39 @@ impl JobPayload {
     }
 }
 
+/// A test's fault injection: runs before each job of the kind it is given (it may sleep,
+/// wait for a signal, or panic).
+pub type JobHook =
+    std::sync::Arc<dyn Fn(JobKind) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
     /// How often the worker looks for due jobs.
     pub poll: StdDuration,
+    /// How often a running job's lease is renewed.
+    pub heartbeat: StdDuration,
+    /// Jobs run at once on this node.
+    pub concurrency: usize,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             poll: StdDuration::from_secs(1),
+            heartbeat: StdDuration::from_secs(10),
+            concurrency: 4,
         }
     }
 }
 
 impl Service {
+    /// Runs `hook` before each job (tests inject slowness or panics this way).
+    #[doc(hidden)]
+    pub fn with_job_hook(mut self, hook: JobHook) -> Self {
+        self.job_hook = Some(hook);
+        self
+    }
+
     /// Enqueues the periodic jobs unless one of each is already waiting (dedup keys).
     pub async fn schedule_periodic_jobs(&self) -> Result<()> {
         let now = self.clock.now();
@@ -109,6 +127,9 @@ impl Service {
 
     async fn run_job(&self, job: ClaimedJob) -> Result<()> {
         let kind = job.kind;
+        if let Some(hook) = &self.job_hook {
+            hook(kind).await;
+        }
         let outcome = match kind {
             JobKind::PurgeIdempotencyKeys => self
                 .purge_idempotency_keys()

@@ -53,6 +53,7 @@ pub struct Service {
     seal_override: Option<std::sync::Arc<seal_keys::SealIdentity>>,
     tsa: tsa::TsaSettings,
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    job_hook: Option<jobs::JobHook>,
 }
 
 impl Service {
@@ -69,6 +70,7 @@ impl Service {
             seal_override: None,
             tsa: Default::default(),
             metrics: Default::default(),
+            job_hook: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod contract;
 mod email;
 mod evidence;
 mod jobs;
+mod queue;
 mod seal_keys;
 mod sessions;
 mod signing;
