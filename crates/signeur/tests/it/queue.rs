@@ -253,8 +253,12 @@ async fn a_worker_that_lost_its_lease_cannot_complete_the_job() {
         gate_b.clone(),
     ));
     let id = signed_request(&app).await;
-    // Node A never renews (a paused process).
-    let (_stop, _worker) = spawn_worker(a, fast(50, 3_600_000));
+    // Node A never renews (a paused process), and its one slot stays busy.
+    let config = WorkerConfig {
+        concurrency: 1,
+        ..fast(50, 3_600_000)
+    };
+    let (_stop, _worker) = spawn_worker(a, config);
     assert!(
         wait_until(StdDuration::from_secs(10), || async {
             runs_a.load(Ordering::SeqCst) == 1
@@ -532,8 +536,15 @@ async fn a_job_that_panics_is_a_failed_attempt_and_readyz_sees_a_stopped_worker(
         "the worker stopped at the panic: {:?}",
         both().await
     );
-    let pending = app.db.pending_jobs(JobKind::SealDocument).await.unwrap();
-    assert_eq!(pending.len(), 1);
+    // The sealed one's job leaves the table just after its commit.
+    let pending = || async { app.db.pending_jobs(JobKind::SealDocument).await.unwrap() };
+    assert!(
+        wait_until(StdDuration::from_secs(10), || async {
+            pending().await.len() == 1
+        })
+        .await
+    );
+    let pending = pending().await;
     assert_eq!(pending[0].attempts, 1, "the panic was an attempt");
     assert_eq!(app.get("/readyz").send().await.unwrap().status(), 200);
     app.advance(Duration::seconds(11));
