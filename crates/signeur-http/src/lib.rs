@@ -287,23 +287,19 @@ async fn metrics(State(st): State<AppState>) -> Response {
 
 #[utoipa::path(
     get, path = "/readyz", tag = "Operations",
-    summary = "The database and the blob store answer",
+    summary = "The database and the blob store answer, and the job worker runs",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Not ready", body = ErrorBody),
+        (status = 503, description = "Not ready: the database or the blob store does not answer, or the job worker stopped (the message says which)", body = ErrorBody),
     )
 )]
 async fn readyz(State(st): State<AppState>) -> Response {
     match st.service.ready().await {
         Ok(()) => Json(Health { status: "ok" }).into_response(),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "The database or the blob store does not answer.",
-            )
-            .into_response()
+            tracing::warn!(error = ?e, "not ready");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
+                .into_response()
         }
     }
 }

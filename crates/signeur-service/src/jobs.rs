@@ -1,40 +1,60 @@
-//! Background jobs: kinds, the worker loop that `serve` runs, and the periodic jobs.
+//! Background jobs: the typed [`Job`], the worker that `serve` runs, and the periodic jobs.
 //!
-//! Jobs are claimed with a lease; a job that fails is rescheduled with exponential backoff
-//! until its attempts run out. Every handler is idempotent: delivery is at least once.
+//! What the queue guarantees (see docs/ARCHITECTURE.md, "Jobs"):
+//! - a job is enqueued in the transaction of the change that causes it, and wakes this
+//!   node's worker at once (and, on PostgreSQL, every node's through `NOTIFY` at commit);
+//! - each claimed job has its own short lease ([`LEASE`]) renewed while it runs; a node that
+//!   died loses its jobs to another within a lease and a poll; a worker that lost its lease
+//!   cannot complete, retry or fail the job (the claim's token fences it);
+//! - every claim is an attempt: a job that fails (or panics) is retried with backoff, and
+//!   after `max_attempts` (even when each attempt killed its process) it is given up in one
+//!   transaction with what that means for its request (`stamp_failed` for a seal);
+//! - handlers are idempotent: delivery is at least once;
+//! - periodic maintenance runs in a lane of its own, so a long scan never delays a seal or
+//!   an email.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
+use futures::FutureExt as _;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+use uuid::Uuid;
 
-use signeur_store::{ClaimedJob, NewJob};
+use signeur_store::{ClaimedJob, NewJob, Tx};
 
+use crate::mail::NoticeKind;
 use crate::{Result, Service};
 
 pub use signeur_core::JobKind;
 
-/// Kinds the worker enqueues for itself every few minutes.
-const PERIODIC: &[JobKind] = &[
-    JobKind::PurgeIdempotencyKeys,
-    JobKind::RemoveOrphanBlobs,
-    JobKind::ExpireSessions,
-];
+/// A blob younger than this may belong to a create whose transaction has not committed.
+pub const ORPHAN_GRACE: Duration = Duration::hours(1);
+/// A claimed job's lease; its heartbeat renews it well before it runs out.
+pub const LEASE: Duration = Duration::seconds(30);
+const PERIODIC_EVERY: Duration = Duration::minutes(10);
+/// Blobs listed (and checked with one query) at a time by the orphan scan.
+const ORPHAN_PAGE: usize = 500;
+/// Attempts of one seal job before the request becomes `stamp_failed`.
+pub const SEAL_ATTEMPTS: i64 = 8;
+/// Jobs claimed per kind by one [`Service::run_due_jobs`] pass.
+const PASS_LIMIT: usize = 16;
 
-/// Kinds this build's worker runs. Others stay queued for the build that knows them.
-const RUNNABLE: &[JobKind] = &[
-    JobKind::PurgeIdempotencyKeys,
-    JobKind::RemoveOrphanBlobs,
+/// Kinds someone waits for (a signer, an integrator): the latency lane.
+const URGENT: &[JobKind] = &[
     JobKind::SendInvitation,
     JobKind::SendNotice,
     JobKind::SealDocument,
+];
+/// Periodic maintenance: its own lane, one at a time.
+const MAINTENANCE: &[JobKind] = &[
+    JobKind::PurgeIdempotencyKeys,
+    JobKind::RemoveOrphanBlobs,
     JobKind::ExpireSessions,
 ];
-
-/// A blob younger than this may belong to a create whose transaction has not committed.
-pub const ORPHAN_GRACE: Duration = Duration::hours(1);
-const LEASE: Duration = Duration::minutes(5);
-const PERIODIC_EVERY: Duration = Duration::minutes(10);
 
 /// Delay before attempt `attempts + 1`: 10 s doubling, at most an hour.
 pub fn backoff(attempts: i64) -> Duration {
@@ -42,160 +62,520 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::seconds((10i64 << exp).min(3600))
 }
 
-/// A job's JSON payload; a malformed one is an internal error (we wrote it).
-struct JobPayload(serde_json::Value);
+/// A background job: what it does, with its kind, payload, dedup key, attempts and backoff
+/// in one place. A new kind is one variant (and its `JobKind`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    SendInvitation {
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+    },
+    SendNotice {
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        notice: NoticeKind,
+    },
+    SealDocument {
+        org_id: Uuid,
+        request_id: Uuid,
+    },
+    PurgeIdempotencyKeys,
+    RemoveOrphanBlobs,
+    ExpireSessions,
+}
 
-impl JobPayload {
-    fn parse(payload: &str) -> Result<JobPayload> {
-        serde_json::from_str(payload)
-            .map(JobPayload)
-            .map_err(|e| crate::ServiceError::Internal(e.into()))
-    }
+/// The stored payloads (the JSON the hand-built jobs of earlier builds wrote, unchanged).
+#[derive(Serialize, Deserialize)]
+struct SignerPayload {
+    org_id: Uuid,
+    signature_request_id: Uuid,
+    signer_id: Uuid,
+}
 
-    fn id(&self, key: &str) -> Result<uuid::Uuid> {
-        self.0[key]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                crate::ServiceError::Internal(anyhow::anyhow!("job payload without {key}"))
-            })
+#[derive(Serialize, Deserialize)]
+struct NoticePayload {
+    org_id: Uuid,
+    signature_request_id: Uuid,
+    signer_id: Uuid,
+    kind: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RequestPayload {
+    org_id: Uuid,
+    signature_request_id: Uuid,
+}
+
+fn notice_spelling(n: NoticeKind) -> &'static str {
+    match n {
+        NoticeKind::Cancelled => "cancelled",
+        NoticeKind::Declined => "declined",
+        NoticeKind::Completed => "completed",
+        NoticeKind::Reminder => "reminder",
     }
 }
 
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Job::SendInvitation { .. } => JobKind::SendInvitation,
+            Job::SendNotice { .. } => JobKind::SendNotice,
+            Job::SealDocument { .. } => JobKind::SealDocument,
+            Job::PurgeIdempotencyKeys => JobKind::PurgeIdempotencyKeys,
+            Job::RemoveOrphanBlobs => JobKind::RemoveOrphanBlobs,
+            Job::ExpireSessions => JobKind::ExpireSessions,
+        }
+    }
+
+    /// At most one unfinished job per key.
+    pub fn dedup_key(&self) -> Option<String> {
+        Some(match self {
+            Job::SendInvitation { signer_id, .. } => {
+                crate::invitations::invitation_dedup_key(*signer_id)
+            }
+            Job::SendNotice {
+                signer_id, notice, ..
+            } => format!("notice:{}:{signer_id}", notice_spelling(*notice)),
+            Job::SealDocument { request_id, .. } => format!("seal:{request_id}"),
+            Job::PurgeIdempotencyKeys | Job::RemoveOrphanBlobs | Job::ExpireSessions => {
+                format!("periodic:{}", self.kind().as_str())
+            }
+        })
+    }
+
+    /// Attempts (claims) before the job is given up.
+    pub fn max_attempts(&self) -> i64 {
+        match self {
+            Job::SealDocument { .. } => SEAL_ATTEMPTS,
+            Job::SendInvitation { .. } | Job::SendNotice { .. } => 10,
+            Job::PurgeIdempotencyKeys | Job::RemoveOrphanBlobs | Job::ExpireSessions => 5,
+        }
+    }
+
+    /// Delay before the next attempt after `attempts` failed ones.
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        backoff(attempts)
+    }
+
+    /// Periodic maintenance, which runs apart from the kinds someone waits for.
+    pub fn is_maintenance(&self) -> bool {
+        MAINTENANCE.contains(&self.kind())
+    }
+
+    fn payload(&self) -> String {
+        let json = match self {
+            Job::SendInvitation {
+                org_id,
+                request_id,
+                signer_id,
+            } => serde_json::to_string(&SignerPayload {
+                org_id: *org_id,
+                signature_request_id: *request_id,
+                signer_id: *signer_id,
+            }),
+            Job::SendNotice {
+                org_id,
+                request_id,
+                signer_id,
+                notice,
+            } => serde_json::to_string(&NoticePayload {
+                org_id: *org_id,
+                signature_request_id: *request_id,
+                signer_id: *signer_id,
+                kind: notice_spelling(*notice).into(),
+            }),
+            Job::SealDocument { org_id, request_id } => serde_json::to_string(&RequestPayload {
+                org_id: *org_id,
+                signature_request_id: *request_id,
+            }),
+            Job::PurgeIdempotencyKeys | Job::RemoveOrphanBlobs | Job::ExpireSessions => {
+                Ok("{}".into())
+            }
+        };
+        // Plain structs of UUIDs and strings always serialize.
+        json.unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Reads a stored job (this build's or an earlier one's: the payloads are the same). An
+    /// error is permanent: the job can never run.
+    pub fn decode(kind: JobKind, payload: &str) -> std::result::Result<Job, String> {
+        let bad = |e: serde_json::Error| format!("undecodable {} payload: {e}", kind.as_str());
+        Ok(match kind {
+            JobKind::SendInvitation => {
+                let p: SignerPayload = serde_json::from_str(payload).map_err(bad)?;
+                Job::SendInvitation {
+                    org_id: p.org_id,
+                    request_id: p.signature_request_id,
+                    signer_id: p.signer_id,
+                }
+            }
+            JobKind::SendNotice => {
+                let p: NoticePayload = serde_json::from_str(payload).map_err(bad)?;
+                let notice = NoticeKind::ALL
+                    .iter()
+                    .copied()
+                    .find(|n| notice_spelling(*n) == p.kind)
+                    .ok_or_else(|| format!("unknown notice kind '{}'", p.kind))?;
+                Job::SendNotice {
+                    org_id: p.org_id,
+                    request_id: p.signature_request_id,
+                    signer_id: p.signer_id,
+                    notice,
+                }
+            }
+            JobKind::SealDocument => {
+                let p: RequestPayload = serde_json::from_str(payload).map_err(bad)?;
+                Job::SealDocument {
+                    org_id: p.org_id,
+                    request_id: p.signature_request_id,
+                }
+            }
+            JobKind::PurgeIdempotencyKeys => Job::PurgeIdempotencyKeys,
+            JobKind::RemoveOrphanBlobs => Job::RemoveOrphanBlobs,
+            JobKind::ExpireSessions => Job::ExpireSessions,
+        })
+    }
+
+    /// The row to insert, due at `run_at`.
+    pub(crate) fn new_job(&self, run_at: DateTime<Utc>) -> NewJob {
+        NewJob {
+            kind: self.kind(),
+            payload: self.payload(),
+            dedup_key: self.dedup_key(),
+            run_at,
+            max_attempts: self.max_attempts(),
+        }
+    }
+}
+
+/// A test's fault injection: runs before each job of the kind it is given (it may sleep,
+/// wait for a signal, or panic).
+pub type JobHook = Arc<dyn Fn(JobKind) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
-    /// How often the worker looks for due jobs.
+    /// How often the worker looks for due jobs without being woken: the safety net for
+    /// retries coming due and for jobs whose node died.
     pub poll: StdDuration,
+    /// How often a running job's lease is renewed (well within [`LEASE`]).
+    pub heartbeat: StdDuration,
+    /// Jobs someone waits for that run at once on this node, each with its own lease.
+    pub concurrency: usize,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            poll: StdDuration::from_secs(1),
+            poll: StdDuration::from_secs(5),
+            heartbeat: StdDuration::from_secs(10),
+            concurrency: 4,
         }
     }
 }
 
+/// Whether this process's worker runs, for `/readyz`.
+#[derive(Default)]
+pub(crate) struct WorkerHealth(Mutex<WorkerState>);
+
+#[derive(Default, Clone)]
+enum WorkerState {
+    /// No worker in this process (an HTTP-only node, a test).
+    #[default]
+    NotStarted,
+    Running,
+    Stopped(String),
+}
+
+impl WorkerHealth {
+    fn set(&self, state: WorkerState) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// `Some(reason)` when a worker was started here and is no longer running.
+    pub(crate) fn stopped(&self) -> Option<String> {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            WorkerState::Stopped(reason) => Some(reason.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Marks the worker stopped however its future ends (returned, panicked, aborted).
+struct RunningGuard(Arc<WorkerHealth>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let reason = if std::thread::panicking() {
+            "it panicked"
+        } else {
+            "it ended"
+        };
+        self.0.set(WorkerState::Stopped(reason.into()));
+    }
+}
+
+/// How one run of a job ended.
+enum Outcome {
+    Done(String),
+    /// Worth another attempt.
+    Failed(String),
+    /// Never worth another attempt (the payload cannot be read).
+    Permanent(String),
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 impl Service {
+    /// Runs `hook` before each job (tests inject slowness or panics this way).
+    #[doc(hidden)]
+    pub fn with_job_hook(mut self, hook: JobHook) -> Self {
+        self.job_hook = Some(hook);
+        self
+    }
+
+    /// Enqueues `job` in the caller's transaction, due at `run_at`, and wakes this node's
+    /// worker. The wake-up may come before the commit: on SQLite the worker's claim waits
+    /// for the one writer connection, which this transaction holds until it ends; on
+    /// PostgreSQL the claim may find nothing yet, and the `NOTIFY` sent at commit wakes the
+    /// worker again.
+    pub(crate) async fn enqueue_job(
+        &self,
+        tx: &mut Tx,
+        job: &Job,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let created = tx.enqueue(&job.new_job(run_at), now).await?;
+        if created && run_at <= now {
+            self.wake.notify_one();
+        }
+        Ok(created)
+    }
+
     /// Enqueues the periodic jobs unless one of each is already waiting (dedup keys).
     pub async fn schedule_periodic_jobs(&self) -> Result<()> {
         let now = self.clock.now();
-        for kind in PERIODIC {
-            let job = NewJob {
-                kind: *kind,
-                payload: "{}".into(),
-                dedup_key: Some(format!("periodic:{}", kind.as_str())),
-                run_at: now,
-                max_attempts: 5,
-            };
-            self.db.enqueue(&job, now).await?;
+        let mut tx = self.db.begin().await?;
+        for job in [
+            Job::PurgeIdempotencyKeys,
+            Job::RemoveOrphanBlobs,
+            Job::ExpireSessions,
+        ] {
+            tx.enqueue(&job.new_job(now), now).await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Claims and runs every due job once; returns how many ran.
+    /// One pass (tests, operators): gives up the jobs whose attempts ran out, then claims
+    /// and runs the due jobs one by one (up to 16 of each kind), each under its own lease
+    /// and heartbeat. Returns how many ran.
     pub async fn run_due_jobs(&self) -> Result<usize> {
+        self.give_up_exhausted_jobs().await?;
+        let config = WorkerConfig::default();
         let mut ran = 0;
-        for kind in RUNNABLE {
-            let now = self.clock.now();
-            let jobs = self.db.claim_due_jobs(*kind, now, now + LEASE, 16).await?;
-            for job in jobs {
-                self.run_job(job).await?;
+        for kind in MAINTENANCE.iter().chain(URGENT) {
+            for _ in 0..PASS_LIMIT {
+                let Some(job) = self.claim_one(&[*kind]).await? else {
+                    break;
+                };
+                self.run_claimed(job, config).await;
                 ran += 1;
             }
         }
         Ok(ran)
     }
 
-    async fn run_job(&self, job: ClaimedJob) -> Result<()> {
-        let kind = job.kind;
-        let outcome = match kind {
-            JobKind::PurgeIdempotencyKeys => self
+    /// Claims one due job of the first of `kinds` that has one.
+    async fn claim_one(&self, kinds: &[JobKind]) -> Result<Option<ClaimedJob>> {
+        for kind in kinds {
+            let now = self.clock.now();
+            if let Some(job) = self
+                .db
+                .claim_due_jobs(*kind, now, now + LEASE, 1)
+                .await?
+                .pop()
+            {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Jobs whose every attempt ended with their worker (crash, OOM, kill): failed for good
+    /// in one transaction with what that means for their request.
+    async fn give_up_exhausted_jobs(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let jobs = tx.exhausted_jobs(now, 16).await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        for job in &jobs {
+            let reason = format!(
+                "gave up after {} attempts: the worker stopped during each",
+                job.attempts
+            );
+            if tx.fail_exhausted_job(job.id, now, &reason).await?
+                && let Ok(decoded) = Job::decode(job.kind, &job.payload)
+            {
+                self.on_given_up(&mut tx, &decoded, &reason, now).await?;
+            }
+            tracing::error!(job = %job.id, kind = job.kind.as_str(), attempts = job.attempts, "{reason}");
+            self.metrics.job(job.kind, "failed");
+        }
+        tx.commit().await?;
+        Ok(jobs.len())
+    }
+
+    /// What giving a job up means beyond the job row, in the same transaction.
+    async fn on_given_up(
+        &self,
+        tx: &mut Tx,
+        job: &Job,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if let Job::SealDocument { org_id, request_id } = job {
+            self.seal_failed_in(tx, *org_id, *request_id, reason, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a claimed job with its heartbeat, catching a panic as a failed attempt, then
+    /// records the outcome under the claim's token. Never fails: what goes wrong is logged
+    /// and the lease runs out.
+    async fn run_claimed(&self, job: ClaimedJob, config: WorkerConfig) {
+        let work = AssertUnwindSafe(self.execute(&job)).catch_unwind();
+        let outcome = tokio::select! {
+            outcome = work => match outcome {
+                Ok(outcome) => outcome,
+                Err(panic) => Outcome::Failed(format!("panicked: {}", panic_message(panic.as_ref()))),
+            },
+            () = self.heartbeat(&job, config.heartbeat) => {
+                tracing::warn!(job = %job.id, kind = job.kind.as_str(), "lost its lease; abandoned (another worker runs it)");
+                return;
+            }
+        };
+        if let Err(e) = self.record(&job, outcome).await {
+            tracing::warn!(job = %job.id, kind = job.kind.as_str(), error = %e, "could not record a job's outcome; its lease will run out");
+        }
+    }
+
+    /// Renews the job's lease every `every`; returns only when the lease was lost.
+    async fn heartbeat(&self, job: &ClaimedJob, every: StdDuration) {
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .db
+                .renew_lease(job.id, job.lease_token, self.clock.now() + LEASE)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(job = %job.id, error = %e, "could not renew a lease"),
+            }
+        }
+    }
+
+    async fn execute(&self, job: &ClaimedJob) -> Outcome {
+        let decoded = match Job::decode(job.kind, &job.payload) {
+            Ok(j) => j,
+            Err(e) => return Outcome::Permanent(e),
+        };
+        if let Some(hook) = &self.job_hook {
+            hook(job.kind).await;
+        }
+        let result = match decoded {
+            Job::PurgeIdempotencyKeys => self
                 .purge_idempotency_keys()
                 .await
                 .map(|n| format!("{n} keys purged")),
-            JobKind::RemoveOrphanBlobs => self
+            Job::RemoveOrphanBlobs => self
                 .remove_orphan_blobs()
                 .await
                 .map(|n| format!("{n} blobs removed")),
-            JobKind::SendInvitation => self.run_invitation_job(&job.payload).await,
-            JobKind::SendNotice => self.run_notice_job(&job.payload).await,
-            JobKind::ExpireSessions => self
+            Job::ExpireSessions => self
                 .expire_sessions()
                 .await
                 .map(|n| format!("{n} sessions expired")),
-            JobKind::SealDocument => {
-                let p = JobPayload::parse(&job.payload)?;
-                self.seal_request(p.id("org_id")?, p.id("signature_request_id")?)
-                    .await
-            }
+            Job::SendInvitation {
+                org_id,
+                request_id,
+                signer_id,
+            } => self.run_invitation_job(org_id, request_id, signer_id).await,
+            Job::SendNotice {
+                org_id,
+                request_id,
+                signer_id,
+                notice,
+            } => self
+                .send_notice(org_id, request_id, signer_id, notice)
+                .await
+                .map(|_| format!("{notice:?} notice sent")),
+            Job::SealDocument { org_id, request_id } => self.seal_request(org_id, request_id).await,
         };
+        match result {
+            Ok(summary) => Outcome::Done(summary),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+
+    /// Completes, retries or gives up the job, each only while the claim holds its lease.
+    async fn record(&self, job: &ClaimedJob, outcome: Outcome) -> Result<()> {
+        let kind = job.kind;
         let now = self.clock.now();
+        let lost = || tracing::warn!(job = %job.id, kind = kind.as_str(), "lost its lease before it finished; outcome not recorded");
         match outcome {
-            Ok(summary) => {
+            Outcome::Done(summary) => {
                 tracing::debug!(job = %job.id, kind = kind.as_str(), "{summary}");
                 self.metrics.job(kind, "succeeded");
-                self.db.complete_job(job.id).await?;
-            }
-            Err(e) if job.attempts >= job.max_attempts => {
-                tracing::error!(job = %job.id, kind = kind.as_str(), attempts = job.attempts, error = %e, "job failed for good");
-                self.metrics.job(kind, "failed");
-                self.db.fail_job(job.id, now, &e.to_string()).await?;
-                if kind == JobKind::SealDocument {
-                    let p = JobPayload::parse(&job.payload)?;
-                    self.seal_failed(
-                        p.id("org_id")?,
-                        p.id("signature_request_id")?,
-                        &e.to_string(),
-                    )
-                    .await?;
+                if !self.db.complete_job(job.id, job.lease_token).await? {
+                    lost();
                 }
             }
-            Err(e) => {
+            Outcome::Failed(error) if job.attempts < job.max_attempts => {
                 let delay = backoff(job.attempts);
-                tracing::warn!(job = %job.id, kind = kind.as_str(), attempts = job.attempts, retry_in_secs = delay.num_seconds(), error = %e, "job failed; will retry");
+                tracing::warn!(job = %job.id, kind = kind.as_str(), attempts = job.attempts, retry_in_secs = delay.num_seconds(), error = %error, "job failed; will retry");
                 self.metrics.job(kind, "retried");
-                self.db
-                    .retry_job(job.id, now + delay, &e.to_string())
-                    .await?;
+                if !self
+                    .db
+                    .retry_job(job.id, job.lease_token, now + delay, &error)
+                    .await?
+                {
+                    lost();
+                }
+            }
+            Outcome::Failed(error) | Outcome::Permanent(error) => {
+                tracing::error!(job = %job.id, kind = kind.as_str(), attempts = job.attempts, error = %error, "job failed for good");
+                self.metrics.job(kind, "failed");
+                let mut tx = self.db.begin().await?;
+                if !tx.fail_job(job.id, job.lease_token, now, &error).await? {
+                    lost();
+                    return Ok(());
+                }
+                if let Ok(decoded) = Job::decode(kind, &job.payload) {
+                    self.on_given_up(&mut tx, &decoded, &error, now).await?;
+                }
+                tx.commit().await?;
             }
         }
         Ok(())
     }
 
-    async fn run_invitation_job(&self, payload: &str) -> Result<String> {
-        let p = JobPayload::parse(payload)?;
-        let (org, request, signer) = (
-            p.id("org_id")?,
-            p.id("signature_request_id")?,
-            p.id("signer_id")?,
-        );
+    async fn run_invitation_job(&self, org: Uuid, request: Uuid, signer: Uuid) -> Result<String> {
         let outcome = self.send_invitation(org, request, signer).await?;
         self.mark_sent_if_pending(org, request).await?;
         Ok(format!("{outcome:?}"))
-    }
-
-    async fn run_notice_job(&self, payload: &str) -> Result<String> {
-        let p = JobPayload::parse(payload)?;
-        let kind = match p.0["kind"].as_str() {
-            Some("cancelled") => crate::mail::NoticeKind::Cancelled,
-            Some("declined") => crate::mail::NoticeKind::Declined,
-            Some("completed") => crate::mail::NoticeKind::Completed,
-            Some("reminder") => crate::mail::NoticeKind::Reminder,
-            other => {
-                return Err(crate::ServiceError::Internal(anyhow::anyhow!(
-                    "unknown notice kind {other:?}"
-                )));
-            }
-        };
-        self.send_notice(
-            p.id("org_id")?,
-            p.id("signature_request_id")?,
-            p.id("signer_id")?,
-            kind,
-        )
-        .await?;
-        Ok(format!("{kind:?} notice sent"))
     }
 
     pub async fn purge_idempotency_keys(&self) -> Result<u64> {
@@ -203,42 +583,152 @@ impl Service {
         Ok(self.db.purge_idempotency_keys(before).await?)
     }
 
-    /// Deletes blobs older than [`ORPHAN_GRACE`] that no request points to.
+    /// Deletes blobs older than [`ORPHAN_GRACE`] that no request points to, a page of the
+    /// listing at a time (one query per page).
     pub async fn remove_orphan_blobs(&self) -> Result<u64> {
         let cutoff = self.clock.now() - ORPHAN_GRACE;
         let mut removed = 0;
-        for blob in self.blobs.list().await? {
-            if blob.modified < cutoff && !self.db.blob_is_referenced(&blob.key).await? {
-                self.blobs.delete(&blob.key).await?;
-                tracing::info!(blob = %blob.key, "removed orphan blob");
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.blobs.list_page(after.as_deref(), ORPHAN_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            let old: Vec<String> = page
+                .iter()
+                .filter(|b| b.modified < cutoff)
+                .map(|b| b.key.clone())
+                .collect();
+            let referenced = self.db.referenced_blobs(&old).await?;
+            for key in old.iter().filter(|k| !referenced.contains(*k)) {
+                self.blobs.delete(key).await?;
+                tracing::info!(blob = %key, "removed orphan blob");
                 removed += 1;
+            }
+            if page.len() < ORPHAN_PAGE {
+                break;
             }
         }
         Ok(removed)
     }
 
-    /// The worker loop of `serve`: schedules periodic jobs and runs due ones until `stop`.
-    pub async fn run_worker(&self, config: WorkerConfig, mut stop: watch::Receiver<bool>) {
-        let mut last_schedule: Option<chrono::DateTime<chrono::Utc>> = None;
+    /// The worker of `serve` until `stop`: the latency lane (seals and emails, up to
+    /// `config.concurrency` at once, woken in-process and by `NOTIFY`), the maintenance lane
+    /// (periodic jobs, one at a time), and a supervisor that restarts them after a panic.
+    /// `/readyz` answers 503 once this future ends, however it ends.
+    pub async fn run_worker(&self, config: WorkerConfig, stop: watch::Receiver<bool>) {
+        self.worker_health.set(WorkerState::Running);
+        let _guard = RunningGuard(self.worker_health.clone());
+        loop {
+            let lanes = AssertUnwindSafe(self.run_lanes(config, stop.clone())).catch_unwind();
+            match lanes.await {
+                Ok(()) => break,
+                Err(panic) => {
+                    tracing::error!(panic = %panic_message(panic.as_ref()), "the job worker panicked; restarting it");
+                    tokio::time::sleep(StdDuration::from_secs(1)).await;
+                }
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+    }
+
+    async fn run_lanes(&self, config: WorkerConfig, stop: watch::Receiver<bool>) {
+        let listen = async {
+            let mut listener = match self.db.listen_for_jobs().await {
+                Ok(Some(l)) => l,
+                Ok(None) => return std::future::pending().await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for jobs; polling only");
+                    return std::future::pending().await;
+                }
+            };
+            loop {
+                match listener.next().await {
+                    Ok(()) => self.wake.notify_one(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "job notifications interrupted");
+                        tokio::time::sleep(StdDuration::from_secs(1)).await;
+                    }
+                }
+            }
+        };
+        let urgent = self.run_lane(
+            URGENT,
+            config.concurrency.max(1),
+            true,
+            config,
+            stop.clone(),
+        );
+        let maintenance = self.run_lane(MAINTENANCE, 1, false, config, stop.clone());
+        tokio::select! {
+            () = async { tokio::join!(urgent, maintenance); } => {}
+            () = listen => {}
+        }
+    }
+
+    /// Claims jobs of `kinds` while a slot is free, runs each in a task of its own, and
+    /// waits for a wake-up, a finished job, the poll or `stop`. Dropping it aborts its jobs
+    /// (their leases run out and another worker takes them).
+    async fn run_lane(
+        &self,
+        kinds: &'static [JobKind],
+        slots: usize,
+        urgent: bool,
+        config: WorkerConfig,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut last_schedule: Option<DateTime<Utc>> = None;
+        let mut last_give_up: Option<DateTime<Utc>> = None;
         loop {
             let now = self.clock.now();
-            if last_schedule.is_none_or(|t| now - t >= PERIODIC_EVERY) {
+            if !urgent && last_schedule.is_none_or(|t| now - t >= PERIODIC_EVERY) {
                 match self.schedule_periodic_jobs().await {
                     Ok(()) => last_schedule = Some(now),
                     Err(e) => tracing::warn!(error = %e, "could not schedule periodic jobs"),
                 }
             }
-            if let Err(e) = self.run_due_jobs().await {
-                tracing::warn!(error = %e, "worker could not run jobs");
+            if urgent && last_give_up.is_none_or(|t| now - t >= Duration::seconds(5)) {
+                match self.give_up_exhausted_jobs().await {
+                    Ok(_) => last_give_up = Some(now),
+                    Err(e) => tracing::warn!(error = %e, "could not give up exhausted jobs"),
+                }
+            }
+            while running.len() < slots {
+                match self.claim_one(kinds).await {
+                    Ok(Some(job)) => {
+                        let service = self.clone();
+                        running.spawn(async move { service.run_claimed(job, config).await });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "worker could not claim jobs");
+                        break;
+                    }
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(config.poll) => {}
+                _ = self.wake.notified(), if urgent => {}
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    if let Err(e) = done
+                        && e.is_panic()
+                    {
+                        tracing::error!("a job task panicked outside its job");
+                    }
+                }
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {
                 break;
             }
         }
+        // Let running jobs finish for a while; what is left is aborted (their leases run out).
+        let _ = tokio::time::timeout(StdDuration::from_secs(10), async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
     }
 }
 
@@ -253,5 +743,69 @@ mod tests {
         assert_eq!(backoff(4).num_seconds(), 80);
         assert_eq!(backoff(12).num_seconds(), 3600);
         assert_eq!(backoff(1000).num_seconds(), 3600);
+    }
+
+    /// The payloads earlier builds wrote by hand decode into the same jobs, and every job
+    /// writes what it reads.
+    #[test]
+    fn payloads_of_earlier_builds_decode_and_round_trip() {
+        let (o, r, s) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let old = [
+            (
+                JobKind::SendInvitation,
+                serde_json::json!({"org_id": o, "signature_request_id": r, "signer_id": s}),
+                Job::SendInvitation {
+                    org_id: o,
+                    request_id: r,
+                    signer_id: s,
+                },
+            ),
+            (
+                JobKind::SendNotice,
+                serde_json::json!({"org_id": o, "signature_request_id": r, "signer_id": s, "kind": "declined"}),
+                Job::SendNotice {
+                    org_id: o,
+                    request_id: r,
+                    signer_id: s,
+                    notice: NoticeKind::Declined,
+                },
+            ),
+            (
+                JobKind::SealDocument,
+                serde_json::json!({"org_id": o, "signature_request_id": r}),
+                Job::SealDocument {
+                    org_id: o,
+                    request_id: r,
+                },
+            ),
+            (
+                JobKind::RemoveOrphanBlobs,
+                serde_json::json!({}),
+                Job::RemoveOrphanBlobs,
+            ),
+        ];
+        for (kind, payload, job) in old {
+            assert_eq!(Job::decode(kind, &payload.to_string()).unwrap(), job);
+            let new = job.new_job(Utc::now());
+            assert_eq!(new.kind, kind);
+            assert_eq!(Job::decode(kind, &new.payload).unwrap(), job);
+        }
+        assert_eq!(
+            Job::SealDocument {
+                org_id: o,
+                request_id: r
+            }
+            .dedup_key()
+            .unwrap(),
+            format!("seal:{r}")
+        );
+        assert!(Job::decode(JobKind::SealDocument, "{}").is_err());
+        assert!(
+            Job::decode(
+                JobKind::SendNotice,
+                &serde_json::json!({"org_id": o, "signature_request_id": r, "signer_id": s, "kind": "x"}).to_string()
+            )
+            .is_err()
+        );
     }
 }

@@ -54,6 +54,10 @@ pub struct Service {
     seal_override: Option<std::sync::Arc<seal_keys::SealIdentity>>,
     tsa: tsa::TsaSettings,
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    job_hook: Option<jobs::JobHook>,
+    /// Wakes this node's worker when a job was enqueued here.
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    worker_health: std::sync::Arc<jobs::WorkerHealth>,
 }
 
 impl Service {
@@ -70,6 +74,9 @@ impl Service {
             seal_override: None,
             tsa: Default::default(),
             metrics: Default::default(),
+            job_hook: None,
+            wake: Default::default(),
+            worker_health: Default::default(),
         }
     }
 
@@ -100,10 +107,29 @@ impl Service {
         self.db.close().await;
     }
 
-    /// `/readyz`: the database and the blob store both answer.
-    pub async fn ready(&self) -> Result<()> {
-        self.db.ping().await?;
-        self.blobs.ping().await?;
+    /// `/readyz`: the database and the blob store both answer, and the job worker started
+    /// in this process (if any) still runs.
+    pub async fn ready(&self) -> std::result::Result<(), NotReady> {
+        self.db
+            .ping()
+            .await
+            .map_err(|e| NotReady::Storage(e.into()))?;
+        self.blobs
+            .ping()
+            .await
+            .map_err(|e| NotReady::Storage(e.into()))?;
+        if let Some(reason) = self.worker_health.stopped() {
+            return Err(NotReady::WorkerStopped(reason));
+        }
         Ok(())
     }
+}
+
+/// Why `/readyz` answers 503.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("The database or the blob store does not answer.")]
+    Storage(ServiceError),
+    #[error("The job worker is not running ({0}).")]
+    WorkerStopped(String),
 }

@@ -6,10 +6,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use signeur_core::validate::{self, NewRequest};
-use signeur_core::{
-    Action, Delivery, EventType, JobKind, RequestStatus, SignerStatus, SigningOrder, time,
-};
-use signeur_store::{ListFilter, NewJob, RequestRow, SignerRow};
+use signeur_core::{Action, Delivery, EventType, RequestStatus, SignerStatus, SigningOrder, time};
+use signeur_store::{ListFilter, RequestRow, SignerRow};
+
+use crate::jobs::Job;
+use crate::mail::NoticeKind;
 
 use crate::links::new_access_token;
 use crate::model::{self, Event, SignatureRequest, Signer, effective_status};
@@ -159,14 +160,10 @@ impl Service {
                     .filter(|s| s.position == 0 || new.signing_order == SigningOrder::Parallel)
                 {
                     invited.push(s.id);
-                    jobs.push(NewJob {
-                        kind: JobKind::SendInvitation,
-                        payload: json!({"org_id": org_id, "signature_request_id": request_id, "signer_id": s.id})
-                            .to_string(),
-                        dedup_key: Some(crate::invitations::invitation_dedup_key(s.id)),
-                        // The create attempts it first; the worker only after that window.
-                        run_at: now + invitation_window(&self.mail),
-                        max_attempts: 10,
+                    jobs.push(Job::SendInvitation {
+                        org_id,
+                        request_id,
+                        signer_id: s.id,
                     });
                 }
             }
@@ -175,8 +172,10 @@ impl Service {
         tx.insert_request(&request).await?;
         tx.insert_signers(&signers).await?;
         tx.insert_events(&evts).await?;
+        // The create attempts the invitations first; the worker only after that window.
+        let run_at = now + invitation_window(&self.mail);
         for job in &jobs {
-            tx.enqueue(job, now).await?;
+            self.enqueue_job(&mut tx, job, run_at, now).await?;
         }
         tx.commit().await?;
         if invited.is_empty() {
@@ -322,15 +321,13 @@ impl Service {
                 let invited =
                     s.email_sent && matches!(s.status, SignerStatus::Sent | SignerStatus::Opened);
                 if invited {
-                    let job = NewJob {
-                        kind: JobKind::SendNotice,
-                        payload: json!({"org_id": org_id, "signature_request_id": id, "signer_id": s.id, "kind": "cancelled"})
-                            .to_string(),
-                        dedup_key: Some(format!("notice:cancelled:{}", s.id)),
-                        run_at: now,
-                        max_attempts: 10,
+                    let job = Job::SendNotice {
+                        org_id,
+                        request_id: id,
+                        signer_id: s.id,
+                        notice: NoticeKind::Cancelled,
                     };
-                    tx.enqueue(&job, now).await?;
+                    self.enqueue_job(&mut tx, &job, now, now).await?;
                 }
             }
         }

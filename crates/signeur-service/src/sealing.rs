@@ -5,14 +5,15 @@ use serde_json::json;
 use sha2::Digest as _;
 use uuid::Uuid;
 
-use signeur_core::{Action, EventType, JobKind, RequestStatus, time};
-use signeur_store::NewJob;
+use chrono::{DateTime, Utc};
+use signeur_core::{Action, EventType, RequestStatus, time};
+use signeur_store::Tx;
 
+use crate::jobs::Job;
 use crate::model::effective_status;
 use crate::{Result, Service, ServiceError, events};
 
-/// Attempts of one seal job before the request becomes `stamp_failed`.
-pub const SEAL_ATTEMPTS: i64 = 8;
+pub use crate::jobs::SEAL_ATTEMPTS;
 
 impl Service {
     /// The seal job: the original (checked against `document_hash`) sealed with the
@@ -71,7 +72,11 @@ impl Service {
         .map_err(|e| ServiceError::Internal(e.into()))?
         .map_err(ServiceError::Internal)?;
         let sealed_hash = hex::encode(sha2::Sha256::digest(&sealed));
-        let sealed_key = format!("sealed/{request_id}.pdf");
+        // Content-addressed: a second run of this seal (on another node, after a lost lease)
+        // writes its own file and can never change the bytes a committed row points to; the
+        // loser's file is an orphan for `remove_orphan_blobs`. (Rows written before this point
+        // to `sealed/{request_id}.pdf`, which stays readable.)
+        let sealed_key = format!("sealed/{request_id}/{sealed_hash}.pdf");
         self.blobs.put(&sealed_key, &sealed).await?;
 
         let now = self.clock.now();
@@ -119,6 +124,22 @@ impl Service {
     pub async fn seal_failed(&self, org_id: Uuid, request_id: Uuid, reason: &str) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
+        self.seal_failed_in(&mut tx, org_id, request_id, reason, now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Service::seal_failed`] in the caller's transaction: the one that gives the seal job
+    /// up, so a crash cannot leave the request `awaiting_stamp` with no job.
+    pub(crate) async fn seal_failed_in(
+        &self,
+        tx: &mut Tx,
+        org_id: Uuid,
+        request_id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let Some(mut r) = tx.lock_request(org_id, request_id).await? else {
             return Ok(());
         };
@@ -136,7 +157,6 @@ impl Service {
         );
         tx.update_request_status(&r).await?;
         tx.insert_events(&[event]).await?;
-        tx.commit().await?;
         tracing::error!(signature_request = %request_id, reason, "sealing failed; the request is stamp_failed until retried");
         Ok(())
     }
@@ -160,17 +180,8 @@ impl Service {
             json!({"signature_request_id": request_id, "retried_at": time::format(now)}),
             now,
         );
-        tx.enqueue(
-            &NewJob {
-                kind: JobKind::SealDocument,
-                payload: json!({"org_id": org_id, "signature_request_id": request_id}).to_string(),
-                dedup_key: Some(format!("seal:{request_id}")),
-                run_at: now,
-                max_attempts: SEAL_ATTEMPTS,
-            },
-            now,
-        )
-        .await?;
+        self.enqueue_job(&mut tx, &Job::SealDocument { org_id, request_id }, now, now)
+            .await?;
         tx.update_request_status(&r).await?;
         tx.insert_events(&[event]).await?;
         tx.commit().await?;

@@ -6,9 +6,12 @@ use serde_json::json;
 
 use signeur_core::validate::form_text;
 use signeur_core::{
-    Action, Delivery, EventType, JobKind, SignerStatus, SigningOrder, VerificationMethod, time,
+    Action, Delivery, EventType, SignerStatus, SigningOrder, VerificationMethod, time,
 };
-use signeur_store::{NewJob, Signature, SignerRow};
+use signeur_store::{Signature, SignerRow};
+
+use crate::jobs::Job;
+use crate::mail::NoticeKind;
 
 use crate::links::{
     LinkState, Origin, PageCredentials, SignerSession, SigningLink, gated, opened_events,
@@ -364,17 +367,11 @@ impl Service {
         if remaining.is_empty() {
             let next = r.status.apply(Action::LastSignature)?;
             r.status = next;
-            tx.enqueue(
-                &NewJob {
-                    kind: JobKind::SealDocument,
-                    payload: json!({"org_id": r.org_id, "signature_request_id": r.id}).to_string(),
-                    dedup_key: Some(format!("seal:{}", r.id)),
-                    run_at: now,
-                    max_attempts: crate::sealing::SEAL_ATTEMPTS,
-                },
-                now,
-            )
-            .await?;
+            let seal = Job::SealDocument {
+                org_id: r.org_id,
+                request_id: r.id,
+            };
+            self.enqueue_job(&mut tx, &seal, now, now).await?;
         } else if r.signing_order == SigningOrder::Sequential
             && let Some(next) = remaining
                 .iter()
@@ -382,18 +379,12 @@ impl Service {
                 .min_by_key(|n| n.position)
         {
             if gated(&r, next) {
-                tx.enqueue(
-                    &NewJob {
-                        kind: JobKind::SendInvitation,
-                        payload: json!({"org_id": r.org_id, "signature_request_id": r.id, "signer_id": next.id})
-                            .to_string(),
-                        dedup_key: Some(crate::invitations::invitation_dedup_key(next.id)),
-                        run_at: now,
-                        max_attempts: 10,
-                    },
-                    now,
-                )
-                .await?;
+                let invite = Job::SendInvitation {
+                    org_id: r.org_id,
+                    request_id: r.id,
+                    signer_id: next.id,
+                };
+                self.enqueue_job(&mut tx, &invite, now, now).await?;
             } else {
                 tx.mark_signer_link_sent(next.id, now).await?;
             }
@@ -473,18 +464,13 @@ impl Service {
                     && other.email_sent
                     && matches!(other.status, SignerStatus::Sent | SignerStatus::Opened);
                 if invited {
-                    tx.enqueue(
-                        &NewJob {
-                            kind: JobKind::SendNotice,
-                            payload: json!({"org_id": r.org_id, "signature_request_id": r.id, "signer_id": other.id, "kind": "declined"})
-                                .to_string(),
-                            dedup_key: Some(format!("notice:declined:{}", other.id)),
-                            run_at: now,
-                            max_attempts: 10,
-                        },
-                        now,
-                    )
-                    .await?;
+                    let notice = Job::SendNotice {
+                        org_id: r.org_id,
+                        request_id: r.id,
+                        signer_id: other.id,
+                        notice: NoticeKind::Declined,
+                    };
+                    self.enqueue_job(&mut tx, &notice, now, now).await?;
                 }
             }
         }

@@ -155,6 +155,41 @@ impl Blobs {
         }
     }
 
+    /// Up to `limit` blobs whose keys come after `after`, in key order: one page of a
+    /// listing that can be walked without holding the whole store in memory (what an object
+    /// store's paged listing gives; the local directory is walked in the same order, skipping
+    /// the subtrees before `after`).
+    pub async fn list_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<BlobInfo>> {
+        match self {
+            Blobs::Local(root) => {
+                let root = root.clone();
+                let after = after.map(str::to_string);
+                tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    walk_page(&root, &root, after.as_deref(), limit, &mut out)?;
+                    Ok(out)
+                })
+                .await
+                .map_err(|e| StoreError::Blob(std::io::Error::other(e)))?
+            }
+            Blobs::Memory(m) => {
+                use std::ops::Bound;
+                let lower = match after {
+                    Some(a) => Bound::Excluded(a.to_string()),
+                    None => Bound::Unbounded,
+                };
+                Ok(lock(m)
+                    .range((lower, Bound::Unbounded))
+                    .take(limit)
+                    .map(|(k, (_, t))| BlobInfo {
+                        key: k.clone(),
+                        modified: *t,
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// Whether the store can be written (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
         match self {
@@ -203,4 +238,61 @@ fn list_dir(root: &Path) -> Result<Vec<BlobInfo>> {
         }
     }
     Ok(out)
+}
+
+/// Depth-first in key order: a directory `d` sorts as `d/` (every key below it starts so),
+/// which puts `a-b` before `a/x` as the keys' own order does.
+fn walk_page(
+    root: &Path,
+    dir: &Path,
+    after: Option<&str>,
+    limit: usize,
+    out: &mut Vec<BlobInfo>,
+) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut sorted = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let path = entry.path();
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let mut key = rel.to_string_lossy().replace('\\', "/");
+        if meta.is_dir() {
+            key.push('/');
+        }
+        sorted.push((key, path, meta));
+    }
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, path, meta) in sorted {
+        if out.len() >= limit {
+            break;
+        }
+        if meta.is_dir() {
+            // Every key below starts with `key`: skip the subtree when all of them sort
+            // before `after`.
+            if after.is_some_and(|a| a > key.as_str() && !a.starts_with(key.as_str())) {
+                continue;
+            }
+            walk_page(root, &path, after, limit, out)?;
+        } else {
+            if after.is_some_and(|a| key.as_str() <= a) {
+                continue;
+            }
+            if key.starts_with('.') || key.contains(".tmp-") {
+                continue;
+            }
+            let modified: DateTime<Utc> = meta
+                .modified()
+                .map(DateTime::from)
+                .unwrap_or_else(|_| Utc::now());
+            out.push(BlobInfo { key, modified });
+        }
+    }
+    Ok(())
 }

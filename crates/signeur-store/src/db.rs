@@ -123,6 +123,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_named_parts.sql"),
     ),
     (
+        8,
+        "job_leases",
+        include_str!("../migrations/sqlite/0008_job_leases.sql"),
+    ),
+    (
         10,
         "link_tokens_at_rest",
         include_str!("../migrations/sqlite/0010_link_tokens_at_rest.sql"),
@@ -163,6 +168,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "named_parts",
         include_str!("../migrations/postgres/0007_named_parts.sql"),
+    ),
+    (
+        8,
+        "job_leases",
+        include_str!("../migrations/postgres/0008_job_leases.sql"),
     ),
     (
         10,

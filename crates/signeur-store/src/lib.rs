@@ -22,7 +22,7 @@ pub use blobs::{BlobInfo, Blobs};
 pub use db::{Backend, Db, SqlitePools, Tx, migrations_versions};
 pub use events::append_event;
 pub use idempotency::{IdempotencyRecord, Reservation};
-pub use jobs::{ClaimedJob, NewJob};
+pub use jobs::{ClaimedJob, ExhaustedJob, JobListener, NewJob, PendingJob};
 pub use orgs::{ApiKeyRow, OrgRow, SealKeyRow};
 pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
 pub use sessions::{SessionRow, SettingsRow};

@@ -63,9 +63,14 @@ async fn dedup_keys_and_leases() {
 
     // Retry later, then give up: the dedup key is free again after failure or completion.
     let once = reclaimed.iter().find(|j| j.payload == "{}").unwrap().id;
-    db.retry_job(once, later + Duration::seconds(10), "boom")
-        .await
-        .unwrap();
+    // The first claim's token no longer counts: its lease went to the second claim.
+    assert!(!db.complete_job(once, claimed[0].lease_token).await.unwrap());
+    let token = reclaimed.iter().find(|j| j.id == once).unwrap().lease_token;
+    assert!(
+        db.retry_job(once, token, later + Duration::seconds(10), "boom")
+            .await
+            .unwrap()
+    );
     assert!(
         db.claim_due_jobs(JobKind::SendNotice, later, later, 10)
             .await
@@ -74,8 +79,28 @@ async fn dedup_keys_and_leases() {
         "not due yet"
     );
     for j in &reclaimed {
-        db.complete_job(j.id).await.unwrap();
+        let token = if j.id == once {
+            None
+        } else {
+            Some(j.lease_token)
+        };
+        if let Some(token) = token {
+            assert!(db.complete_job(j.id, token).await.unwrap());
+        }
     }
+    // The retried job is claimed again once due, under a new token.
+    let again = db
+        .claim_due_jobs(
+            JobKind::SendNotice,
+            later + Duration::seconds(10),
+            later + Duration::minutes(1),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(!db.complete_job(once, token).await.unwrap(), "an old token");
+    assert!(db.complete_job(once, again[0].lease_token).await.unwrap());
     assert!(
         db.enqueue(&job(JobKind::SendNotice, Some("once"), &app), now)
             .await

@@ -9,6 +9,7 @@ mod email;
 mod evidence;
 mod framing;
 mod jobs;
+mod queue;
 mod seal_keys;
 mod secrets;
 mod sessions;
