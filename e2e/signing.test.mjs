@@ -374,9 +374,10 @@ async function startReturnSite({ hostname = '127.0.0.1' } = {}) {
 
 /**
  * Checks that `page` ended on the return site at `returnPath` with the session's result:
- * `?state=…&signing_session_id=…&result=…[&failure_code=…]&signature=…` in exactly that
- * order, `signature` the hex HMAC-SHA256 (keyed with the session secret's UTF-8 bytes) of the
- * raw query before `&signature=`. Returns the parsed parameters.
+ * `?state=…&signing_session_id=…&result=…[&failure_code=…]&issued_at=…&signature=…` in
+ * exactly that order, `issued_at` the Unix time of the redirect (within a minute of now),
+ * `signature` the hex HMAC-SHA256 (keyed with the session secret's UTF-8 bytes) of the raw
+ * query before `&signature=`. Returns the parsed parameters.
  */
 async function assertReturned(page, site, { returnPath, secret, sessionId, state, result, failureCode }) {
   await page.getByRole('heading', { name: 'Back at the shop' }).waitFor();
@@ -386,12 +387,16 @@ async function assertReturned(page, site, { returnPath, secret, sessionId, state
   assert.equal(`${site.origin}${sent}`, url, 'the return site got the URL that the browser shows');
   const raw = sent.slice(sent.indexOf('?') + 1);
   const params = new URLSearchParams(raw);
-  const want = ['state', 'signing_session_id', 'result', ...(failureCode ? ['failure_code'] : []), 'signature'];
+  const want = [
+    'state', 'signing_session_id', 'result', ...(failureCode ? ['failure_code'] : []), 'issued_at', 'signature',
+  ];
   assert.deepEqual([...params.keys()], want, `the parameters and their order in ${raw}`);
   assert.equal(params.get('state'), state);
   assert.equal(params.get('signing_session_id'), sessionId);
   assert.equal(params.get('result'), result);
   if (failureCode) assert.equal(params.get('failure_code'), failureCode);
+  const issuedAt = Number(params.get('issued_at'));
+  assert.ok(Math.abs(Date.now() / 1000 - issuedAt) < 60, `issued_at ${issuedAt} is now`);
   const at = raw.indexOf('&signature=');
   assert.ok(at > 0, `a signature parameter in ${raw}`);
   const expected = createHmac('sha256', Buffer.from(secret, 'utf8'))

@@ -108,9 +108,11 @@ impl SigningLink {
         self.has_session && matches!(self.state, LinkState::Ready | LinkState::Signed { .. })
     }
 
-    /// Who may download the sealed file: a signer in a session whose request is sealed.
+    /// Who may download the sealed file once the request is sealed: a signer in a session,
+    /// or anyone holding a link that needs no code (the link is the credential; its
+    /// session has long ended by the time the seal is done, and it signs nothing any more).
     pub fn may_download_sealed(&self) -> bool {
-        self.has_session && self.state == (LinkState::Signed { sealed: true })
+        (self.has_session || !self.gated) && self.state == (LinkState::Signed { sealed: true })
     }
 
     /// A code-gated signer who signed, without a session, whose request is sealed: their

@@ -948,3 +948,35 @@ async fn the_access_code_opens_the_sealed_download_after_the_session_ended() {
     let res = other.get(format!("{url}/signed.pdf")).send().await.unwrap();
     assert_ne!(res.headers()["content-type"], "application/pdf");
 }
+
+/// A link that needs no code (delivery `api`) is its own credential: once the request is
+/// sealed it opens the download, also long after its signer session ended, in any browser.
+#[tokio::test]
+async fn an_api_link_opens_the_sealed_download_after_the_session_ended() {
+    let app = TestApp::start().await;
+    let mut body = seed_body();
+    body["signers"] = json!([{ "email": "buyer@example.com", "name": "Anna Buyer" }]);
+    let v = app.create(&body).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let url = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    let b = browser();
+    let (status, _) = page(&b, &url).await;
+    assert_eq!(status, 200);
+    let (status, _) = sign_as(&b, &url, "Anna Buyer").await;
+    assert_eq!(status, 200);
+    app.service.run_due_jobs().await.unwrap();
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(got["status"], "signed");
+
+    app.advance(Duration::hours(3));
+    for browser in [b, browser()] {
+        let (status, html) = page(&browser, &url).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("You have signed"), "{html}");
+        assert!(html.contains("/signed.pdf"), "the download is offered: {html}");
+        let res = browser.get(format!("{url}/signed.pdf")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "application/pdf");
+        assert!(res.bytes().await.unwrap().starts_with(ONE_PAGE));
+    }
+}
