@@ -271,7 +271,7 @@ impl Service {
         if effective_status(&row, now) != RequestStatus::Pending {
             return Ok(());
         }
-        let signers = self.db.signers_of(request_id).await?;
+        let signers = tx.signers_of_locked(request_id).await?;
         row.status = RequestStatus::Pending.apply(signeur_core::Action::Send)?;
         row.sent_at = Some(now);
         row.updated_at = now;
