@@ -122,6 +122,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "named_parts",
         include_str!("../migrations/sqlite/0007_named_parts.sql"),
     ),
+    (
+        9,
+        "idempotency_token",
+        include_str!("../migrations/sqlite/0009_idempotency_token.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -158,6 +163,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "named_parts",
         include_str!("../migrations/postgres/0007_named_parts.sql"),
+    ),
+    (
+        9,
+        "idempotency_token",
+        include_str!("../migrations/postgres/0009_idempotency_token.sql"),
     ),
 ];
 

@@ -365,7 +365,7 @@ async fn a_taken_over_idempotency_reservation_is_not_overwritten_by_its_first_ho
         body: text.as_bytes().to_vec(),
         replay_only_while: None,
     };
-    let IdempotencyOutcome::Proceed = s
+    let IdempotencyOutcome::Proceed(a) = s
         .begin_idempotent(org, key, "POST", path, body)
         .await
         .unwrap()
@@ -374,15 +374,16 @@ async fn a_taken_over_idempotency_reservation_is_not_overwritten_by_its_first_ho
     };
     // A is still running (a long SMTP budget) when its lease runs out: B takes over.
     app.advance(Duration::seconds(121));
-    let IdempotencyOutcome::Proceed = s
+    let IdempotencyOutcome::Proceed(b) = s
         .begin_idempotent(org, key, "POST", path, body)
         .await
         .unwrap()
     else {
         panic!("B takes the lapsed reservation over")
     };
+    assert_ne!(a, b);
     // A finishes: its response must not become B's.
-    s.finish_idempotent(org, key, Some(&response("A")))
+    s.finish_idempotent(org, key, &a, Some(&response("A")))
         .await
         .unwrap();
     assert!(
@@ -393,7 +394,7 @@ async fn a_taken_over_idempotency_reservation_is_not_overwritten_by_its_first_ho
         "B is still in flight"
     );
     // A's release (a failed first request) must not free B's reservation either.
-    s.finish_idempotent(org, key, None).await.unwrap();
+    s.finish_idempotent(org, key, &a, None).await.unwrap();
     assert!(
         matches!(
             s.begin_idempotent(org, key, "POST", path, body).await,
@@ -402,7 +403,7 @@ async fn a_taken_over_idempotency_reservation_is_not_overwritten_by_its_first_ho
         "B is still in flight"
     );
     // B's finish is the one kept.
-    s.finish_idempotent(org, key, Some(&response("B")))
+    s.finish_idempotent(org, key, &b, Some(&response("B")))
         .await
         .unwrap();
     match s
