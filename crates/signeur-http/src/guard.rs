@@ -89,13 +89,14 @@ pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Ne
     {
         Err(e) => ApiError::from(e).into_response(),
         Ok(IdempotencyOutcome::Replay(stored)) => replay(stored),
-        Ok(IdempotencyOutcome::Proceed) => {
+        Ok(IdempotencyOutcome::Proceed(reservation)) => {
             // Run to completion even if the client goes away, so the reservation is always
             // either completed or released.
             let service = state.service.clone();
             let task_key = key.clone();
+            let task_reservation = reservation.clone();
             let task = tokio::spawn(async move {
-                let key = task_key;
+                let (key, reservation) = (task_key, task_reservation);
                 let res = next.run(req).await;
                 let (mut parts, body) = res.into_parts();
                 let body = axum::body::to_bytes(body, usize::MAX)
@@ -112,7 +113,7 @@ pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Ne
                     replay_only_while: parts.extensions.remove::<ReplayCondition>(),
                 };
                 if let Err(e) = service
-                    .finish_idempotent(auth.org_id, &key, Some(&stored))
+                    .finish_idempotent(auth.org_id, &key, &reservation, Some(&stored))
                     .await
                 {
                     tracing::error!(error = %e, "could not record the idempotent response");
@@ -125,7 +126,7 @@ pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Ne
                     tracing::error!(error = %e, "request task failed");
                     if let Err(e) = state
                         .service
-                        .finish_idempotent(auth.org_id, &key, None)
+                        .finish_idempotent(auth.org_id, &key, &reservation, None)
                         .await
                     {
                         tracing::error!(error = %e, "could not release the idempotency key");

@@ -176,3 +176,41 @@ fn the_service_api_speaks_read_models() {
         }
     }
 }
+
+/// A use case with a transaction open reads through it (`tx.…`), never through the pool
+/// (`self.db.…`): on PostgreSQL, once as many requests hold a transaction as the pool has
+/// connections, each would wait for a second connection that never comes (issue 14).
+#[test]
+fn no_pool_read_while_a_transaction_is_open() {
+    let mut offenders = Vec::new();
+    for (path, text) in rust_sources(&crates_dir().join("signeur-service/src")) {
+        let mut open_since: Option<usize> = None;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.starts_with("//") {
+                continue;
+            }
+            if line.contains(".db.begin()") {
+                open_since = Some(i + 1);
+                continue;
+            }
+            let new_fn = line.starts_with("fn ")
+                || line.starts_with("async fn ")
+                || (line.starts_with("pub") && line.contains(" fn "));
+            if line.contains("tx.commit()") || new_fn {
+                open_since = None;
+                continue;
+            }
+            if let Some(since) = open_since
+                && line.contains(".db.")
+            {
+                offenders.push(format!(
+                    "{}:{} (transaction opened on line {since}): {line}",
+                    path.display(),
+                    i + 1
+                ));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

@@ -41,10 +41,21 @@ pub enum ReplayCondition {
     SigningSessionUsable { id: Uuid },
 }
 
+/// The reservation a request holds on its key: finishing or releasing the key takes it, so
+/// a request whose reservation lapsed and was taken over cannot touch its successor's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationToken(String);
+
+impl ReservationToken {
+    fn new() -> Self {
+        ReservationToken(Uuid::new_v4().simple().to_string())
+    }
+}
+
 #[derive(Debug)]
 pub enum IdempotencyOutcome {
-    /// Run the request, then call `finish_idempotent`.
-    Proceed,
+    /// Run the request, then call `finish_idempotent` with this reservation.
+    Proceed(ReservationToken),
     /// Answer with this instead of running the request.
     Replay(StoredResponse),
 }
@@ -80,6 +91,7 @@ impl Service {
     ) -> Result<IdempotencyOutcome> {
         let now = self.clock.now();
         let body_hash = hex::encode(Sha256::digest(body));
+        let token = ReservationToken::new();
         let reservation = self
             .db
             .reserve_idempotency_key(
@@ -91,10 +103,11 @@ impl Service {
                 now,
                 now + Duration::seconds(IN_FLIGHT_LEASE_SECS),
                 now - Duration::hours(RETENTION_HOURS),
+                &token.0,
             )
             .await?;
         let existing = match reservation {
-            Reservation::Reserved => return Ok(IdempotencyOutcome::Proceed),
+            Reservation::Reserved => return Ok(IdempotencyOutcome::Proceed(token)),
             Reservation::Existing(r) => r,
         };
         if existing.method != method || existing.path != path || existing.body_hash != body_hash {
@@ -125,10 +138,11 @@ impl Service {
                     now,
                     now + Duration::seconds(IN_FLIGHT_LEASE_SECS),
                     now - Duration::hours(RETENTION_HOURS),
+                    &token.0,
                 )
                 .await?;
             return match again {
-                Reservation::Reserved => Ok(IdempotencyOutcome::Proceed),
+                Reservation::Reserved => Ok(IdempotencyOutcome::Proceed(token)),
                 Reservation::Existing(_) => Err(ServiceError::IdempotencyKeyInUse),
             };
         }
@@ -143,22 +157,35 @@ impl Service {
         }
     }
 
-    /// Keeps a 2xx response for replay; anything else frees the key for a retry.
+    /// Keeps a 2xx response for replay; anything else frees the key for a retry. Either only
+    /// while `reservation` still holds the key: once taken over (its lease ran out while the
+    /// request was still running), the key is its successor's and stays as it is.
     pub async fn finish_idempotent(
         &self,
         org_id: Uuid,
         key: &str,
+        reservation: &ReservationToken,
         response: Option<&StoredResponse>,
     ) -> Result<()> {
-        match response {
+        let held = match response {
             Some(r) if (200..300).contains(&r.status) => {
                 let plain = serde_json::to_vec(r).map_err(|e| ServiceError::Internal(e.into()))?;
                 let sealed = self.keys.encrypt(PURPOSE, &plain);
                 self.db
-                    .complete_idempotency_key(org_id, key, r.status, &sealed)
-                    .await?;
+                    .complete_idempotency_key(org_id, key, &reservation.0, r.status, &sealed)
+                    .await?
             }
-            _ => self.db.release_idempotency_key(org_id, key).await?,
+            _ => {
+                self.db
+                    .release_idempotency_key(org_id, key, &reservation.0)
+                    .await?
+            }
+        };
+        if !held {
+            tracing::warn!(
+                key,
+                "the idempotency reservation lapsed and was taken over; this response is not kept"
+            );
         }
         Ok(())
     }

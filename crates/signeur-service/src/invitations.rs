@@ -282,7 +282,7 @@ impl Service {
         if effective_status(&row, now) != RequestStatus::Pending {
             return Ok(());
         }
-        let signers = self.db.signers_of(request_id).await?;
+        let signers = tx.signers_of_locked(request_id).await?;
         row.status = RequestStatus::Pending.apply(signeur_core::Action::Send)?;
         row.sent_at = Some(now);
         row.updated_at = now;
@@ -340,10 +340,18 @@ impl Service {
         let Some(hash) = self.db.access_code_hash(signer_id).await? else {
             return Ok(false);
         };
+        self.code_matches(code, hash).await
+    }
+
+    /// Checks `code` against a bcrypt `hash` (counted in the metrics).
+    pub(crate) async fn code_matches(&self, code: &str, hash: String) -> Result<bool> {
         let code = code.to_string();
-        tokio::task::spawn_blocking(move || bcrypt::verify(code, &hash).unwrap_or(false))
-            .await
-            .map_err(|e| ServiceError::Internal(e.into()))
+        let right =
+            tokio::task::spawn_blocking(move || bcrypt::verify(code, &hash).unwrap_or(false))
+                .await
+                .map_err(|e| ServiceError::Internal(e.into()))?;
+        self.metrics.code_check(right);
+        Ok(right)
     }
 
     /// Sends one signer a notice. A transient failure is an error (the job retries it); a

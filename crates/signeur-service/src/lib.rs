@@ -33,7 +33,7 @@ pub use auth::{ApiKeyCreated, Authenticated, KEY_CACHE_TTL};
 pub use clock::Clock;
 pub use error::ServiceError;
 pub use idempotency::normalize_key;
-pub use idempotency::{IdempotencyOutcome, ReplayCondition, StoredResponse};
+pub use idempotency::{IdempotencyOutcome, ReplayCondition, ReservationToken, StoredResponse};
 pub use invitations::{InviteOutcome, ResendOutcome};
 pub use keys::MasterKey;
 pub use model::{ApiKey, Event, Organization, SignatureRequest, Signer, SigningSession};

@@ -21,11 +21,11 @@ use signeur_core::{
     Action, Delivery, EventType, RequestStatus, SessionStatus, SignerStatus, VerificationMethod,
     time,
 };
-use signeur_store::{EventRow, RequestRow, SignerRow};
+use signeur_store::{CodeGate, EventRow, RequestRow, SignerRow};
 
 use crate::model::effective_status;
 use crate::model::{SignatureRequest, Signer};
-use crate::{Result, Service, ServiceError, events};
+use crate::{Result, Service, events};
 
 /// A new signing-link secret: 32 random bytes, base64url.
 pub(crate) fn new_access_token() -> String {
@@ -447,18 +447,40 @@ impl Service {
             _ => return Ok(CodeOutcome::NotAccepted),
         }
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-        if well_formed && self.verify_access_code(link.signer.id, &code).await? {
-            let gate = self
+        // The try is taken (and counted as wrong) before the code is checked, in one
+        // statement: a burst of guesses gets at most MAX_CODE_ATTEMPTS checks, the rest
+        // find the gate locked.
+        let mut tries = 0;
+        let gate = loop {
+            tries += 1;
+            if let Some(gate) = self
                 .db
-                .code_gate(link.signer.id)
+                .reserve_code_attempt(link.signer.id, MAX_CODE_ATTEMPTS, now, now + LOCKOUT)
                 .await?
-                .ok_or(ServiceError::NotFound("Signer"))?;
-            if gate.locked_until.is_some_and(|u| u > now) {
-                return Ok(CodeOutcome::Locked {
-                    until: gate.locked_until.unwrap_or(now),
-                });
+            {
+                break gate;
             }
+            match self.db.code_gate(link.signer.id).await? {
+                None => return Ok(CodeOutcome::NotAccepted),
+                Some(CodeGate {
+                    locked_until: Some(until),
+                    ..
+                }) if until > now => return Ok(CodeOutcome::Locked { until }),
+                // Unlocked between the two statements (a right code, a resend): try again.
+                Some(_) if tries < 3 => {}
+                Some(_) => {
+                    return Ok(CodeOutcome::Locked {
+                        until: now + LOCKOUT,
+                    });
+                }
+            }
+        };
+        let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+        let right = match (well_formed, gate.access_code_hash) {
+            (true, Some(hash)) => self.code_matches(&code, hash).await?,
+            _ => false,
+        };
+        if right {
             self.db.reset_code_attempts(link.signer.id).await?;
             self.record_open(link, origin).await?;
             return Ok(CodeOutcome::Verified {
@@ -469,19 +491,13 @@ impl Service {
                 ),
             });
         }
-        let attempts = self
-            .db
-            .record_wrong_code(link.signer.id, MAX_CODE_ATTEMPTS, now + LOCKOUT)
-            .await?;
+        let attempts = gate.access_code_attempts;
         tracing::info!(signer = %link.signer.id, attempts, "wrong access code");
-        if attempts >= MAX_CODE_ATTEMPTS {
-            Ok(CodeOutcome::Locked {
-                until: now + LOCKOUT,
-            })
-        } else {
-            Ok(CodeOutcome::Wrong {
-                attempts_left: MAX_CODE_ATTEMPTS - attempts,
-            })
+        match gate.locked_until {
+            Some(until) if until > now => Ok(CodeOutcome::Locked { until }),
+            _ => Ok(CodeOutcome::Wrong {
+                attempts_left: (MAX_CODE_ATTEMPTS - attempts).max(1),
+            }),
         }
     }
 

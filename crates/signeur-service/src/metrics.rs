@@ -20,11 +20,19 @@ pub struct SealLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeCheckLabels {
+    /// `right` or `wrong`.
+    pub outcome: &'static str,
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
     pub jobs: Family<JobLabels, Counter>,
     pub seals: Family<SealLabels, Counter>,
+    /// Access codes checked against their bcrypt hash (a guess the attempt limit let through).
+    pub code_checks: Family<CodeCheckLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -42,10 +50,17 @@ impl Default for Metrics {
             "Seal (stamp and PAdES signature) attempts, by outcome: sealed, retried (failed, will retry) or failed (gave up: the request is stamp_failed)",
             seals.clone(),
         );
+        let code_checks = Family::<CodeCheckLabels, Counter>::default();
+        registry.register(
+            "access_code_checks",
+            "Access codes checked against their hash, by outcome (right or wrong); the attempt limit refuses the rest unchecked",
+            code_checks.clone(),
+        );
         Metrics {
             registry,
             jobs,
             seals,
+            code_checks,
         }
     }
 }
@@ -67,6 +82,26 @@ impl Metrics {
             };
             self.seals.get_or_create(&SealLabels { outcome }).inc();
         }
+    }
+
+    /// Counts one access code checked against its hash.
+    pub fn code_check(&self, right: bool) {
+        let outcome = if right { "right" } else { "wrong" };
+        self.code_checks
+            .get_or_create(&CodeCheckLabels { outcome })
+            .inc();
+    }
+
+    /// Access codes checked so far (right and wrong).
+    pub fn code_checks_total(&self) -> u64 {
+        ["right", "wrong"]
+            .into_iter()
+            .map(|outcome| {
+                self.code_checks
+                    .get_or_create(&CodeCheckLabels { outcome })
+                    .get()
+            })
+            .sum()
     }
 
     /// The text exposition.

@@ -317,7 +317,9 @@ impl Service {
         );
         // Signers who were emailed an invitation hear that it no longer stands.
         if r.delivery == Delivery::Email {
-            for s in self.db.signers_of(id).await? {
+            // Read through the transaction: a second connection may never come (a pool
+            // as small as its number of open transactions).
+            for s in tx.signers_of_locked(id).await? {
                 let invited =
                     s.email_sent && matches!(s.status, SignerStatus::Sent | SignerStatus::Opened);
                 if invited {

@@ -132,38 +132,27 @@ pub(crate) fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>>
 }
 
 impl Service {
-    async fn settings_row(&self, org_id: Uuid) -> Result<SettingsRow> {
-        Ok(self
-            .db
-            .get_settings(org_id)
-            .await?
-            .unwrap_or_else(|| SettingsRow {
-                org_id,
-                allowed_return_urls: "[]".into(),
-                allowed_frame_origins: "[]".into(),
-                session_secret: None,
-                updated_at: self.clock.now(),
-            }))
-    }
-
-    fn view(row: &SettingsRow, stored: bool) -> Settings {
+    fn view(row: Option<&SettingsRow>) -> Settings {
+        let Some(row) = row else {
+            return Settings::default();
+        };
         Settings {
             allowed_return_urls: serde_json::from_str(&row.allowed_return_urls).unwrap_or_default(),
             allowed_frame_origins: serde_json::from_str(&row.allowed_frame_origins)
                 .unwrap_or_default(),
             session_secret_set: row.session_secret.is_some(),
-            updated_at: stored.then_some(row.updated_at),
+            updated_at: Some(row.updated_at),
         }
     }
 
     /// `GET /api/v1/settings`.
     pub async fn settings(&self, org_id: Uuid) -> Result<Settings> {
         let stored = self.db.get_settings(org_id).await?;
-        let row = self.settings_row(org_id).await?;
-        Ok(Self::view(&row, stored.is_some()))
+        Ok(Self::view(stored.as_ref()))
     }
 
-    /// `PATCH /api/v1/settings`: the fields present are replaced.
+    /// `PATCH /api/v1/settings`: the fields present are replaced, each column on its own
+    /// (a concurrent PATCH of another field or a secret rotation stands).
     pub async fn update_settings(&self, org_id: Uuid, body: &[u8]) -> Result<Settings> {
         let m = json_object(body)?;
         for key in m.keys() {
@@ -177,24 +166,31 @@ impl Service {
                 ));
             }
         }
-        let mut row = self.settings_row(org_id).await?;
-        if let Some(v) = m.get("allowed_return_urls") {
-            row.allowed_return_urls =
-                serde_json::to_string(&string_list(v, "allowed_return_urls", false)?)
-                    .unwrap_or_else(|_| "[]".into());
-        }
-        if let Some(v) = m.get("allowed_frame_origins") {
-            row.allowed_frame_origins =
-                serde_json::to_string(&string_list(v, "allowed_frame_origins", true)?)
-                    .unwrap_or_else(|_| "[]".into());
-        }
-        row.updated_at = self.clock.now();
-        self.db.put_settings(&row).await?;
-        Ok(Self::view(&row, true))
+        let list = |field: &str, origin_only: bool| -> Result<Option<String>> {
+            match m.get(field) {
+                None => Ok(None),
+                Some(v) => Ok(Some(
+                    serde_json::to_string(&string_list(v, field, origin_only)?)
+                        .unwrap_or_else(|_| "[]".into()),
+                )),
+            }
+        };
+        let return_urls = list("allowed_return_urls", false)?;
+        let frame_origins = list("allowed_frame_origins", true)?;
+        let row = self
+            .db
+            .update_settings_lists(
+                org_id,
+                return_urls.as_deref(),
+                frame_origins.as_deref(),
+                self.clock.now(),
+            )
+            .await?;
+        Ok(Self::view(Some(&row)))
     }
 
     /// `POST /api/v1/settings/session-secret`: a new secret (the old one stops signing
-    /// redirects at once), returned this once.
+    /// redirects at once), returned this once. Only the secret's column is written.
     pub async fn rotate_session_secret(&self, org_id: Uuid) -> Result<String> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
@@ -202,10 +198,10 @@ impl Service {
             "sss_{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
         );
-        let mut row = self.settings_row(org_id).await?;
-        row.session_secret = Some(self.keys.encrypt("session-secret", secret.as_bytes()));
-        row.updated_at = self.clock.now();
-        self.db.put_settings(&row).await?;
+        let sealed = self.keys.encrypt("session-secret", secret.as_bytes());
+        self.db
+            .set_session_secret(org_id, &sealed, self.clock.now())
+            .await?;
         Ok(secret)
     }
 

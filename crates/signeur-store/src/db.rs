@@ -128,6 +128,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_job_leases.sql"),
     ),
     (
+        9,
+        "idempotency_token",
+        include_str!("../migrations/sqlite/0009_idempotency_token.sql"),
+    ),
+    (
         10,
         "link_tokens_at_rest",
         include_str!("../migrations/sqlite/0010_link_tokens_at_rest.sql"),
@@ -175,6 +180,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/postgres/0008_job_leases.sql"),
     ),
     (
+        9,
+        "idempotency_token",
+        include_str!("../migrations/postgres/0009_idempotency_token.sql"),
+    ),
+    (
         10,
         "link_tokens_at_rest",
         include_str!("../migrations/postgres/0010_link_tokens_at_rest.sql"),
@@ -206,9 +216,34 @@ fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
     )
 }
 
+/// How to connect: the pool size (`SIGNEUR_DATABASE_MAX_CONNECTIONS`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DbOptions {
+    /// PostgreSQL: the pool's connections (default 16). SQLite: the readers' pool (default
+    /// 8); writes always go through one connection. A use case never needs two connections
+    /// at once (a transaction reads through itself), so any size of at least 1 works.
+    pub max_connections: Option<u32>,
+}
+
+/// PostgreSQL's pool when `SIGNEUR_DATABASE_MAX_CONNECTIONS` is unset.
+pub const DEFAULT_PG_CONNECTIONS: u32 = 16;
+/// SQLite's readers when `SIGNEUR_DATABASE_MAX_CONNECTIONS` is unset.
+pub const DEFAULT_SQLITE_READERS: u32 = 8;
+
 impl Db {
-    /// Connects to `sqlite://path` (created on first start, WAL) or `postgres://…`.
+    /// Connects to `sqlite://path` (created on first start, WAL) or `postgres://…` with the
+    /// default pool sizes.
     pub async fn connect(url: &str) -> Result<Db> {
+        Db::connect_with(url, DbOptions::default()).await
+    }
+
+    /// Connects to `sqlite://path` (created on first start, WAL) or `postgres://…`.
+    pub async fn connect_with(url: &str, options: DbOptions) -> Result<Db> {
+        if options.max_connections == Some(0) {
+            return Err(StoreError::Config(
+                "SIGNEUR_DATABASE_MAX_CONNECTIONS must be at least 1".into(),
+            ));
+        }
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or(path);
             if let Some(dir) = Path::new(path)
@@ -234,7 +269,7 @@ impl Db {
                 .connect_with(opts.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(options.max_connections.unwrap_or(DEFAULT_SQLITE_READERS))
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(opts.read_only(true))
@@ -243,7 +278,7 @@ impl Db {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(options.max_connections.unwrap_or(DEFAULT_PG_CONNECTIONS))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;

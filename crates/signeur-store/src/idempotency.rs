@@ -27,8 +27,10 @@ pub enum Reservation {
 }
 
 impl Db {
-    /// Reserves the key until `locked_until`. A row older than `expired_before` (24 h) or an
-    /// in-flight row whose lock ran out (its process died) is taken over.
+    /// Reserves the key until `locked_until` under `token` (which completing or releasing it
+    /// must name). A row older than `expired_before` (24 h) or an in-flight row whose lock
+    /// ran out (its process died, or it is still running past its lease) is taken over: the
+    /// new token fences the old holder out.
     #[allow(clippy::too_many_arguments)]
     pub async fn reserve_idempotency_key(
         &self,
@@ -40,10 +42,11 @@ impl Db {
         now: DateTime<Utc>,
         locked_until: DateTime<Utc>,
         expired_before: DateTime<Utc>,
+        token: &str,
     ) -> Result<Reservation> {
         let inserted = on_db_write!(self, p => sqlx::query(
-            "INSERT INTO idempotency_keys (org_id, key, method, path, body_hash, locked_until, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, key) DO NOTHING")
+            "INSERT INTO idempotency_keys (org_id, key, method, path, body_hash, locked_until, created_at, reservation_token) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (org_id, key) DO NOTHING")
             .bind(org_id)
             .bind(key)
             .bind(method)
@@ -51,6 +54,7 @@ impl Db {
             .bind(body_hash)
             .bind(locked_until)
             .bind(now)
+            .bind(token)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
@@ -59,7 +63,7 @@ impl Db {
         }
         let taken_over = on_db_write!(self, p => sqlx::query(
             "UPDATE idempotency_keys SET method = $3, path = $4, body_hash = $5, locked_until = $6, \
-             status_code = NULL, response_body = NULL, created_at = $7 \
+             status_code = NULL, response_body = NULL, created_at = $7, reservation_token = $9 \
              WHERE org_id = $1 AND key = $2 AND (created_at < $8 OR (status_code IS NULL AND locked_until <= $7))")
             .bind(org_id)
             .bind(key)
@@ -69,6 +73,7 @@ impl Db {
             .bind(locked_until)
             .bind(now)
             .bind(expired_before)
+            .bind(token)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
@@ -95,40 +100,53 @@ impl Db {
                     now,
                     locked_until,
                     expired_before,
+                    token,
                 ))
                 .await
             }
         }
     }
 
-    /// Stores the 2xx response for replay.
+    /// Stores the 2xx response for replay, if the reservation `token` still holds the key.
+    /// False when it was taken over meanwhile (the response is not stored).
     pub async fn complete_idempotency_key(
         &self,
         org_id: Uuid,
         key: &str,
+        token: &str,
         status: u16,
         body: &[u8],
-    ) -> Result<()> {
-        on_db_write!(self, p => sqlx::query(
-            "UPDATE idempotency_keys SET status_code = $3, response_body = $4, locked_until = NULL \
-             WHERE org_id = $1 AND key = $2")
+    ) -> Result<bool> {
+        let n = on_db_write!(self, p => sqlx::query(
+            "UPDATE idempotency_keys SET status_code = $4, response_body = $5, locked_until = NULL \
+             WHERE org_id = $1 AND key = $2 AND reservation_token = $3 AND status_code IS NULL")
             .bind(org_id)
             .bind(key)
+            .bind(token)
             .bind(i64::from(status))
             .bind(body)
             .execute(p)
             .await.map(|r| r.rows_affected()))?;
-        Ok(())
+        Ok(n == 1)
     }
 
-    /// Forgets a reservation whose request did not succeed, so the client may retry.
-    pub async fn release_idempotency_key(&self, org_id: Uuid, key: &str) -> Result<()> {
-        on_db_write!(self, p => sqlx::query("DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 AND status_code IS NULL")
+    /// Forgets a reservation whose request did not succeed, so the client may retry; only
+    /// while `token` still holds it. False when it was taken over meanwhile.
+    pub async fn release_idempotency_key(
+        &self,
+        org_id: Uuid,
+        key: &str,
+        token: &str,
+    ) -> Result<bool> {
+        let n = on_db_write!(self, p => sqlx::query(
+            "DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 AND reservation_token = $3 \
+             AND status_code IS NULL")
             .bind(org_id)
             .bind(key)
+            .bind(token)
             .execute(p)
             .await.map(|r| r.rows_affected()))?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Forgets a completed key, so it can be reserved again (a signing-session key whose

@@ -19,7 +19,10 @@ mod sessions;
 mod signing;
 
 pub use blobs::{BlobInfo, Blobs};
-pub use db::{Backend, Db, SqlitePools, Tx, migrations_versions};
+pub use db::{
+    Backend, DEFAULT_PG_CONNECTIONS, DEFAULT_SQLITE_READERS, Db, DbOptions, SqlitePools, Tx,
+    migrations_versions,
+};
 pub use events::append_event;
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, ExhaustedJob, JobListener, NewJob, PendingJob};

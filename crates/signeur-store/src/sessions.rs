@@ -53,18 +53,45 @@ impl Db {
             .await)?)
     }
 
-    pub async fn put_settings(&self, s: &SettingsRow) -> Result<()> {
+    /// Writes the allowed-URL lists given (JSON arrays; `None`: left as stored) and nothing
+    /// else, in one statement, so a concurrent write of another setting (the session secret,
+    /// the other list) stands. Returns the settings as they are after it.
+    pub async fn update_settings_lists(
+        &self,
+        org_id: Uuid,
+        allowed_return_urls: Option<&str>,
+        allowed_frame_origins: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<SettingsRow> {
+        Ok(on_db_write!(self, p => sqlx::query_as(
+            "INSERT INTO org_settings (org_id, allowed_return_urls, allowed_frame_origins, updated_at) \
+             VALUES ($1, COALESCE($2, '[]'), COALESCE($3, '[]'), $4) ON CONFLICT (org_id) DO UPDATE SET \
+             allowed_return_urls = COALESCE($2, org_settings.allowed_return_urls), \
+             allowed_frame_origins = COALESCE($3, org_settings.allowed_frame_origins), \
+             updated_at = $4 \
+             RETURNING org_id, allowed_return_urls, allowed_frame_origins, session_secret, updated_at")
+            .bind(org_id)
+            .bind(allowed_return_urls)
+            .bind(allowed_frame_origins)
+            .bind(now)
+            .fetch_one(p)
+            .await)?)
+    }
+
+    /// Writes the session secret (encrypted) and nothing else.
+    pub async fn set_session_secret(
+        &self,
+        org_id: Uuid,
+        secret: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         on_db_write!(self, p => sqlx::query(
             "INSERT INTO org_settings (org_id, allowed_return_urls, allowed_frame_origins, session_secret, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id) DO UPDATE SET \
-             allowed_return_urls = excluded.allowed_return_urls, \
-             allowed_frame_origins = excluded.allowed_frame_origins, \
-             session_secret = excluded.session_secret, updated_at = excluded.updated_at")
-            .bind(s.org_id)
-            .bind(&s.allowed_return_urls)
-            .bind(&s.allowed_frame_origins)
-            .bind(&s.session_secret)
-            .bind(s.updated_at)
+             VALUES ($1, '[]', '[]', $2, $3) ON CONFLICT (org_id) DO UPDATE SET \
+             session_secret = $2, updated_at = $3")
+            .bind(org_id)
+            .bind(secret)
+            .bind(now)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;

@@ -78,24 +78,30 @@ impl Db {
             .await)?)
     }
 
-    /// Counts a wrong code; the `max`-th wrong code in a row locks the gate until
-    /// `lock_until`. Returns the attempts counted so far (after this one).
-    pub async fn record_wrong_code(
+    /// Takes one try at the gate before the code is checked, in one statement (so no more
+    /// than `max` tries in a row are ever checked, however many arrive at once): refused
+    /// (`None`) while the gate is locked at `now`; otherwise the try is counted as wrong in
+    /// advance and the `max`-th locks the gate until `lock_until` (a right code undoes both
+    /// with [`Db::reset_code_attempts`]). Returns the gate after the count, with the hash
+    /// to check the code against.
+    pub async fn reserve_code_attempt(
         &self,
         signer_id: Uuid,
         max: i64,
+        now: DateTime<Utc>,
         lock_until: DateTime<Utc>,
-    ) -> Result<i64> {
-        let attempts: Option<i64> = on_db_write!(self, p => sqlx::query_scalar(
+    ) -> Result<Option<CodeGate>> {
+        Ok(on_db_write!(self, p => sqlx::query_as(
             "UPDATE signers SET access_code_attempts = access_code_attempts + 1, \
-             locked_until = CASE WHEN access_code_attempts + 1 >= $2 THEN $3 ELSE locked_until END \
-             WHERE id = $1 RETURNING access_code_attempts")
+             locked_until = CASE WHEN access_code_attempts + 1 >= $2 THEN $4 ELSE locked_until END \
+             WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $3) \
+             RETURNING access_code_hash, access_code_rotated_at, access_code_attempts, locked_until")
             .bind(signer_id)
             .bind(max)
+            .bind(now)
             .bind(lock_until)
             .fetch_optional(p)
-            .await)?;
-        Ok(attempts.unwrap_or(max))
+            .await)?)
     }
 
     /// A right code: the counter starts again.

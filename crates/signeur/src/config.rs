@@ -20,6 +20,9 @@ pub struct Config {
     pub public_url: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    /// PostgreSQL's pool size (default 16); on SQLite, the readers' pool (default 8; one
+    /// writer always).
+    pub database_max_connections: Option<u32>,
     pub storage_url: Option<String>,
     pub master_key: Option<String>,
     pub master_key_file: Option<PathBuf>,
@@ -46,6 +49,7 @@ impl Default for Config {
             public_url: None,
             data_dir: PathBuf::from("./signeur-data"),
             database_url: None,
+            database_max_connections: None,
             storage_url: None,
             master_key: None,
             master_key_file: None,
@@ -77,6 +81,16 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("signeur.db").display()))
+    }
+
+    /// `SIGNEUR_DATABASE_MAX_CONNECTIONS`.
+    pub fn database_options(&self) -> anyhow::Result<signeur_store::DbOptions> {
+        if self.database_max_connections == Some(0) {
+            bail!("SIGNEUR_DATABASE_MAX_CONNECTIONS must be at least 1");
+        }
+        Ok(signeur_store::DbOptions {
+            max_connections: self.database_max_connections,
+        })
     }
 
     pub fn storage_url(&self) -> String {

@@ -301,7 +301,7 @@ fn verify(
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url())
+    let db = Db::connect_with(&config.database_url(), config.database_options()?)
         .await
         .context("connecting to the database")?;
     db.migrate().await.context("applying migrations")?;

@@ -173,7 +173,7 @@ pub(super) fn state_page<'a>(
             context! {
                 signed_at => link.signer.signed_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()),
                 sealed => *sealed,
-                download => *sealed && link.has_session,
+                download => link.may_download_sealed(),
             },
         )),
         LinkState::NotYourTurn => Some(message(

@@ -4,6 +4,7 @@
 mod api;
 mod chain;
 mod cli;
+mod concurrency;
 mod contract;
 mod email;
 mod evidence;

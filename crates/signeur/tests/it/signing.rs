@@ -973,8 +973,15 @@ async fn an_api_link_opens_the_sealed_download_after_the_session_ended() {
         let (status, html) = page(&browser, &url).await;
         assert_eq!(status, 200);
         assert!(html.contains("You have signed"), "{html}");
-        assert!(html.contains("/signed.pdf"), "the download is offered: {html}");
-        let res = browser.get(format!("{url}/signed.pdf")).send().await.unwrap();
+        assert!(
+            html.contains("/signed.pdf"),
+            "the download is offered: {html}"
+        );
+        let res = browser
+            .get(format!("{url}/signed.pdf"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["content-type"], "application/pdf");
         assert!(res.bytes().await.unwrap().starts_with(ONE_PAGE));

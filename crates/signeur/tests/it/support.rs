@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use signeur_service::mail::{MailSettings, Mailer};
 use signeur_service::{Clock, MasterKey, Service};
-use signeur_store::{Blobs, Db};
+use signeur_store::{Blobs, Db, DbOptions};
 
 pub const ONE_PAGE: &[u8] = include_bytes!("../../../signeur-pdf/tests/fixtures/one-page.pdf");
 pub const THREE_PAGES: &[u8] =
@@ -41,18 +41,17 @@ pub fn backend_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
-async fn fresh_db(dir: &std::path::Path) -> (Db, Option<(String, String)>) {
+async fn fresh_db(dir: &std::path::Path, options: DbOptions) -> (Db, Option<(String, String)>) {
     match backend_url() {
         None => {
-            let db = Db::connect(&format!("sqlite://{}", dir.join("signeur.db").display()))
-                .await
-                .unwrap();
+            let url = format!("sqlite://{}", dir.join("signeur.db").display());
+            let db = Db::connect_with(&url, options).await.unwrap();
             db.migrate().await.unwrap();
             (db, None)
         }
         Some(_) => {
             let (scoped, admin, schema) = pg_schema().await.unwrap();
-            let db = Db::connect(&scoped).await.unwrap();
+            let db = Db::connect_with(&scoped, options).await.unwrap();
             db.migrate().await.unwrap();
             (db, Some((admin, schema)))
         }
@@ -106,8 +105,21 @@ impl TestApp {
     /// With `Some(url)`, invitations go to that SMTP server (2 s timeout); otherwise they
     /// are kept in memory (`app.service.mail.mailer.sent()`).
     pub async fn start_with_smtp(smtp_url: Option<String>) -> TestApp {
+        TestApp::start_configured(smtp_url, DbOptions::default()).await
+    }
+
+    /// With a pool of `max_connections` (`SIGNEUR_DATABASE_MAX_CONNECTIONS`): PostgreSQL's
+    /// pool, SQLite's readers.
+    pub async fn start_with_pool(max_connections: u32) -> TestApp {
+        let options = DbOptions {
+            max_connections: Some(max_connections),
+        };
+        TestApp::start_configured(None, options).await
+    }
+
+    pub async fn start_configured(smtp_url: Option<String>, options: DbOptions) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let (db, pg_schema) = fresh_db(dir.path()).await;
+        let (db, pg_schema) = fresh_db(dir.path(), options).await;
         let clock = Clock::manual(chrono::Utc::now());
         let blobs =
             Blobs::from_url(&format!("file://{}", dir.path().join("blobs").display())).unwrap();
