@@ -587,3 +587,102 @@ async fn everything_under_the_data_directory_is_private() {
     }
     drop(server);
 }
+
+/// `kill -9` in the middle of a seal (the process is waiting on a time-stamp authority that
+/// never answers): after a restart the job's lease runs out and the seal is done exactly
+/// once, and the file served is the one whose hash was committed.
+#[tokio::test]
+async fn a_seal_interrupted_by_kill_9_is_finished_after_a_restart() {
+    use sha2::Digest as _;
+    // An authority that accepts the connection and then says nothing.
+    let tsa = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tsa_url = format!("http://{}/", tsa.local_addr().unwrap());
+    let (contacted_tx, contacted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in tsa.incoming() {
+            held.push(conn);
+            let _ = contacted_tx.send(());
+        }
+    });
+
+    let dir = Backend::new().await;
+    let (server, key) = serve_with(&dir, &[("SIGNEUR_TSA_URL", &tsa_url)]);
+    let key = key.expect("first start prints api_key");
+    let client = http_client();
+    let mut body = seed_body();
+    body["signers"] = serde_json::json!([{ "email": "buyer@example.com", "name": "Anna Buyer" }]);
+    let created: Value = client
+        .post(format!("{}/api/v1/signatures", server.base))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let sign_url = created["signers"][0]["sign_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) =
+        crate::signing::sign_as(&crate::signing::browser(), &sign_url, "Anna Buyer").await;
+    assert_eq!(status, 200);
+    contacted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the seal job asked the authority for a time-stamp");
+    drop(server); // SIGNKILL, mid-seal
+
+    // Restarted without an authority: the dead node's lease runs out (30 s) and the seal is
+    // taken up again.
+    let (server, _) = serve(&dir);
+    let get = |base: String| {
+        let client = client.clone();
+        let key = key.clone();
+        let id = id.clone();
+        async move {
+            client
+                .get(format!("{base}/api/v1/signatures/{id}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let mut got = get(server.base.clone()).await;
+    for _ in 0..180 {
+        if got["status"] == "signed" {
+            break;
+        }
+        assert_eq!(got["status"], "awaiting_stamp", "{got}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        got = get(server.base.clone()).await;
+    }
+    assert_eq!(got["status"], "signed", "sealed within 90 s of the restart");
+    let completed = got["audit_trail"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "signature_request.completed")
+        .count();
+    assert_eq!(completed, 1, "sealed exactly once");
+    let pdf = client
+        .get(format!("{}/api/v1/signatures/{id}/document", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&pdf)),
+        got["sealed_document_hash"].as_str().unwrap(),
+        "the served file is the committed one"
+    );
+}

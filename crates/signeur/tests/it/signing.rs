@@ -41,7 +41,11 @@ pub(crate) async fn post_form(
 }
 
 /// Signs through the page: name, consent, optional drawing.
-async fn sign_as(c: &reqwest::Client, sign_url: &str, name: &str) -> (StatusCode, String) {
+pub(crate) async fn sign_as(
+    c: &reqwest::Client,
+    sign_url: &str,
+    name: &str,
+) -> (StatusCode, String) {
     let (status, html) = page(c, sign_url).await;
     assert_eq!(status, 200, "{html}");
     let csrf = csrf_of(&html);
