@@ -581,6 +581,7 @@ pub fn resend_locale(body: &[u8]) -> Result<Option<Locale>> {
 pub mod schema;
 #[cfg(test)]
 mod tests;
+pub mod webhook;
 
 /// A required text field of a signing-page form: trimmed, 1 to `max` characters, no
 /// control characters (line breaks allowed when `multiline`).

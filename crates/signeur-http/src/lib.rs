@@ -8,6 +8,7 @@ pub mod pages;
 mod sessions;
 mod signatures;
 pub mod views;
+mod webhooks;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
@@ -61,7 +62,7 @@ impl AppState {
                        Errors are `{\"error\": code, \"message\": text}`; every POST accepts `Idempotency-Key`."
     ),
     modifiers(&BearerAuth),
-    tags((name = "Signature requests"), (name = "Signing sessions and settings"), (name = "Operations"))
+    tags((name = "Signature requests"), (name = "Signing sessions and settings"), (name = "Webhook endpoints"), (name = "Operations"))
 )]
 struct ApiDoc;
 
@@ -103,6 +104,11 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::create_session))
         .routes(routes!(sessions::get_session))
         .routes(routes!(sessions::rotate_link))
+        .routes(routes!(webhooks::list_endpoints, webhooks::create_endpoint))
+        .routes(routes!(
+            webhooks::update_endpoint,
+            webhooks::delete_endpoint
+        ))
 }
 
 fn public_routes() -> OpenApiRouter<AppState> {

@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod settings;
 pub mod signing;
 pub mod tsa;
+pub mod webhooks;
 
 use signeur_store::{Blobs, Db};
 
@@ -58,6 +59,7 @@ pub struct Service {
     /// Wakes this node's worker when a job was enqueued here.
     wake: std::sync::Arc<tokio::sync::Notify>,
     worker_health: std::sync::Arc<jobs::WorkerHealth>,
+    webhooks: webhooks::WebhookSettings,
 }
 
 impl Service {
@@ -77,6 +79,7 @@ impl Service {
             job_hook: None,
             wake: Default::default(),
             worker_health: Default::default(),
+            webhooks: Default::default(),
         }
     }
 

@@ -137,6 +137,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "link_tokens_at_rest",
         include_str!("../migrations/sqlite/0010_link_tokens_at_rest.sql"),
     ),
+    (
+        11,
+        "webhook_endpoints",
+        include_str!("../migrations/sqlite/0011_webhook_endpoints.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -188,6 +193,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "link_tokens_at_rest",
         include_str!("../migrations/postgres/0010_link_tokens_at_rest.sql"),
+    ),
+    (
+        11,
+        "webhook_endpoints",
+        include_str!("../migrations/postgres/0011_webhook_endpoints.sql"),
     ),
 ];
 

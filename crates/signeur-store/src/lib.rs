@@ -17,6 +17,7 @@ mod requests;
 mod rfc3339;
 mod sessions;
 mod signing;
+mod webhooks;
 
 pub use blobs::{BlobInfo, Blobs};
 pub use db::{
@@ -30,6 +31,7 @@ pub use orgs::{ApiKeyRow, OrgRow, SealKeyRow};
 pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
 pub use sessions::{SessionRow, SettingsRow};
 pub use signing::{CodeGate, Signature};
+pub use webhooks::{EndpointChange, WebhookEndpointRow};
 
 /// Failures of the database or the blob store: never the client's fault.
 #[derive(Debug, thiserror::Error)]

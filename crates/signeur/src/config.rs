@@ -40,6 +40,8 @@ pub struct Config {
     pub tsa_url: Option<String>,
     /// Extra trust roots (a PEM file) for HTTPS time-stamp authorities.
     pub tsa_ca_file: Option<PathBuf>,
+    /// Webhook endpoints may name loopback and private hosts (development and tests).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             seal_p12_password: None,
             tsa_url: None,
             tsa_ca_file: None,
+            webhook_allow_private: false,
         }
     }
 }

@@ -313,7 +313,10 @@ async fn service(config: &Config, keys: signeur_service::MasterKey) -> anyhow::R
     let blobs = Blobs::from_url(&config.storage_url())?;
     let mut service = Service::new(db, blobs, Clock::System, keys)
         .with_mail(config.mail()?)
-        .with_tsa(config.tsa()?);
+        .with_tsa(config.tsa()?)
+        .with_webhooks(signeur_service::webhooks::WebhookSettings {
+            allow_private: config.webhook_allow_private,
+        });
     if let Some(identity) = config.seal_identity()? {
         service = service.with_seal_identity(identity);
     }

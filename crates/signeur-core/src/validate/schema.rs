@@ -205,3 +205,37 @@ pub fn create_example() -> serde_json::Value {
         "metadata": { "deal_id": "D-42" }
     })
 }
+
+/// Body of `POST /api/v1/webhook-endpoints`.
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateWebhookEndpoint {
+    /// Where events are POSTed: `https://` (plain `http://` and private or loopback hosts only
+    /// with `SIGNEUR_WEBHOOK_ALLOW_PRIVATE=true`, for development); no credentials or fragment.
+    #[schema(format = "uri", max_length = 2000)]
+    url: String,
+    /// Event types to receive; empty or omitted: all of them.
+    event_types: Option<Vec<crate::event::EventType>>,
+    /// A short label.
+    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
+    description: Option<String>,
+}
+
+/// Body of `PATCH /api/v1/webhook-endpoints/{id}`: only the fields given change.
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct UpdateWebhookEndpoint {
+    /// As on create.
+    #[schema(format = "uri", max_length = 2000)]
+    url: Option<String>,
+    /// Event types to receive; empty or null: all of them.
+    event_types: Option<Vec<crate::event::EventType>>,
+    /// A short label; null clears it.
+    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
+    description: Option<String>,
+    /// true pauses delivery without deleting the endpoint; false resumes it (and clears an
+    /// automatic disable).
+    disabled: Option<bool>,
+}

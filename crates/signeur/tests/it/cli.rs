@@ -10,9 +10,9 @@ use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_signeur");
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -31,13 +31,13 @@ fn free_port() -> u16 {
 }
 
 /// The binary's database: SQLite in `data`, or a PostgreSQL schema of its own.
-struct Backend {
+pub(crate) struct Backend {
     data: tempfile::TempDir,
     pg: Option<(String, String, String)>,
 }
 
 impl Backend {
-    async fn new() -> Backend {
+    pub(crate) async fn new() -> Backend {
         Backend {
             data: tempfile::tempdir().unwrap(),
             pg: pg_schema().await,
@@ -79,7 +79,7 @@ fn serve(data: &Backend) -> (Server, Option<String>) {
     serve_with(data, &[])
 }
 
-fn serve_with(data: &Backend, env: &[(&str, &str)]) -> (Server, Option<String>) {
+pub(crate) fn serve_with(data: &Backend, env: &[(&str, &str)]) -> (Server, Option<String>) {
     let port = free_port();
     let mut child = command(data)
         .envs(env.iter().copied())

@@ -20,3 +20,4 @@ mod snapshots;
 mod support;
 mod typed;
 mod upgrade;
+mod webhooks;

@@ -138,7 +138,11 @@ impl TestApp {
             clock.clone(),
             MasterKey::generate(),
         )
-        .with_mail(mail);
+        .with_mail(mail)
+        // Tests deliver to receivers on loopback.
+        .with_webhooks(signeur_service::webhooks::WebhookSettings {
+            allow_private: true,
+        });
         let (org, key) = service
             .bootstrap()
             .await
