@@ -1,6 +1,7 @@
 //! Webhook endpoints: `GET`/`POST /api/v1/webhook-endpoints`, `PATCH`/`DELETE
 //! /api/v1/webhook-endpoints/{id}`.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,6 +13,7 @@ use utoipa::ToSchema;
 use signeur_core::EventType;
 use signeur_core::time::{ms, ms_opt};
 use signeur_core::validate::schema::{CreateWebhookEndpoint, UpdateWebhookEndpoint};
+use signeur_service::ReplayCondition;
 use signeur_service::webhooks::{CreatedEndpoint, WebhookEndpoint, endpoint_id};
 
 use crate::AppState;
@@ -144,8 +146,13 @@ pub async fn create_endpoint(
         .service
         .create_webhook_endpoint(caller.org_id, &body)
         .await?;
+    // A replay of this create stands only while the endpoint exists.
+    let replay = ReplayCondition::WebhookEndpointExists {
+        id: created.endpoint.id,
+    };
     Ok((
         StatusCode::CREATED,
+        Extension(replay),
         Json(WebhookEndpointCreated::from(created)),
     )
         .into_response())

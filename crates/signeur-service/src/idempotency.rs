@@ -39,6 +39,9 @@ pub enum ReplayCondition {
     /// The signing session created is still usable (pending and not expired): the wire
     /// decisions say a session key whose session is no longer valid creates a new session.
     SigningSessionUsable { id: Uuid },
+    /// The webhook endpoint created still exists: once it was deleted, the key creates a new
+    /// one (with a new secret) rather than replaying an id that answers 404.
+    WebhookEndpointExists { id: Uuid },
 }
 
 /// The reservation a request holds on its key: finishing or releasing the key takes it, so
@@ -153,6 +156,9 @@ impl Service {
         match c {
             ReplayCondition::SigningSessionUsable { id } => {
                 self.session_still_valid(org_id, id).await
+            }
+            ReplayCondition::WebhookEndpointExists { id } => {
+                self.webhook_endpoint_exists(org_id, id).await
             }
         }
     }

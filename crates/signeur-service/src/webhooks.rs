@@ -251,6 +251,11 @@ impl Service {
         })
     }
 
+    /// Whether the endpoint still exists (the replay condition of its create).
+    pub(crate) async fn webhook_endpoint_exists(&self, org_id: Uuid, id: Uuid) -> Result<bool> {
+        Ok(self.db.webhook_endpoint(org_id, id).await?.is_some())
+    }
+
     /// `GET /api/v1/webhook-endpoints`.
     pub async fn list_webhook_endpoints(&self, org_id: Uuid) -> Result<Vec<WebhookEndpoint>> {
         self.db

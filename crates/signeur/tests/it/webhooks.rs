@@ -219,3 +219,41 @@ async fn the_binary_refuses_private_and_plain_http_endpoints_by_default() {
         .unwrap();
     assert_eq!(res.status(), 201);
 }
+
+/// A repeated create with the same `Idempotency-Key` replays the endpoint while it exists;
+/// once it was deleted, the key creates a new one (a replay would name an id that is a 404).
+#[tokio::test]
+async fn an_idempotent_create_replays_only_while_its_endpoint_exists() {
+    let app = TestApp::start().await;
+    let send = || {
+        app.post("/api/v1/webhook-endpoints")
+            .header("Idempotency-Key", "ep-key-1")
+            .json(&json!({"url": "https://example.com/hooks"}))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+
+    let id = first["id"].as_str().unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/webhook-endpoints/{id}")))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let fresh = send().await.unwrap();
+    assert_eq!(fresh.status(), 201);
+    assert!(fresh.headers().get("idempotent-replayed").is_none());
+    let fresh: Value = fresh.json().await.unwrap();
+    assert_ne!(fresh["id"], first["id"]);
+    let list = app.get_json("/api/v1/webhook-endpoints").await;
+    assert_eq!(list["data"][0]["id"], fresh["id"]);
+}
