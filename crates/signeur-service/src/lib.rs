@@ -19,6 +19,7 @@ pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod previews;
+mod paging;
 mod requests;
 pub mod seal_keys;
 pub mod sealing;
