@@ -49,14 +49,15 @@ impl Db {
             if let Some(t) = f.created_to {
                 q.push(" AND created_at < ").push_bind(t);
             }
+            // A row value, not `created_at < $t OR (created_at = $t AND id < $id)`: with it
+            // both databases seek the index to the cursor (SQLite's plan reads
+            // `(created_at,id)<(?,?)`), where the OR form scans every newer event first.
             if let Some((t, id)) = &f.after {
-                q.push(" AND (created_at < ")
+                q.push(" AND (created_at, id) < (")
                     .push_bind(*t)
-                    .push(" OR (created_at = ")
-                    .push_bind(*t)
-                    .push(" AND id < ")
+                    .push(", ")
                     .push_bind(id.clone())
-                    .push("))");
+                    .push(")");
             }
             q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
                 .push_bind(f.limit);
