@@ -2,6 +2,7 @@
 //! authentication and idempotency. Handlers parse, call one service function, render.
 
 pub mod error;
+mod events;
 pub mod guard;
 mod json;
 pub mod pages;
@@ -62,7 +63,7 @@ impl AppState {
                        Errors are `{\"error\": code, \"message\": text}`; every POST accepts `Idempotency-Key`."
     ),
     modifiers(&BearerAuth),
-    tags((name = "Signature requests"), (name = "Signing sessions and settings"), (name = "Webhook endpoints"), (name = "Operations"))
+    tags((name = "Signature requests"), (name = "Signing sessions and settings"), (name = "Webhook endpoints"), (name = "Events"), (name = "Operations"))
 )]
 struct ApiDoc;
 
@@ -109,6 +110,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
             webhooks::update_endpoint,
             webhooks::delete_endpoint
         ))
+        .routes(routes!(events::list_events))
 }
 
 fn public_routes() -> OpenApiRouter<AppState> {

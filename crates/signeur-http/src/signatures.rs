@@ -50,7 +50,7 @@ fn status_or_empty() -> utoipa::openapi::schema::Schema {
     ))
 }
 
-fn date_time_or_empty() -> utoipa::openapi::schema::Schema {
+pub(crate) fn date_time_or_empty() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
     or_empty(
         ObjectBuilder::new()
@@ -59,7 +59,7 @@ fn date_time_or_empty() -> utoipa::openapi::schema::Schema {
     )
 }
 
-fn limit_or_empty() -> utoipa::openapi::schema::Schema {
+pub(crate) fn limit_or_empty() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     or_empty(
         ObjectBuilder::new()

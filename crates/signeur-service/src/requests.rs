@@ -14,7 +14,7 @@ use crate::mail::NoticeKind;
 
 use crate::links::new_access_token;
 use crate::model::{self, Event, SignatureRequest, Signer, effective_status};
-use crate::{Result, Service, ServiceError, cursor, events};
+use crate::{Result, Service, ServiceError, cursor, events, paging};
 
 /// A request with everything a reader sees, as of `now`.
 #[derive(Debug, Clone)]
@@ -60,16 +60,6 @@ pub struct CancelOutcome {
 pub struct SignedDocument {
     pub filename: String,
     pub bytes: Vec<u8>,
-}
-
-const DEFAULT_LIMIT: i64 = 25;
-const MAX_LIMIT: i64 = 100;
-
-fn invalid_filter(field: &str, what: &str) -> ServiceError {
-    ServiceError::invalid(
-        "invalid_filter",
-        format!("Query parameter '{field}' {what}."),
-    )
 }
 
 impl Service {
@@ -214,40 +204,12 @@ impl Service {
             None | Some("") => None,
             Some(s) => Some(
                 RequestStatus::parse(s)
-                    .ok_or_else(|| invalid_filter("status", "must be one of pending, sent, opened, signed, cancelled, declined, expired, awaiting_stamp, stamp_failed"))?,
+                    .ok_or_else(|| paging::invalid_filter("status", "must be one of pending, sent, opened, signed, cancelled, declined, expired, awaiting_stamp, stamp_failed"))?,
             ),
         };
-        let bound = |name: &str, v: &Option<String>| -> Result<Option<DateTime<Utc>>> {
-            match v.as_deref() {
-                None | Some("") => Ok(None),
-                Some(s) => time::parse(s)
-                    // SQLite compares timestamps as text: a year past 9999 ("+10000-…") would
-                    // sort before every stored one and invert the filter.
-                    .filter(|t| (0..=9999).contains(&chrono::Datelike::year(t)))
-                    .map(|t| Some(time::ceil_ms(t)))
-                    .ok_or_else(|| {
-                        invalid_filter(
-                            name,
-                            "must be an ISO-8601 timestamp such as 2026-05-14T10:51:51Z",
-                        )
-                    }),
-            }
-        };
-        let created_from = bound("created_from", &q.created_from)?;
-        let created_to = bound("created_to", &q.created_to)?;
-        let limit = match q.limit.as_deref() {
-            None | Some("") => DEFAULT_LIMIT,
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ServiceError::invalid(
-                        "invalid_limit",
-                        "Query parameter 'limit' must be an integer from 1 to 100.",
-                    )
-                })?,
-        };
+        let created_from = paging::bound("created_from", q.created_from.as_deref())?;
+        let created_to = paging::bound("created_to", q.created_to.as_deref())?;
+        let limit = paging::limit(q.limit.as_deref())?;
         // What a cursor is bound to: the filters exactly as interpreted.
         let fingerprint = format!(
             "status={}&from={}&to={}",
@@ -257,9 +219,10 @@ impl Service {
         );
         let after = match q.cursor.as_deref() {
             None | Some("") => None,
-            Some(c) => Some(cursor::decode(&self.keys, org_id, &fingerprint, c).ok_or_else(|| {
-                ServiceError::invalid("invalid_cursor", "Query parameter 'cursor' is not a cursor issued for this list and these filters.")
-            })?),
+            Some(c) => Some(
+                cursor::decode(&self.keys, org_id, &fingerprint, c)
+                    .ok_or_else(paging::invalid_cursor)?,
+            ),
         };
         let filter = ListFilter {
             status,

@@ -24,7 +24,7 @@ pub use db::{
     Backend, DEFAULT_PG_CONNECTIONS, DEFAULT_SQLITE_READERS, Db, DbOptions, SqlitePools, Tx,
     migrations_versions,
 };
-pub use events::append_event;
+pub use events::{EventFilter, append_event};
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, ExhaustedJob, JobListener, NewJob, PendingJob};
 pub use orgs::{ApiKeyRow, OrgRow, SealKeyRow};

@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod contract;
 mod email;
+mod events_api;
 mod evidence;
 mod framing;
 mod jobs;
