@@ -109,6 +109,10 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
             webhooks::update_endpoint,
             webhooks::delete_endpoint
         ))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::test_endpoint))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::retry_delivery))
 }
 
 fn public_routes() -> OpenApiRouter<AppState> {

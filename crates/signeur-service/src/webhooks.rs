@@ -2,8 +2,7 @@
 //! with its own signing secret (`whsec_…`, shown once, stored encrypted with the master key),
 //! and the rule for which hosts an endpoint may name.
 //!
-//! Delivery (the retry queue, the attempt history, the audit-trail records) is the rest of
-//! issue 15 and is not built yet.
+//! Delivery (the outbox, the retry queue, the attempt history) is in `deliveries`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -20,16 +19,30 @@ use crate::{Result, Service, ServiceError};
 
 /// The environment variable that lets endpoints name loopback and private hosts.
 pub const ALLOW_PRIVATE_VAR: &str = "SIGNEUR_WEBHOOK_ALLOW_PRIVATE";
-const SECRET_PURPOSE: &str = "webhook secret";
+pub(crate) const SECRET_PURPOSE: &str = "webhook secret";
 /// Endpoints per organization.
 pub const MAX_ENDPOINTS: usize = 50;
 
 /// How webhooks are delivered (configuration).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WebhookSettings {
     /// Deliver to (and accept endpoints on) loopback and private addresses, and plain
     /// `http://` on loopback: development and tests only.
     pub allow_private: bool,
+    /// Per attempt (`SIGNEUR_WEBHOOK_TIMEOUT_SECS`, default 5 s).
+    pub timeout: std::time::Duration,
+    /// When failed attempts are retried (`SIGNEUR_WEBHOOK_RETRY`).
+    pub retry: crate::deliveries::RetrySchedule,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_private: false,
+            timeout: std::time::Duration::from_secs(5),
+            retry: Default::default(),
+        }
+    }
 }
 
 /// An endpoint as the API shows it (never its secret).
@@ -173,6 +186,8 @@ impl Service {
     /// Replaces the webhook settings.
     pub fn with_webhooks(mut self, webhooks: WebhookSettings) -> Self {
         self.webhooks = webhooks;
+        // The client is built with these settings at its first use.
+        self.webhook_client = Default::default();
         self
     }
 
@@ -199,7 +214,7 @@ impl Service {
         })
     }
 
-    fn new_webhook_secret(&self) -> (String, Vec<u8>) {
+    pub(crate) fn new_webhook_secret(&self) -> (String, Vec<u8>) {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!(

@@ -20,4 +20,5 @@ mod snapshots;
 mod support;
 mod typed;
 mod upgrade;
+mod webhook_delivery;
 mod webhooks;
