@@ -32,7 +32,7 @@ pub struct WebhookSettings {
     /// Per attempt (`SIGNEUR_WEBHOOK_TIMEOUT_SECS`, default 5 s).
     pub timeout: std::time::Duration,
     /// When failed attempts are retried (`SIGNEUR_WEBHOOK_RETRY`).
-    pub retry: crate::deliveries::RetrySchedule,
+    pub retry: RetrySchedule,
 }
 
 impl Default for WebhookSettings {
@@ -42,6 +42,80 @@ impl Default for WebhookSettings {
             timeout: std::time::Duration::from_secs(5),
             retry: Default::default(),
         }
+    }
+}
+
+/// When failed attempts are retried: `FIRST` seconds doubling up to `CAP`, ±20 % jitter,
+/// until `ATTEMPTS` attempts or `WINDOW` seconds after the event
+/// (`SIGNEUR_WEBHOOK_RETRY="FIRST,CAP,ATTEMPTS,WINDOW"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySchedule {
+    pub first: u64,
+    pub cap: u64,
+    pub attempts: u32,
+    pub window: u64,
+}
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        RetrySchedule {
+            first: 60,
+            cap: 3600,
+            attempts: 28,
+            window: 86400,
+        }
+    }
+}
+
+impl RetrySchedule {
+    /// Parses `FIRST,CAP,ATTEMPTS,WINDOW` (seconds, seconds, count, seconds).
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let [first, cap, attempts, window] = parts.as_slice() else {
+            return Err(format!(
+                "'{s}' is not FIRST,CAP,ATTEMPTS,WINDOW (four numbers, e.g. 60,3600,28,86400)"
+            ));
+        };
+        let num = |name: &str, v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name} '{v}' is not a whole number"))
+        };
+        let schedule = RetrySchedule {
+            first: num("FIRST", first)?,
+            cap: num("CAP", cap)?,
+            attempts: u32::try_from(num("ATTEMPTS", attempts)?)
+                .map_err(|_| format!("ATTEMPTS '{attempts}' is too large"))?,
+            window: num("WINDOW", window)?,
+        };
+        if schedule.first == 0 || schedule.cap < schedule.first || schedule.attempts == 0 {
+            return Err(format!(
+                "'{s}': FIRST must be at least 1, CAP at least FIRST, ATTEMPTS at least 1"
+            ));
+        }
+        Ok(schedule)
+    }
+
+    /// The delay after failed attempt `n` (1-based), before jitter.
+    pub fn base_delay(&self, n: u32) -> u64 {
+        let exp = n.clamp(1, 40) - 1;
+        self.first.saturating_mul(1u64 << exp.min(32)).min(self.cap)
+    }
+
+    /// When attempt `n + 1` runs after attempt `n` failed at `now`; None: no more attempts
+    /// (the count or the window after the event ran out).
+    pub fn next_attempt(
+        &self,
+        n: u32,
+        event_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if n >= self.attempts {
+            return None;
+        }
+        let base = self.base_delay(n) as f64;
+        let jittered = base * rand::Rng::random_range(&mut rand::rng(), 0.8..=1.2);
+        let at = now + chrono::Duration::milliseconds((jittered * 1000.0) as i64);
+        (at <= event_at + chrono::Duration::seconds(self.window as i64)).then_some(at)
     }
 }
 
