@@ -190,6 +190,8 @@ wire_enum!(
         SealDocument = "seal_document",
         /// Completes embedded signing sessions that lapsed unused.
         ExpireSessions = "expire_sessions",
+        /// Makes one attempt of a webhook delivery (and schedules the next on failure).
+        DeliverWebhook = "deliver_webhook",
     }
 );
 

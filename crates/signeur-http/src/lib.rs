@@ -111,6 +111,10 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
             webhooks::delete_endpoint
         ))
         .routes(routes!(events::list_events))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::test_endpoint))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::retry_delivery))
 }
 
 fn public_routes() -> OpenApiRouter<AppState> {

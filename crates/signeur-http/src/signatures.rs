@@ -29,7 +29,7 @@ fn request_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// An empty query value means "not given", as the service reads it.
-fn or_empty(
+pub(crate) fn or_empty(
     schema: impl Into<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
 ) -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};

@@ -55,7 +55,13 @@ fn dependencies_point_one_way() {
         ("signeur-store", &["signeur-core"]),
         (
             "signeur-service",
-            &["signeur-core", "signeur-pdf", "signeur-store"],
+            // The service signs webhook deliveries with the integrators' verifier crate.
+            &[
+                "signeur-core",
+                "signeur-pdf",
+                "signeur-store",
+                "signeur-webhook",
+            ],
         ),
         ("signeur-http", &["signeur-core", "signeur-service"]),
     ];

@@ -169,7 +169,7 @@ impl Service {
             now,
         );
         tx.update_request_status(&row).await?;
-        tx.insert_events(&[event]).await?;
+        self.record_events(&mut tx, &[event]).await?;
         tx.commit().await?;
         tracing::warn!(signature_request = %request_id, signer = %signer.id, error = %error, "invitation refused");
         Ok(())
@@ -298,7 +298,7 @@ impl Service {
             now,
         );
         tx.update_request_status(&row).await?;
-        tx.insert_events(&[event]).await?;
+        self.record_events(&mut tx, &[event]).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -49,6 +49,9 @@ const URGENT: &[JobKind] = &[
     JobKind::SendNotice,
     JobKind::SealDocument,
 ];
+/// Webhook deliveries: a lane of their own with many slots, so a receiver that hangs costs
+/// one timeout and delays neither the other endpoints nor seals and emails.
+const WEBHOOKS: &[JobKind] = &[JobKind::DeliverWebhook];
 /// Periodic maintenance: its own lane, one at a time.
 const MAINTENANCE: &[JobKind] = &[
     JobKind::PurgeIdempotencyKeys,
@@ -84,6 +87,12 @@ pub enum Job {
     PurgeIdempotencyKeys,
     RemoveOrphanBlobs,
     ExpireSessions,
+    /// Attempt `attempt` (1-based) of a webhook delivery; 0: a retry asked for through the
+    /// API (one attempt, nothing scheduled after it).
+    DeliverWebhook {
+        delivery_id: Uuid,
+        attempt: i64,
+    },
 }
 
 /// The stored payloads (the JSON the hand-built jobs of earlier builds wrote, unchanged).
@@ -100,6 +109,12 @@ struct NoticePayload {
     signature_request_id: Uuid,
     signer_id: Uuid,
     kind: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeliveryPayload {
+    delivery_id: Uuid,
+    attempt: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -126,12 +141,19 @@ impl Job {
             Job::PurgeIdempotencyKeys => JobKind::PurgeIdempotencyKeys,
             Job::RemoveOrphanBlobs => JobKind::RemoveOrphanBlobs,
             Job::ExpireSessions => JobKind::ExpireSessions,
+            Job::DeliverWebhook { .. } => JobKind::DeliverWebhook,
         }
     }
 
     /// At most one unfinished job per key.
     pub fn dedup_key(&self) -> Option<String> {
         Some(match self {
+            // A retry through the API is never merged with the schedule's attempts.
+            Job::DeliverWebhook { attempt: 0, .. } => return None,
+            Job::DeliverWebhook {
+                delivery_id,
+                attempt,
+            } => format!("webhook:{delivery_id}:{attempt}"),
             Job::SendInvitation { signer_id, .. } => {
                 crate::invitations::invitation_dedup_key(*signer_id)
             }
@@ -151,6 +173,9 @@ impl Job {
             Job::SealDocument { .. } => SEAL_ATTEMPTS,
             Job::SendInvitation { .. } | Job::SendNotice { .. } => 10,
             Job::PurgeIdempotencyKeys | Job::RemoveOrphanBlobs | Job::ExpireSessions => 5,
+            // Only when the attempt could not be recorded (the receiver's failures are
+            // attempts, scheduled by the delivery itself).
+            Job::DeliverWebhook { .. } => 5,
         }
     }
 
@@ -193,6 +218,13 @@ impl Job {
             Job::PurgeIdempotencyKeys | Job::RemoveOrphanBlobs | Job::ExpireSessions => {
                 Ok("{}".into())
             }
+            Job::DeliverWebhook {
+                delivery_id,
+                attempt,
+            } => serde_json::to_string(&DeliveryPayload {
+                delivery_id: *delivery_id,
+                attempt: *attempt,
+            }),
         };
         // Plain structs of UUIDs and strings always serialize.
         json.unwrap_or_else(|_| "{}".into())
@@ -235,6 +267,13 @@ impl Job {
             JobKind::PurgeIdempotencyKeys => Job::PurgeIdempotencyKeys,
             JobKind::RemoveOrphanBlobs => Job::RemoveOrphanBlobs,
             JobKind::ExpireSessions => Job::ExpireSessions,
+            JobKind::DeliverWebhook => {
+                let p: DeliveryPayload = serde_json::from_str(payload).map_err(bad)?;
+                Job::DeliverWebhook {
+                    delivery_id: p.delivery_id,
+                    attempt: p.attempt,
+                }
+            }
         })
     }
 
@@ -263,6 +302,18 @@ pub struct WorkerConfig {
     pub heartbeat: StdDuration,
     /// Jobs someone waits for that run at once on this node, each with its own lease.
     pub concurrency: usize,
+    /// Webhook delivery attempts that run at once on this node (most of their time is
+    /// spent waiting for receivers).
+    pub webhook_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Seals and emails; also gives up exhausted jobs.
+    Urgent,
+    Webhooks,
+    /// Periodic jobs; also schedules them.
+    Maintenance,
 }
 
 impl Default for WorkerConfig {
@@ -271,6 +322,7 @@ impl Default for WorkerConfig {
             poll: StdDuration::from_secs(5),
             heartbeat: StdDuration::from_secs(10),
             concurrency: 4,
+            webhook_concurrency: 32,
         }
     }
 }
@@ -355,7 +407,11 @@ impl Service {
     ) -> Result<bool> {
         let created = tx.enqueue(&job.new_job(run_at), now).await?;
         if created && run_at <= now {
-            self.wake.notify_one();
+            if WEBHOOKS.contains(&job.kind()) {
+                self.wake_webhooks.notify_one();
+            } else {
+                self.wake.notify_one();
+            }
         }
         Ok(created)
     }
@@ -382,7 +438,7 @@ impl Service {
         self.give_up_exhausted_jobs().await?;
         let config = WorkerConfig::default();
         let mut ran = 0;
-        for kind in MAINTENANCE.iter().chain(URGENT) {
+        for kind in MAINTENANCE.iter().chain(URGENT).chain(WEBHOOKS) {
             for _ in 0..PASS_LIMIT {
                 let Some(job) = self.claim_one(&[*kind]).await? else {
                     break;
@@ -523,6 +579,10 @@ impl Service {
                 .await
                 .map(|_| format!("{notice:?} notice sent")),
             Job::SealDocument { org_id, request_id } => self.seal_request(org_id, request_id).await,
+            Job::DeliverWebhook {
+                delivery_id,
+                attempt,
+            } => self.deliver_webhook(delivery_id, attempt).await,
         };
         match result {
             Ok(summary) => Outcome::Done(summary),
@@ -645,7 +705,10 @@ impl Service {
             };
             loop {
                 match listener.next().await {
-                    Ok(()) => self.wake.notify_one(),
+                    Ok(()) => {
+                        self.wake.notify_one();
+                        self.wake_webhooks.notify_one();
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "job notifications interrupted");
                         tokio::time::sleep(StdDuration::from_secs(1)).await;
@@ -656,13 +719,20 @@ impl Service {
         let urgent = self.run_lane(
             URGENT,
             config.concurrency.max(1),
-            true,
+            Lane::Urgent,
             config,
             stop.clone(),
         );
-        let maintenance = self.run_lane(MAINTENANCE, 1, false, config, stop.clone());
+        let webhooks = self.run_lane(
+            WEBHOOKS,
+            config.webhook_concurrency.max(1),
+            Lane::Webhooks,
+            config,
+            stop.clone(),
+        );
+        let maintenance = self.run_lane(MAINTENANCE, 1, Lane::Maintenance, config, stop.clone());
         tokio::select! {
-            () = async { tokio::join!(urgent, maintenance); } => {}
+            () = async { tokio::join!(urgent, webhooks, maintenance); } => {}
             () = listen => {}
         }
     }
@@ -674,16 +744,23 @@ impl Service {
         &self,
         kinds: &'static [JobKind],
         slots: usize,
-        urgent: bool,
+        lane: Lane,
         config: WorkerConfig,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut running: JoinSet<()> = JoinSet::new();
         let mut last_schedule: Option<DateTime<Utc>> = None;
         let mut last_give_up: Option<DateTime<Utc>> = None;
+        let urgent = lane == Lane::Urgent;
+        let wake = match lane {
+            Lane::Urgent => Some(self.wake.clone()),
+            Lane::Webhooks => Some(self.wake_webhooks.clone()),
+            Lane::Maintenance => None,
+        };
         loop {
             let now = self.clock.now();
-            if !urgent && last_schedule.is_none_or(|t| now - t >= PERIODIC_EVERY) {
+            if lane == Lane::Maintenance && last_schedule.is_none_or(|t| now - t >= PERIODIC_EVERY)
+            {
                 match self.schedule_periodic_jobs().await {
                     Ok(()) => last_schedule = Some(now),
                     Err(e) => tracing::warn!(error = %e, "could not schedule periodic jobs"),
@@ -710,7 +787,7 @@ impl Service {
             }
             tokio::select! {
                 _ = tokio::time::sleep(config.poll) => {}
-                _ = self.wake.notified(), if urgent => {}
+                _ = async { if let Some(w) = &wake { w.notified().await } }, if wake.is_some() => {}
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     if let Err(e) = done
                         && e.is_panic()

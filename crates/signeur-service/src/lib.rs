@@ -5,6 +5,7 @@
 mod auth;
 pub mod clock;
 mod cursor;
+pub mod deliveries;
 mod error;
 mod events;
 mod events_api;
@@ -63,6 +64,10 @@ pub struct Service {
     wake: std::sync::Arc<tokio::sync::Notify>,
     worker_health: std::sync::Arc<jobs::WorkerHealth>,
     webhooks: webhooks::WebhookSettings,
+    /// Wakes this node's webhook lane when a delivery was enqueued here.
+    wake_webhooks: std::sync::Arc<tokio::sync::Notify>,
+    /// The one HTTP client of webhook deliveries, built at first use.
+    webhook_client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
 }
 
 impl Service {
@@ -83,6 +88,8 @@ impl Service {
             wake: Default::default(),
             worker_health: Default::default(),
             webhooks: Default::default(),
+            wake_webhooks: Default::default(),
+            webhook_client: Default::default(),
         }
     }
 

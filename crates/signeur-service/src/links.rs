@@ -557,7 +557,7 @@ impl Service {
         r.updated_at = now;
         let evs = opened_events(&mut r, &link.signer, origin, now);
         tx.update_request_status(&r).await?;
-        tx.insert_events(&evs).await?;
+        self.record_events(&mut tx, &evs).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -161,7 +161,7 @@ impl Service {
         let mut tx = self.db.begin().await?;
         tx.insert_request(&request).await?;
         tx.insert_signers(&signers).await?;
-        tx.insert_events(&evts).await?;
+        self.record_events(&mut tx, &evts).await?;
         // The create attempts the invitations first; the worker only after that window.
         let run_at = now + invitation_window(&self.mail);
         for job in &jobs {
@@ -298,7 +298,7 @@ impl Service {
         }
         tx.update_request_status(&r).await?;
         tx.invalidate_open_signers(id, now).await?;
-        tx.insert_events(&[event]).await?;
+        self.record_events(&mut tx, &[event]).await?;
         tx.commit().await?;
         Ok(CancelOutcome {
             id,

@@ -111,7 +111,7 @@ impl Service {
             events::append(&mut r, None, EventType::SignatureRequestSigned, data, now),
         ];
         tx.update_request_status(&r).await?;
-        tx.insert_events(&evs).await?;
+        self.record_events(&mut tx, &evs).await?;
         tx.commit().await?;
         tracing::info!(signature_request = %request_id, "sealed (PAdES B-B)");
         Ok("sealed".into())
@@ -156,7 +156,7 @@ impl Service {
             now,
         );
         tx.update_request_status(&r).await?;
-        tx.insert_events(&[event]).await?;
+        self.record_events(tx, &[event]).await?;
         tracing::error!(signature_request = %request_id, reason, "sealing failed; the request is stamp_failed until retried");
         Ok(())
     }
@@ -183,7 +183,7 @@ impl Service {
         self.enqueue_job(&mut tx, &Job::SealDocument { org_id, request_id }, now, now)
             .await?;
         tx.update_request_status(&r).await?;
-        tx.insert_events(&[event]).await?;
+        self.record_events(&mut tx, &[event]).await?;
         tx.commit().await?;
         Ok(next)
     }

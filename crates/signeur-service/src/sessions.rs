@@ -507,7 +507,7 @@ impl Service {
             && let Some(event) = complete_in(&mut tx, &mut r, session, result, now).await?
         {
             tx.update_request_status(&r).await?;
-            tx.insert_events(&[event]).await?;
+            self.record_events(&mut tx, &[event]).await?;
         }
         tx.commit().await?;
         self.return_url(session, result).await

@@ -397,7 +397,7 @@ impl Service {
             evs.push(e);
         }
         tx.update_request_status(&r).await?;
-        tx.insert_events(&evs).await?;
+        self.record_events(&mut tx, &evs).await?;
         tx.commit().await?;
         tracing::info!(signature_request = %r.id, signer = %s.id, remaining = remaining.len(), "signed");
         Ok(())
@@ -476,7 +476,7 @@ impl Service {
         }
         tx.invalidate_open_signers(r.id, now).await?;
         tx.update_request_status(&r).await?;
-        tx.insert_events(&evs).await?;
+        self.record_events(&mut tx, &evs).await?;
         tx.commit().await?;
         tracing::info!(signature_request = %r.id, signer = %s.id, "declined");
         Ok(())

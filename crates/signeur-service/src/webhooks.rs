@@ -2,8 +2,7 @@
 //! with its own signing secret (`whsec_…`, shown once, stored encrypted with the master key),
 //! and the rule for which hosts an endpoint may name.
 //!
-//! Delivery (the retry queue, the attempt history, the audit-trail records) is the rest of
-//! issue 15 and is not built yet.
+//! Delivery (the outbox, the retry queue, the attempt history) is in `deliveries`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -20,16 +19,104 @@ use crate::{Result, Service, ServiceError};
 
 /// The environment variable that lets endpoints name loopback and private hosts.
 pub const ALLOW_PRIVATE_VAR: &str = "SIGNEUR_WEBHOOK_ALLOW_PRIVATE";
-const SECRET_PURPOSE: &str = "webhook secret";
+pub(crate) const SECRET_PURPOSE: &str = "webhook secret";
 /// Endpoints per organization.
 pub const MAX_ENDPOINTS: usize = 50;
 
 /// How webhooks are delivered (configuration).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WebhookSettings {
     /// Deliver to (and accept endpoints on) loopback and private addresses, and plain
     /// `http://` on loopback: development and tests only.
     pub allow_private: bool,
+    /// Per attempt (`SIGNEUR_WEBHOOK_TIMEOUT_SECS`, default 5 s).
+    pub timeout: std::time::Duration,
+    /// When failed attempts are retried (`SIGNEUR_WEBHOOK_RETRY`).
+    pub retry: RetrySchedule,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_private: false,
+            timeout: std::time::Duration::from_secs(5),
+            retry: Default::default(),
+        }
+    }
+}
+
+/// When failed attempts are retried: `FIRST` seconds doubling up to `CAP`, ±20 % jitter,
+/// until `ATTEMPTS` attempts or `WINDOW` seconds after the event
+/// (`SIGNEUR_WEBHOOK_RETRY="FIRST,CAP,ATTEMPTS,WINDOW"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySchedule {
+    pub first: u64,
+    pub cap: u64,
+    pub attempts: u32,
+    pub window: u64,
+}
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        RetrySchedule {
+            first: 60,
+            cap: 3600,
+            attempts: 28,
+            window: 86400,
+        }
+    }
+}
+
+impl RetrySchedule {
+    /// Parses `FIRST,CAP,ATTEMPTS,WINDOW` (seconds, seconds, count, seconds).
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let [first, cap, attempts, window] = parts.as_slice() else {
+            return Err(format!(
+                "'{s}' is not FIRST,CAP,ATTEMPTS,WINDOW (four numbers, e.g. 60,3600,28,86400)"
+            ));
+        };
+        let num = |name: &str, v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name} '{v}' is not a whole number"))
+        };
+        let schedule = RetrySchedule {
+            first: num("FIRST", first)?,
+            cap: num("CAP", cap)?,
+            attempts: u32::try_from(num("ATTEMPTS", attempts)?)
+                .map_err(|_| format!("ATTEMPTS '{attempts}' is too large"))?,
+            window: num("WINDOW", window)?,
+        };
+        if schedule.first == 0 || schedule.cap < schedule.first || schedule.attempts == 0 {
+            return Err(format!(
+                "'{s}': FIRST must be at least 1, CAP at least FIRST, ATTEMPTS at least 1"
+            ));
+        }
+        Ok(schedule)
+    }
+
+    /// The delay after failed attempt `n` (1-based), before jitter.
+    pub fn base_delay(&self, n: u32) -> u64 {
+        let exp = n.clamp(1, 40) - 1;
+        self.first.saturating_mul(1u64 << exp.min(32)).min(self.cap)
+    }
+
+    /// When attempt `n + 1` runs after attempt `n` failed at `now`; None: no more attempts
+    /// (the count or the window after the event ran out).
+    pub fn next_attempt(
+        &self,
+        n: u32,
+        event_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if n >= self.attempts {
+            return None;
+        }
+        let base = self.base_delay(n) as f64;
+        let jittered = base * rand::Rng::random_range(&mut rand::rng(), 0.8..=1.2);
+        let at = now + chrono::Duration::milliseconds((jittered * 1000.0) as i64);
+        (at <= event_at + chrono::Duration::seconds(self.window as i64)).then_some(at)
+    }
 }
 
 /// An endpoint as the API shows it (never its secret).
@@ -173,6 +260,8 @@ impl Service {
     /// Replaces the webhook settings.
     pub fn with_webhooks(mut self, webhooks: WebhookSettings) -> Self {
         self.webhooks = webhooks;
+        // The client is built with these settings at its first use.
+        self.webhook_client = Default::default();
         self
     }
 
@@ -199,7 +288,7 @@ impl Service {
         })
     }
 
-    fn new_webhook_secret(&self) -> (String, Vec<u8>) {
+    pub(crate) fn new_webhook_secret(&self) -> (String, Vec<u8>) {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!(

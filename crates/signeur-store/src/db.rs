@@ -142,6 +142,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_endpoints",
         include_str!("../migrations/sqlite/0011_webhook_endpoints.sql"),
     ),
+    (
+        12,
+        "webhook_deliveries",
+        include_str!("../migrations/sqlite/0012_webhook_deliveries.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -198,6 +203,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "webhook_endpoints",
         include_str!("../migrations/postgres/0011_webhook_endpoints.sql"),
+    ),
+    (
+        12,
+        "webhook_deliveries",
+        include_str!("../migrations/postgres/0012_webhook_deliveries.sql"),
     ),
 ];
 

@@ -8,6 +8,7 @@
 
 mod blobs;
 mod db;
+mod deliveries;
 mod events;
 mod idempotency;
 mod jobs;
@@ -24,6 +25,7 @@ pub use db::{
     Backend, DEFAULT_PG_CONNECTIONS, DEFAULT_SQLITE_READERS, Db, DbOptions, SqlitePools, Tx,
     migrations_versions,
 };
+pub use deliveries::{AttemptRow, DeliveryRow};
 pub use events::{EventFilter, append_event};
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, ExhaustedJob, JobListener, NewJob, PendingJob};

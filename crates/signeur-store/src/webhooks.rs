@@ -140,3 +140,28 @@ impl Db {
         Ok(n == 1)
     }
 }
+
+impl Db {
+    /// A new secret; the current one keeps signing until `previous_until`. None: no such
+    /// endpoint in this organization.
+    pub async fn rotate_webhook_secret(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        secret: &[u8],
+        previous_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WebhookEndpointRow>> {
+        Ok(on_db_write!(self, p => sqlx::query_as(concat!(
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $4, \
+             secret = $3, updated_at = $5 WHERE id = $1 AND org_id = $2 RETURNING ",
+            endpoint_columns!()))
+            .bind(id)
+            .bind(org_id)
+            .bind(secret)
+            .bind(previous_until)
+            .bind(now)
+            .fetch_optional(p)
+            .await)?)
+    }
+}

@@ -42,6 +42,10 @@ pub struct Config {
     pub tsa_ca_file: Option<PathBuf>,
     /// Webhook endpoints may name loopback and private hosts (development and tests).
     pub webhook_allow_private: bool,
+    /// Seconds per webhook delivery attempt.
+    pub webhook_timeout_secs: u64,
+    /// `FIRST,CAP,ATTEMPTS,WINDOW` (seconds, seconds, count, seconds).
+    pub webhook_retry: Option<String>,
 }
 
 impl Default for Config {
@@ -66,6 +70,8 @@ impl Default for Config {
             tsa_url: None,
             tsa_ca_file: None,
             webhook_allow_private: false,
+            webhook_timeout_secs: 5,
+            webhook_retry: None,
         }
     }
 }
@@ -219,6 +225,23 @@ impl Config {
             urls,
             timeout: Duration::from_secs(10),
             extra_roots_pem,
+        })
+    }
+
+    /// `SIGNEUR_WEBHOOK_ALLOW_PRIVATE`, `SIGNEUR_WEBHOOK_TIMEOUT_SECS`, `SIGNEUR_WEBHOOK_RETRY`.
+    pub fn webhooks(&self) -> anyhow::Result<signeur_service::webhooks::WebhookSettings> {
+        if self.webhook_timeout_secs == 0 {
+            bail!("SIGNEUR_WEBHOOK_TIMEOUT_SECS must be at least 1");
+        }
+        let retry = match self.webhook_retry.as_deref() {
+            None => Default::default(),
+            Some(s) => signeur_service::deliveries::RetrySchedule::parse(s)
+                .map_err(|e| anyhow::anyhow!("SIGNEUR_WEBHOOK_RETRY: {e}"))?,
+        };
+        Ok(signeur_service::webhooks::WebhookSettings {
+            allow_private: self.webhook_allow_private,
+            timeout: Duration::from_secs(self.webhook_timeout_secs),
+            retry,
         })
     }
 

@@ -314,9 +314,7 @@ async fn service(config: &Config, keys: signeur_service::MasterKey) -> anyhow::R
     let mut service = Service::new(db, blobs, Clock::System, keys)
         .with_mail(config.mail()?)
         .with_tsa(config.tsa()?)
-        .with_webhooks(signeur_service::webhooks::WebhookSettings {
-            allow_private: config.webhook_allow_private,
-        });
+        .with_webhooks(config.webhooks()?);
     if let Some(identity) = config.seal_identity()? {
         service = service.with_seal_identity(identity);
     }

@@ -21,4 +21,5 @@ mod snapshots;
 mod support;
 mod typed;
 mod upgrade;
+mod webhook_delivery;
 mod webhooks;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use signeur_service::mail::{MailSettings, Mailer};
+pub use signeur_service::webhooks::WebhookSettings;
 use signeur_service::{Clock, MasterKey, Service};
 use signeur_store::{Blobs, Db, DbOptions};
 
@@ -118,6 +119,19 @@ impl TestApp {
     }
 
     pub async fn start_configured(smtp_url: Option<String>, options: DbOptions) -> TestApp {
+        TestApp::start_full(smtp_url, options, loopback_webhooks()).await
+    }
+
+    /// With these webhook settings (the others start with [`loopback_webhooks`]).
+    pub async fn start_with_webhooks(webhooks: WebhookSettings) -> TestApp {
+        TestApp::start_full(None, DbOptions::default(), webhooks).await
+    }
+
+    async fn start_full(
+        smtp_url: Option<String>,
+        options: DbOptions,
+        webhooks: WebhookSettings,
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let (db, pg_schema) = fresh_db(dir.path(), options).await;
         let clock = Clock::manual(chrono::Utc::now());
@@ -139,10 +153,7 @@ impl TestApp {
             MasterKey::generate(),
         )
         .with_mail(mail)
-        // Tests deliver to receivers on loopback.
-        .with_webhooks(signeur_service::webhooks::WebhookSettings {
-            allow_private: true,
-        });
+        .with_webhooks(webhooks);
         let (org, key) = service
             .bootstrap()
             .await
@@ -229,6 +240,14 @@ impl Drop for TestApp {
         if let Some((url, schema)) = self.pg_schema.take() {
             drop_pg_schema(url, schema);
         }
+    }
+}
+
+/// Tests deliver to receivers on loopback.
+pub fn loopback_webhooks() -> WebhookSettings {
+    WebhookSettings {
+        allow_private: true,
+        ..Default::default()
     }
 }
 

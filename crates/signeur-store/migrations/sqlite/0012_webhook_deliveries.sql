@@ -1,0 +1,35 @@
+-- Webhook delivery (issue 15): one delivery per (event, matching endpoint), created in the
+-- transaction that records the event (a transactional outbox); its body is fixed then, so
+-- every attempt sends the same bytes. Each attempt is a row of webhook_attempts (the
+-- history the API lists). No foreign key to the endpoint: a delivery outlives a deleted
+-- endpoint, and stops before its next attempt when the endpoint is gone or disabled.
+CREATE TABLE webhook_deliveries (
+    id           BLOB PRIMARY KEY,
+    org_id       BLOB NOT NULL REFERENCES organizations (id),
+    endpoint_id  BLOB NOT NULL,
+    event_id     TEXT NOT NULL,
+    event_type   TEXT NOT NULL,
+    event_at     TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at);
+
+CREATE TABLE webhook_attempts (
+    id                BLOB PRIMARY KEY,
+    delivery_id       BLOB NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+    endpoint_id       BLOB NOT NULL,
+    event_id          TEXT NOT NULL,
+    event_type        TEXT NOT NULL,
+    attempt           INTEGER NOT NULL,
+    status            TEXT NOT NULL,
+    http_status       INTEGER,
+    duration_ms       BIGINT NOT NULL,
+    error             TEXT,
+    response_excerpt  TEXT,
+    created_at        TEXT NOT NULL
+);
+CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (endpoint_id, created_at, id);
