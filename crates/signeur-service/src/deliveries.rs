@@ -27,6 +27,9 @@ use crate::{Result, Service, ServiceError, cursor};
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
 /// The most of a response body kept in the history.
 pub const EXCERPT_LIMIT: usize = 1024;
+/// An endpoint whose every delivery failed for this long is disabled, with a reason (any
+/// success restarts the clock).
+pub const DISABLE_AFTER: Duration = Duration::days(5);
 /// Attempts listed per page by default, and at most.
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 100;
@@ -392,6 +395,21 @@ impl Service {
             "failed"
         };
         tx.record_attempt(&attempt, status).await?;
+        let disabled = tx
+            .note_endpoint_outcome(
+                d.endpoint_id,
+                succeeded,
+                now,
+                now - DISABLE_AFTER,
+                &format!(
+                    "Every delivery failed for {} days; PATCH {{\"disabled\": false}} resumes delivery.",
+                    DISABLE_AFTER.num_days()
+                ),
+            )
+            .await?;
+        if disabled {
+            tracing::warn!(endpoint = %endpoint_id(endpoint.id), "webhook endpoint disabled after failing for {} days", DISABLE_AFTER.num_days());
+        }
         if let Some(at) = next {
             let job = Job::DeliverWebhook {
                 delivery_id: d.id,

@@ -130,6 +130,49 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Keeps an endpoint's failure clock: a success stops it; a failure starts it (unless it
+    /// runs already) and, once it has run since `disable_if_failing_since` or earlier,
+    /// disables the endpoint with `reason`. True when this call disabled it.
+    pub async fn note_endpoint_outcome(
+        &mut self,
+        endpoint_id: Uuid,
+        succeeded: bool,
+        now: DateTime<Utc>,
+        disable_if_failing_since: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool> {
+        if succeeded {
+            on_tx!(self, c => sqlx::query(
+                "UPDATE webhook_endpoints SET failing_since = NULL \
+                 WHERE id = $1 AND failing_since IS NOT NULL")
+                .bind(endpoint_id)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+            return Ok(false);
+        }
+        on_tx!(self, c => sqlx::query(
+            "UPDATE webhook_endpoints SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
+            .bind(endpoint_id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        let n = on_tx!(self, c => sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_at = $2, disabled_reason = $3, updated_at = $2 \
+             WHERE id = $1 AND disabled_at IS NULL AND failing_since <= $4")
+            .bind(endpoint_id)
+            .bind(now)
+            .bind(reason)
+            .bind(disable_if_failing_since)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}
+
 impl Db {
     pub async fn webhook_delivery(&self, id: Uuid) -> Result<Option<DeliveryRow>> {
         Ok(on_db!(self, p => sqlx::query_as(concat!(

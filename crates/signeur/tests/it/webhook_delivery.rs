@@ -620,3 +620,67 @@ async fn without_private_hosts_a_name_resolving_to_loopback_is_refused_with_the_
         assert!(data[0]["http_status"].is_null());
     }
 }
+
+async fn endpoint_state(app: &TestApp, ep: &str) -> Value {
+    let list = app.get_json("/api/v1/webhook-endpoints").await;
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == ep)
+        .cloned()
+        .unwrap()
+}
+
+/// Days later, one more request (its `signature_request.created` delivered at once).
+async fn one_more(app: &TestApp, days: i64) {
+    app.advance(chrono::Duration::days(days));
+    app.create(&seed_body()).await;
+    drain(app).await;
+}
+
+/// An endpoint whose every delivery failed for five days is disabled with a reason; any
+/// success restarts that clock, and re-enabling clears the reason.
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled_and_a_success_resets_the_clock() {
+    let app = TestApp::start_with_webhooks(WebhookSettings {
+        retry: RetrySchedule::parse("1,2,1,10").unwrap(),
+        ..loopback_webhooks()
+    })
+    .await;
+    let receiver = Receiver::start(vec![
+        Reply::Status(500),
+        Reply::Status(200),
+        Reply::Status(500),
+        Reply::Status(500),
+    ])
+    .await;
+    let (ep, _) = endpoint(&app, &receiver.url, json!(["signature_request.created"])).await;
+    one_more(&app, 0).await; // fails
+    one_more(&app, 4).await; // succeeds: the clock stops
+    one_more(&app, 2).await; // fails: the clock starts again
+    assert_eq!(endpoint_state(&app, &ep).await["disabled_at"], Value::Null);
+    app.advance(chrono::Duration::seconds(1));
+    one_more(&app, 5).await; // fails, five days after the clock started
+    let e = endpoint_state(&app, &ep).await;
+    assert!(is_wire_time(&e["disabled_at"]), "{e}");
+    assert!(
+        e["disabled_reason"].as_str().unwrap().contains("5 days"),
+        "{e}"
+    );
+    assert_eq!(receiver.hits().len(), 4);
+    one_more(&app, 0).await; // nothing is delivered to a disabled endpoint
+    assert_eq!(receiver.hits().len(), 4);
+
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/webhook-endpoints/{ep}")))
+        .bearer_auth(&app.key)
+        .json(&json!({"disabled": false}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["disabled_at"], Value::Null);
+    assert_eq!(v["disabled_reason"], Value::Null);
+}
