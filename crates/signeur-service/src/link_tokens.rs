@@ -16,7 +16,8 @@ const PURPOSE: &str = "link token";
 /// Signers sealed per batch by the start-up pass.
 const BATCH: i64 = 500;
 
-/// How a link is looked up: hex SHA-256 of its token.
+/// How a link (and a session's one-time token, and a retired link) is looked up: hex SHA-256
+/// of its token.
 pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
@@ -52,6 +53,12 @@ impl Service {
     /// The signing link of a signer row.
     pub(crate) fn sign_url_of(&self, signer: &SignerRow) -> Result<String> {
         Ok(self.sign_url(&self.open_link_token(&signer.access_token)?))
+    }
+
+    /// The signer whose current link carries `token` (by its hash; a row not yet sealed by
+    /// the start-up pass by the token itself).
+    pub(crate) async fn signer_by_link_token(&self, token: &str) -> Result<Option<SignerRow>> {
+        Ok(self.db.signer_by_token(&token_hash(token), token).await?)
     }
 
     /// The read model of a signer: its link token opened.

@@ -349,11 +349,7 @@ impl Service {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let (signer, rotated) = match self
-            .db
-            .signer_by_token(&crate::link_tokens::token_hash(token), token)
-            .await?
-        {
+        let (signer, rotated) = match self.signer_by_link_token(token).await? {
             Some(s) => (s, false),
             None => match self.rotated_token_signer(token).await? {
                 Some(s) => (s, true),

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use signeur_core::{EventType, FailureCode, SessionResult, SessionStatus, SignerStatus};
 use signeur_store::{SessionRow, SignerRow};
 
+use crate::link_tokens::token_hash;
 use crate::links::new_access_token;
 use crate::links::{Admission, PageCredentials, SESSION_TTL, SignerSession, SigningLink};
 use crate::model::effective_status;
@@ -151,10 +152,6 @@ pub(crate) async fn complete_in(
     )))
 }
 
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
 impl Service {
     /// `POST …/signers/{signer_id}/sessions`.
     pub async fn create_session(
@@ -254,7 +251,7 @@ impl Service {
             org_id,
             request_id,
             signer_id,
-            token_hash: sha256_hex(&token),
+            token_hash: token_hash(&token),
             return_url,
             state,
             status: SessionStatus::Pending,
@@ -309,7 +306,7 @@ impl Service {
         }
         let Some(session) = self
             .db
-            .session_by_token_hash(&sha256_hex(token))
+            .session_by_token_hash(&token_hash(token))
             .await?
             .map(SigningSession::from)
         else {
@@ -406,7 +403,7 @@ impl Service {
         let session = match page {
             FramedPage::OneTime(token) if !token.is_empty() && token.len() <= 128 => self
                 .db
-                .session_by_token_hash(&sha256_hex(token))
+                .session_by_token_hash(&token_hash(token))
                 .await?
                 .map(SigningSession::from),
             FramedPage::OneTime(_) => None,
@@ -417,11 +414,7 @@ impl Service {
                 if token.is_empty() || token.len() > 128 {
                     return Ok(None);
                 }
-                let signer = match self
-                    .db
-                    .signer_by_token(&crate::link_tokens::token_hash(token), token)
-                    .await?
-                {
+                let signer = match self.signer_by_link_token(token).await? {
                     Some(s) => Some(s),
                     None => self.rotated_token_signer(token).await?,
                 };
@@ -602,7 +595,7 @@ impl Service {
         let token = new_access_token();
         let old_hash = match signer.access_token_hash.take() {
             Some(hash) => hash,
-            None => sha256_hex(&self.open_link_token(&signer.access_token)?),
+            None => token_hash(&self.open_link_token(&signer.access_token)?),
         };
         let (sealed, hash) = self.seal_link_token(&token);
         tx.rotate_access_token(signer.id, &old_hash, &sealed, &hash, now)
@@ -628,7 +621,7 @@ impl Service {
 
     /// The signer whose signing link `token` was before it was rotated away.
     pub(crate) async fn rotated_token_signer(&self, token: &str) -> Result<Option<SignerRow>> {
-        match self.db.retired_token_signer(&sha256_hex(token)).await? {
+        match self.db.retired_token_signer(&token_hash(token)).await? {
             Some(id) => Ok(self.db.signer_by_id(id).await?),
             None => Ok(None),
         }
