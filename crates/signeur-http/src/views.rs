@@ -11,6 +11,7 @@ use signeur_core::time::{ms, ms_opt};
 use signeur_core::{
     Delivery, EventType, Locale, RequestStatus, SignerStatus, SigningOrder, VerificationMethod,
 };
+use signeur_service::deliveries::{DeliveryAttempt, attempt_wire_id, delivery_wire_id};
 use signeur_service::{
     CancelOutcome, Event, Page, RequestDetail, Service, SignatureRequest, Signer,
 };
@@ -116,9 +117,58 @@ pub struct EventView {
     pub hash: String,
 }
 
+/// One webhook delivery attempt for one of the request's events. Listed in the audit trail,
+/// not part of the hash chain (attempts are never themselves delivered).
+#[derive(Serialize, ToSchema)]
+pub struct AuditDeliveryView {
+    /// The attempt.
+    #[schema(example = "wha_0193b0c4-7e4a-7cc2-9a51-3f0e4b1d2c3a")]
+    pub id: String,
+    /// The delivery (one per event and endpoint) this attempt belongs to.
+    #[schema(example = "whd_0193b0c4-7e40-7cc2-9a51-3f0e4b1d2c3a")]
+    pub delivery_id: String,
+    /// The endpoint it was sent to.
+    #[schema(example = "ep_a1b2c3d4-e5f6-7890-abcd-ef1234567890")]
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// 1-based.
+    pub attempt: i64,
+    #[schema(pattern = "^(succeeded|failed)$")]
+    pub status: String,
+    /// The receiver's status code; null when no response arrived.
+    pub http_status: Option<i64>,
+    pub duration_ms: i64,
+    /// Why the attempt failed (status, timeout, connection error, refused address).
+    pub error: Option<String>,
+    #[serde(serialize_with = "ms::serialize")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&DeliveryAttempt> for AuditDeliveryView {
+    fn from(a: &DeliveryAttempt) -> Self {
+        AuditDeliveryView {
+            id: attempt_wire_id(a.id),
+            delivery_id: delivery_wire_id(a.delivery_id),
+            endpoint_id: signeur_service::webhooks::endpoint_id(a.endpoint_id),
+            event_id: a.event_id.clone(),
+            event_type: a.event_type.clone(),
+            attempt: a.attempt,
+            status: if a.succeeded { "succeeded" } else { "failed" }.to_string(),
+            http_status: a.http_status,
+            duration_ms: a.duration_ms,
+            error: a.error.clone(),
+            created_at: a.created_at,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct AuditTrail {
+    /// Oldest first, each with its place in the hash chain.
     pub events: Vec<EventView>,
+    /// Every webhook delivery attempt for these events, oldest first.
+    pub deliveries: Vec<AuditDeliveryView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -337,6 +387,7 @@ impl SignatureRequestView {
             request: r,
             signers,
             events,
+            deliveries,
             ..
         } = d;
         SignatureRequestView {
@@ -369,6 +420,7 @@ impl SignatureRequestView {
             sealed_document_hash: r.sealed_document_hash,
             audit_trail: AuditTrail {
                 events: events.into_iter().map(owned_event_view).collect(),
+                deliveries: deliveries.iter().map(AuditDeliveryView::from).collect(),
             },
             metadata: r.metadata.and_then(|m| RawValue::from_string(m).ok()),
         }
@@ -424,6 +476,16 @@ impl SignerList {
                             .iter()
                             .filter(|e| e.signer_id == Some(s.id))
                             .map(event_view)
+                            .collect(),
+                        deliveries: d
+                            .deliveries
+                            .iter()
+                            .filter(|a| {
+                                d.events
+                                    .iter()
+                                    .any(|e| e.id == a.event_id && e.signer_id == Some(s.id))
+                            })
+                            .map(AuditDeliveryView::from)
                             .collect(),
                     },
                 })
@@ -541,6 +603,8 @@ pub struct AuditRecordView {
     /// Oldest first, each with its hash and its predecessor's: `signeur verify --audit`
     /// checks this file as it is.
     pub events: Vec<EventView>,
+    /// Every webhook delivery attempt for these events, oldest first: listed, not chained.
+    pub deliveries: Vec<AuditDeliveryView>,
     pub chain: ChainView,
     pub seal: Option<SealView>,
     #[serde(serialize_with = "ms::serialize")]
@@ -560,6 +624,7 @@ impl AuditRecordView {
             request: r,
             signers,
             events,
+            deliveries,
             ..
         } = detail;
         AuditRecordView {
@@ -612,6 +677,7 @@ impl AuditRecordView {
                 })
                 .collect(),
             events: events.into_iter().map(owned_event_view).collect(),
+            deliveries: deliveries.iter().map(AuditDeliveryView::from).collect(),
             chain: ChainView {
                 valid: chain.valid,
                 events: chain.events,

@@ -80,6 +80,23 @@ pub struct AuditEvent {
     pub prev_hash: Option<String>,
 }
 
+/// One webhook delivery attempt for one of the request's events, oldest first. Listed in the
+/// record, not part of the event chain.
+#[derive(Debug, Clone, Default)]
+pub struct AuditDelivery {
+    /// The attempt's id (`wha_…`).
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The endpoint it was sent to (`ep_…`).
+    pub endpoint: String,
+    /// 1-based.
+    pub attempt: u32,
+    pub created_at: String,
+    /// In words: "Succeeded: HTTP 204 in 12 ms" or "Failed: connection refused (after 3 ms)".
+    pub outcome: String,
+}
+
 /// The seal of the sealed document, as read back from it.
 #[derive(Debug, Clone, Default)]
 pub struct AuditSeal {
@@ -111,6 +128,7 @@ pub struct AuditTrail {
     pub request: AuditRequest,
     pub signers: Vec<AuditSigner>,
     pub events: Vec<AuditEvent>,
+    pub deliveries: Vec<AuditDelivery>,
     pub chain: AuditChain,
     pub seal: Option<AuditSeal>,
     pub generated_at: String,
@@ -805,11 +823,95 @@ fn build(trail: &AuditTrail) -> Result<Layout, AuditPdfError> {
     if count > 0 {
         timeline(&mut l, &trail.events)?;
     }
+
+    // Webhook deliveries: listed, not chained.
+    l.heading(2, "Webhook deliveries")?;
+    let count = trail.deliveries.len();
+    let intro = match count {
+        0 => "No webhook delivery attempts.".to_string(),
+        1 => "1 attempt. Delivery attempts are listed here, not in the event chain.".to_string(),
+        n => format!(
+            "{n} attempts, oldest first. Delivery attempts are listed here, not in the event chain."
+        ),
+    };
+    let lines = wrapped(&intro, style(9.0, Weight::Regular, MUTED), CONTENT_W)?;
+    l.paragraph(&lines, MARGIN);
+    l.pages.y += 4.0;
+    if count > 0 {
+        let mut rows = Vec::with_capacity(count);
+        for d in &trail.deliveries {
+            let mut lines = wrapped(
+                &format!("{} (attempt {})", or_dash(&d.event_type), d.attempt),
+                style(9.0, Weight::Bold, INK),
+                EVENT_W,
+            )?;
+            lines.extend(wrapped(or_dash(&d.outcome), VALUE, EVENT_W)?);
+            lines.push(Line::space(2.0));
+            lines.extend(labeled(
+                "Endpoint",
+                or_dash(&d.endpoint),
+                HASH_LABEL_W,
+                EVENT_W,
+            )?);
+            lines.extend(labeled(
+                "Event ID",
+                or_dash(&d.event_id),
+                HASH_LABEL_W,
+                EVENT_W,
+            )?);
+            lines.extend(labeled("Attempt", or_dash(&d.id), HASH_LABEL_W, EVENT_W)?);
+            rows.push((d.created_at.as_str(), lines));
+        }
+        numbered_table(&mut l, "Delivery", rows)?;
+    }
     Ok(l)
 }
 
 fn timeline(l: &mut Layout, events: &[AuditEvent]) -> Result<(), AuditPdfError> {
-    let columns = [(NUM_X, "#"), (TIME_X, "Time"), (EVENT_X, "Event")];
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let mut lines = wrapped(
+            or_dash(&event.event_type),
+            style(9.0, Weight::Bold, INK),
+            EVENT_W,
+        )?;
+        if !event.summary.trim().is_empty() {
+            lines.extend(wrapped(&event.summary, VALUE, EVENT_W)?);
+        }
+        if let Some(actor) = event.actor.as_deref().filter(|a| !a.trim().is_empty()) {
+            lines.extend(wrapped(&format!("By {actor}"), SMALL, EVENT_W)?);
+        }
+        lines.push(Line::space(2.0));
+        lines.extend(labeled(
+            "Event ID",
+            or_dash(&event.id),
+            HASH_LABEL_W,
+            EVENT_W,
+        )?);
+        lines.extend(labeled(
+            "Hash",
+            or_dash(&event.hash),
+            HASH_LABEL_W,
+            EVENT_W,
+        )?);
+        let previous = match event.prev_hash.as_deref() {
+            Some(hash) if !hash.trim().is_empty() => hash,
+            _ => "none (first event)",
+        };
+        lines.extend(labeled("Previous", previous, HASH_LABEL_W, EVENT_W)?);
+        rows.push((event.created_at.as_str(), lines));
+    }
+    numbered_table(l, "Event", rows)
+}
+
+/// A table of numbered rows: `#`, a time, and the lines of what happened (`what` heads that
+/// column, "(continued)" on later pages).
+fn numbered_table(
+    l: &mut Layout,
+    what: &str,
+    rows: Vec<(&str, Vec<Line>)>,
+) -> Result<(), AuditPdfError> {
+    let columns = [(NUM_X, "#"), (TIME_X, "Time"), (EVENT_X, what)];
     let mut table = SGroup::new(Tag::Table);
     let mut head = SGroup::new(Tag::THead);
     let mut tr = SGroup::new(Tag::TR);
@@ -844,36 +946,7 @@ fn timeline(l: &mut Layout, events: &[AuditEvent]) -> Result<(), AuditPdfError> 
     });
 
     let mut body = SGroup::new(Tag::TBody);
-    for (i, event) in events.iter().enumerate() {
-        let mut lines = wrapped(
-            or_dash(&event.event_type),
-            style(9.0, Weight::Bold, INK),
-            EVENT_W,
-        )?;
-        if !event.summary.trim().is_empty() {
-            lines.extend(wrapped(&event.summary, VALUE, EVENT_W)?);
-        }
-        if let Some(actor) = event.actor.as_deref().filter(|a| !a.trim().is_empty()) {
-            lines.extend(wrapped(&format!("By {actor}"), SMALL, EVENT_W)?);
-        }
-        lines.push(Line::space(2.0));
-        lines.extend(labeled(
-            "Event ID",
-            or_dash(&event.id),
-            HASH_LABEL_W,
-            EVENT_W,
-        )?);
-        lines.extend(labeled(
-            "Hash",
-            or_dash(&event.hash),
-            HASH_LABEL_W,
-            EVENT_W,
-        )?);
-        let previous = match event.prev_hash.as_deref() {
-            Some(hash) if !hash.trim().is_empty() => hash,
-            _ => "none (first event)",
-        };
-        lines.extend(labeled("Previous", previous, HASH_LABEL_W, EVENT_W)?);
+    for (i, (time, lines)) in rows.into_iter().enumerate() {
         let cells = vec![
             Cell {
                 tag: Tag::TD.into(),
@@ -883,12 +956,7 @@ fn timeline(l: &mut Layout, events: &[AuditEvent]) -> Result<(), AuditPdfError> 
             Cell {
                 tag: Tag::TD.into(),
                 x: TIME_X,
-                lines: shrunk(
-                    or_dash(&event.created_at),
-                    style(8.5, Weight::Regular, INK),
-                    TIME_W,
-                    7.5,
-                )?,
+                lines: shrunk(or_dash(time), style(8.5, Weight::Regular, INK), TIME_W, 7.5)?,
             },
             Cell {
                 tag: Tag::TD.into(),

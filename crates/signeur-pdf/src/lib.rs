@@ -12,8 +12,8 @@ mod verify;
 mod xref;
 
 pub use audit::{
-    AuditChain, AuditEvent, AuditPdfError, AuditRequest, AuditSeal, AuditSigner, AuditTrail,
-    audit_trail_pdf,
+    AuditChain, AuditDelivery, AuditEvent, AuditPdfError, AuditRequest, AuditSeal, AuditSigner,
+    AuditTrail, audit_trail_pdf,
 };
 pub use inspect::{InspectError, PdfInfo, inspect};
 pub use render::{RenderError, RenderLimits, render_page_png};

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use signeur_pdf::{
-    AuditChain, AuditEvent, AuditRequest, AuditSeal, AuditSigner, AuditTrail, RenderLimits,
-    audit_trail_pdf, inspect, render_page_png,
+    AuditChain, AuditDelivery, AuditEvent, AuditRequest, AuditSeal, AuditSigner, AuditTrail,
+    RenderLimits, audit_trail_pdf, inspect, render_page_png,
 };
 
 const ORIGINAL_SHA256: &str = "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b";
@@ -200,6 +200,26 @@ fn sample() -> AuditTrail {
         },
         signers,
         events,
+        deliveries: vec![
+            AuditDelivery {
+                id: "wha_0193b0c4-7e4a-7cc2-9a51-3f0e4b1d2c3a".into(),
+                event_id: format!("evt_01JD{:020}", 14),
+                event_type: "signature_request.completed".into(),
+                endpoint: "ep_a1b2c3d4-e5f6-7890-abcd-ef1234567890".into(),
+                attempt: 1,
+                created_at: "2026-11-20 11:41:20 UTC".into(),
+                outcome: "Failed: HTTP 503 after 41 ms".into(),
+            },
+            AuditDelivery {
+                id: "wha_0193b0c5-1111-7cc2-9a51-3f0e4b1d2c3a".into(),
+                event_id: format!("evt_01JD{:020}", 14),
+                event_type: "signature_request.completed".into(),
+                endpoint: "ep_a1b2c3d4-e5f6-7890-abcd-ef1234567890".into(),
+                attempt: 2,
+                created_at: "2026-11-20 11:42:21 UTC".into(),
+                outcome: "Succeeded: HTTP 204 in 12 ms".into(),
+            },
+        ],
         chain: AuditChain {
             valid: true,
             detail: "All 15 events link to their predecessor".into(),
@@ -306,6 +326,8 @@ fn hostile() -> AuditTrail {
     trail.events[4].prev_hash = Some(String::new());
     trail.events[5].summary = "line one\nline two\n\n".repeat(50);
     trail.events[6] = AuditEvent::default();
+    trail.deliveries.push(AuditDelivery::default());
+    trail.deliveries[0].outcome = format!("Failed: {}", "\u{0}<html>\u{202e}".repeat(400));
     trail.generated_at = "not a date".into();
     trail
 }
@@ -420,6 +442,17 @@ fn text_lists_the_whole_record() {
             text.contains(&event.created_at),
             "event time {}",
             event.created_at
+        );
+    }
+    assert!(text.contains("Webhook deliveries"));
+    for d in &trail.deliveries {
+        assert!(text.contains(&d.id), "attempt id {}", d.id);
+        assert!(text.contains(&d.endpoint), "endpoint {}", d.endpoint);
+        assert!(text.contains(&d.outcome), "outcome {}", d.outcome);
+        assert!(
+            text.contains(&d.created_at),
+            "attempt time {}",
+            d.created_at
         );
     }
     assert!(text.contains(ORIGINAL_SHA256));

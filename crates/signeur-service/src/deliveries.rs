@@ -41,6 +41,7 @@ pub use crate::webhooks::RetrySchedule;
 pub struct DeliveryAttempt {
     pub id: Uuid,
     pub delivery_id: Uuid,
+    pub endpoint_id: Uuid,
     pub event_id: String,
     pub event_type: String,
     pub attempt: i64,
@@ -50,6 +51,25 @@ pub struct DeliveryAttempt {
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+impl From<signeur_store::AttemptRow> for DeliveryAttempt {
+    fn from(a: signeur_store::AttemptRow) -> Self {
+        DeliveryAttempt {
+            id: a.id,
+            delivery_id: a.delivery_id,
+            endpoint_id: a.endpoint_id,
+            event_id: a.event_id,
+            event_type: a.event_type,
+            attempt: a.attempt,
+            succeeded: a.status == "succeeded",
+            http_status: a.http_status,
+            duration_ms: a.duration_ms,
+            error: a.error,
+            response_excerpt: a.response_excerpt,
+            created_at: a.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -546,22 +566,7 @@ impl Service {
             _ => None,
         };
         Ok(AttemptPage {
-            data: rows
-                .into_iter()
-                .map(|a| DeliveryAttempt {
-                    id: a.id,
-                    delivery_id: a.delivery_id,
-                    event_id: a.event_id,
-                    event_type: a.event_type,
-                    attempt: a.attempt,
-                    succeeded: a.status == "succeeded",
-                    http_status: a.http_status,
-                    duration_ms: a.duration_ms,
-                    error: a.error,
-                    response_excerpt: a.response_excerpt,
-                    created_at: a.created_at,
-                })
-                .collect(),
+            data: rows.into_iter().map(DeliveryAttempt::from).collect(),
             has_more,
             next_cursor,
         })

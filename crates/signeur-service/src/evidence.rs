@@ -423,6 +423,19 @@ pub fn audit_trail(record: &AuditRecord) -> signeur_pdf::AuditTrail {
             }
         })
         .collect();
+    let deliveries = d
+        .deliveries
+        .iter()
+        .map(|a| signeur_pdf::AuditDelivery {
+            id: crate::deliveries::attempt_wire_id(a.id),
+            event_id: a.event_id.clone(),
+            event_type: a.event_type.clone(),
+            endpoint: crate::webhooks::endpoint_id(a.endpoint_id),
+            attempt: u32::try_from(a.attempt).unwrap_or(0),
+            created_at: human_time(a.created_at),
+            outcome: attempt_words(a),
+        })
+        .collect();
     let chain = signeur_pdf::AuditChain {
         valid: record.chain.valid,
         detail: match &record.chain.problem {
@@ -460,9 +473,22 @@ pub fn audit_trail(record: &AuditRecord) -> signeur_pdf::AuditTrail {
         request,
         signers,
         events,
+        deliveries,
         chain,
         seal,
         generated_at: human_time(record.generated_at),
+    }
+}
+
+/// An attempt's outcome in words, for the audit-trail PDF.
+fn attempt_words(a: &crate::deliveries::DeliveryAttempt) -> String {
+    let status = a.http_status.map(|s| format!("HTTP {s}"));
+    match (a.succeeded, status, a.error.as_deref()) {
+        (true, Some(s), _) => format!("Succeeded: {s} in {} ms", a.duration_ms),
+        (true, None, _) => format!("Succeeded in {} ms", a.duration_ms),
+        (false, Some(s), _) => format!("Failed: {s} after {} ms", a.duration_ms),
+        (false, None, Some(e)) => format!("Failed: {e} (after {} ms)", a.duration_ms),
+        (false, None, None) => format!("Failed after {} ms", a.duration_ms),
     }
 }
 

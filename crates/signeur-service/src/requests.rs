@@ -9,6 +9,7 @@ use signeur_core::validate::{self, NewRequest};
 use signeur_core::{Action, Delivery, EventType, RequestStatus, SignerStatus, SigningOrder, time};
 use signeur_store::{ListFilter, RequestRow, SignerRow};
 
+use crate::deliveries::DeliveryAttempt;
 use crate::jobs::Job;
 use crate::mail::NoticeKind;
 
@@ -22,6 +23,9 @@ pub struct RequestDetail {
     pub request: SignatureRequest,
     pub signers: Vec<Signer>,
     pub events: Vec<Event>,
+    /// Every webhook attempt for its events, oldest first: listed in its audit trail, not
+    /// part of the hash chain.
+    pub deliveries: Vec<DeliveryAttempt>,
     pub now: DateTime<Utc>,
 }
 
@@ -173,6 +177,7 @@ impl Service {
                 request: request.into(),
                 signers: self.signer_models(signers)?,
                 events: model::all(evts),
+                deliveries: Vec::new(),
                 now,
             });
         }
@@ -185,6 +190,7 @@ impl Service {
             request,
             signers,
             events,
+            attempts,
         } = self
             .db
             .get_request_with_parts(org_id, id)
@@ -194,6 +200,7 @@ impl Service {
             request: request.into(),
             signers: self.signer_models(signers)?,
             events: model::all(events),
+            deliveries: attempts.into_iter().map(DeliveryAttempt::from).collect(),
             now: self.clock.now(),
         })
     }

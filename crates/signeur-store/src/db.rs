@@ -147,6 +147,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_deliveries",
         include_str!("../migrations/sqlite/0012_webhook_deliveries.sql"),
     ),
+    (
+        16,
+        "webhook_attempts_by_event",
+        include_str!("../migrations/sqlite/0016_webhook_attempts_by_event.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -208,6 +213,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "webhook_deliveries",
         include_str!("../migrations/postgres/0012_webhook_deliveries.sql"),
+    ),
+    (
+        16,
+        "webhook_attempts_by_event",
+        include_str!("../migrations/postgres/0016_webhook_attempts_by_event.sql"),
     ),
 ];
 

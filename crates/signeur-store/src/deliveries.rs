@@ -30,7 +30,9 @@ macro_rules! delivery_columns {
     };
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Also read from the JSON array `get_request_with_parts` aggregates (a request's attempts,
+/// listed in its audit trail): there without `response_excerpt`.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct AttemptRow {
     pub id: Uuid,
     pub delivery_id: Uuid,
@@ -44,7 +46,9 @@ pub struct AttemptRow {
     pub http_status: Option<i64>,
     pub duration_ms: i64,
     pub error: Option<String>,
+    #[serde(default)]
     pub response_excerpt: Option<String>,
+    #[serde(deserialize_with = "crate::rfc3339::instant")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -6,7 +6,7 @@ use signeur_core::{
 };
 use uuid::Uuid;
 
-use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
+use crate::{AttemptRow, Db, Result, Tx, on_db, on_db_write, on_tx};
 
 /// Field order matters: `get_request_with_parts` on SQLite decodes it from a JSON array.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
@@ -155,6 +155,8 @@ pub struct RequestWithParts {
     pub request: RequestRow,
     pub signers: Vec<SignerRow>,
     pub events: Vec<EventRow>,
+    /// Every webhook attempt for its events, oldest first (its audit trail's `deliveries`).
+    pub attempts: Vec<AttemptRow>,
 }
 
 /// PostgreSQL's answer to [`REQUEST_WITH_PARTS_POSTGRES`].
@@ -164,6 +166,7 @@ struct RequestWithPartsRow {
     request: RequestRow,
     signers_json: String,
     events_json: String,
+    attempts_json: String,
 }
 
 /// SQLite's answer to [`REQUEST_WITH_PARTS_SQLITE`]: three values for the driver to copy
@@ -173,6 +176,7 @@ struct RequestWithPartsJson {
     request_json: String,
     signers_json: String,
     events_json: String,
+    attempts_json: String,
 }
 
 /// SQLite side of [`Tx::get_request_with_parts`]: the request as one JSON array of the
@@ -188,7 +192,13 @@ const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
         document_blob, signer_count, sealed_blob, sealed_document_hash, created_at, updated_at, \
         sent_at, opened_at, signed_at, cancelled_at, cancel_reason, declined_at, expired_at, \
         expires_at, event_seq, last_event_hash) AS request_json",
-    ", signers_json, events_json",
+    ", signers_json, events_json, ",
+    "(SELECT json_group_array(json_object('id', hex(a.id), 'delivery_id', hex(a.delivery_id), \
+        'endpoint_id', hex(a.endpoint_id), 'event_id', a.event_id, 'event_type', a.event_type, \
+        'attempt', a.attempt, 'status', a.status, 'http_status', a.http_status, \
+        'duration_ms', a.duration_ms, 'error', a.error, 'created_at', a.created_at)) \
+      FROM events e JOIN webhook_attempts a ON a.event_id = e.id \
+      WHERE e.request_id = r.id) AS attempts_json",
     " FROM signature_requests r WHERE r.id = $1 AND r.org_id = $2"
 );
 
@@ -197,7 +207,13 @@ const REQUEST_WITH_PARTS_SQLITE: &str = concat!(
 const REQUEST_WITH_PARTS_POSTGRES: &str = concat!(
     "SELECT ",
     request_columns!(),
-    ", signers_json, events_json",
+    ", signers_json, events_json, ",
+    "(SELECT coalesce(json_agg(json_build_object('id', a.id, 'delivery_id', a.delivery_id, \
+        'endpoint_id', a.endpoint_id, 'event_id', a.event_id, 'event_type', a.event_type, \
+        'attempt', a.attempt, 'status', a.status, 'http_status', a.http_status, \
+        'duration_ms', a.duration_ms, 'error', a.error, 'created_at', a.created_at)), '[]')::text \
+      FROM events e JOIN webhook_attempts a ON a.event_id = e.id \
+      WHERE e.request_id = r.id) AS attempts_json",
     " FROM signature_requests r WHERE r.id = $1 AND r.org_id = $2"
 );
 
@@ -475,6 +491,7 @@ impl Db {
                         request: serde_json::from_str(&json.request_json).map_err(decode)?,
                         signers_json: json.signers_json,
                         events_json: json.events_json,
+                        attempts_json: json.attempts_json,
                     }),
                 }
             }
@@ -497,12 +514,16 @@ impl Db {
         for e in &mut events {
             (e.request_id, e.org_id) = (Some(request.id), request.org_id);
         }
+        let mut attempts: Vec<AttemptRow> =
+            serde_json::from_str(&row.attempts_json).map_err(decode)?;
         signers.sort_by_key(|s| s.position);
         events.sort_by_key(|e| e.seq);
+        attempts.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
         Ok(Some(RequestWithParts {
             request: row.request,
             signers,
             events,
+            attempts,
         }))
     }
 

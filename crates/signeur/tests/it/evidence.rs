@@ -305,3 +305,121 @@ async fn a_signature_position_beyond_the_document_is_refused_naming_the_field() 
         "{message}"
     );
 }
+
+/// Every webhook attempt for a request's events is listed in its audit trail: under
+/// `audit_trail.deliveries` of the request (and of the signer whose event it was), in the
+/// audit record's `deliveries`, and in the audit-trail PDF; never among the events nor in
+/// the hash chain.
+#[tokio::test]
+async fn webhook_attempts_are_listed_in_the_audit_trail_outside_the_chain() {
+    use crate::webhook_delivery::{Receiver, Reply, drain, endpoint};
+
+    let app = TestApp::start_with_webhooks(loopback_webhooks()).await;
+    let rx = Receiver::start(vec![Reply::Status(503)]).await;
+    let (ep, _) = endpoint(&app, &rx.url, json!(["signature_request.created"])).await;
+    let other = Receiver::start(vec![]).await;
+    let (ep2, _) = endpoint(&app, &other.url, json!(["signature_request.created"])).await;
+    let v = app.create(&seed_body()).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    drain(&app).await;
+    app.advance(chrono::Duration::hours(1));
+    drain(&app).await;
+    assert_eq!(rx.hits().len(), 2, "a failure, then the retry");
+
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    let events = got["audit_trail"]["events"].as_array().unwrap();
+    let created = events
+        .iter()
+        .find(|e| e["type"] == "signature_request.created")
+        .unwrap();
+    let deliveries = got["audit_trail"]["deliveries"].as_array().unwrap();
+    let summary: Vec<_> = deliveries
+        .iter()
+        .map(|d| {
+            (
+                d["endpoint_id"].as_str().unwrap().to_string(),
+                d["attempt"].as_i64().unwrap(),
+                d["status"].as_str().unwrap().to_string(),
+                d["http_status"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut first_two = summary[..2].to_vec();
+    first_two.sort();
+    let mut want = vec![
+        (ep.clone(), 1, "failed".to_string(), 503),
+        (ep2.clone(), 1, "succeeded".to_string(), 200),
+    ];
+    want.sort();
+    assert_eq!(first_two, want, "{got}");
+    assert_eq!(summary[2], (ep.clone(), 2, "succeeded".to_string(), 200));
+    assert_eq!(deliveries.len(), 3, "oldest first, one entry per attempt");
+    for d in deliveries {
+        assert_eq!(d["event_id"], created["id"]);
+        assert_eq!(d["event_type"], "signature_request.created");
+        assert!(d["id"].as_str().unwrap().starts_with("wha_"));
+        assert!(d["delivery_id"].as_str().unwrap().starts_with("whd_"));
+        assert!(is_wire_time(&d["created_at"]));
+        assert!(d["duration_ms"].is_i64());
+        assert!(d.get("error").is_some());
+    }
+    // The attempts agree with the endpoint's history.
+    let history = app
+        .get_json(&format!("/api/v1/webhook-endpoints/{ep}/deliveries"))
+        .await;
+    let ids: Vec<_> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|a| a["id"].clone())
+        .collect();
+    let listed: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d["endpoint_id"] == ep.as_str())
+        .map(|d| d["id"].clone())
+        .collect();
+    assert_eq!(ids, listed);
+    // Not events, not chained: the events are what they were, and the chain still verifies.
+    assert!(
+        events
+            .iter()
+            .all(|e| !e["type"].as_str().unwrap().starts_with("webhook"))
+    );
+
+    let record = app
+        .get_json(&format!("/api/v1/signatures/{id}/audit-trail.json"))
+        .await;
+    assert_eq!(record["deliveries"], got["audit_trail"]["deliveries"]);
+    assert_eq!(record["events"], got["audit_trail"]["events"]);
+    assert_eq!(record["chain"]["valid"], true);
+    assert_eq!(record["chain"]["events"], events.len());
+
+    // A signer's own audit trail lists only the attempts of that signer's events.
+    let signers = app
+        .get_json(&format!("/api/v1/signatures/{id}/signers"))
+        .await;
+    for s in signers["data"].as_array().unwrap() {
+        assert_eq!(s["audit_trail"]["deliveries"], json!([]), "{s}");
+    }
+
+    let pdf = app
+        .get(&format!("/api/v1/signatures/{id}/audit-trail.pdf"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    if let Some(text) = text_of(&pdf) {
+        assert!(text.contains("Webhook deliveries"), "{text}");
+        assert!(text.contains("3 attempts"), "{text}");
+        for d in deliveries {
+            let attempt = d["id"].as_str().unwrap();
+            assert!(text.contains(attempt), "attempt {attempt} in the PDF");
+        }
+        assert!(text.contains(&ep), "{text}");
+        assert!(text.contains("Failed: HTTP 503"), "{text}");
+        assert!(text.contains("Succeeded: HTTP 200"), "{text}");
+    }
+}

@@ -20,27 +20,27 @@ use signeur_service::jobs::WorkerConfig;
 use crate::support::*;
 
 #[derive(Clone, Copy)]
-enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     Hang,
 }
 
 #[derive(Clone)]
-struct Hit {
+pub(crate) struct Hit {
     headers: HeaderMap,
     body: Bytes,
     at: Instant,
 }
 
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     hits: Arc<Mutex<Vec<Hit>>>,
 }
 
 impl Receiver {
     /// A receiver on 127.0.0.1 answering with `plan` in order, then 200.
-    async fn start(plan: Vec<Reply>) -> Receiver {
+    pub(crate) async fn start(plan: Vec<Reply>) -> Receiver {
         let hits: Arc<Mutex<Vec<Hit>>> = Default::default();
         let plan = Arc::new(Mutex::new(VecDeque::from(plan)));
         let (h, p) = (hits.clone(), plan.clone());
@@ -78,11 +78,11 @@ impl Receiver {
         }
     }
 
-    fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
 
-    fn types(&self) -> Vec<String> {
+    pub(crate) fn types(&self) -> Vec<String> {
         self.hits()
             .iter()
             .map(|h| body_json(h)["type"].as_str().unwrap().to_string())
@@ -99,7 +99,7 @@ fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
 }
 
 /// Creates an endpoint through the API; returns its id and secret.
-async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String, String) {
+pub(crate) async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String, String) {
     let res = app
         .post("/api/v1/webhook-endpoints")
         .json(&json!({"url": url, "event_types": types}))
@@ -142,7 +142,7 @@ async fn signed_request(app: &TestApp) -> Uuid {
 }
 
 /// Runs due jobs until none is left.
-async fn drain(app: &TestApp) {
+pub(crate) async fn drain(app: &TestApp) {
     for _ in 0..20 {
         if app.service.run_due_jobs().await.unwrap() == 0 {
             return;
