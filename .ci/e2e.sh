@@ -24,8 +24,8 @@ log "$(/usr/bin/chromium --version 2>/dev/null | head -n 1 || echo 'chromium: ve
 log "npm ci (e2e/)"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 
-log "cargo build --locked -p signeur"
-cargo build --locked -p signeur
+log "cargo build --workspace --locked"
+cargo build --workspace --locked
 
 log "node --test (e2e/)"
 cd e2e

@@ -43,7 +43,7 @@ fi
 # --- The server binary ---------------------------------------------------------------------
 if [ ! -x "$bin" ]; then
     log "$bin is missing; building it"
-    (cd "$root" && CARGO_TARGET_DIR="$target_dir" cargo build -p signeur)
+    (cd "$root" && CARGO_TARGET_DIR="$target_dir" cargo build --workspace --locked)
 fi
 
 # --- Start it on a free loopback port with an empty database -------------------------------
