@@ -147,6 +147,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_deliveries",
         include_str!("../migrations/sqlite/0012_webhook_deliveries.sql"),
     ),
+    (
+        14,
+        "expiry_reminders",
+        include_str!("../migrations/sqlite/0014_expiry_reminders.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -208,6 +213,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "webhook_deliveries",
         include_str!("../migrations/postgres/0012_webhook_deliveries.sql"),
+    ),
+    (
+        14,
+        "expiry_reminders",
+        include_str!("../migrations/postgres/0014_expiry_reminders.sql"),
     ),
 ];
 
