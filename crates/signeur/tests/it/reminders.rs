@@ -387,6 +387,22 @@ async fn remind_sends_one_now_and_refuses_who_cannot_be_reminded() {
     app.service.run_due_jobs().await.unwrap();
     assert_eq!(reminders_to(&smtp, "veikko@example.fi").len(), 1);
 
+    // With an Idempotency-Key, a retried call replays the answer and sends nothing more.
+    let keyed = || {
+        app.post(&format!("/api/v1/signatures/{id}/signers/{s0}/remind"))
+            .header("Idempotency-Key", "remind-once")
+            .send()
+    };
+    let first = keyed().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let again = keyed().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(reminders_to(&smtp, "veikko@example.fi").len(), 2);
+    assert_eq!(reminded_events(&app, &id).await.len(), 2);
+
     let (status, code, message) = error_of(remind(&s1).await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
