@@ -26,6 +26,8 @@ wire_enum!(
         SignerSigned = "signer.signed",
         SignerDeclined = "signer.declined",
         SignerEmailFailed = "signer.email_failed",
+        /// A reminder email went to a signer (scheduled or asked for through the API).
+        SignerReminded = "signer.reminded",
         SigningSessionCompleted = "signing_session.completed",
         WebhookEndpointTest = "webhook_endpoint.test",
     }

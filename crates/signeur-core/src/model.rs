@@ -192,6 +192,10 @@ wire_enum!(
         ExpireSessions = "expire_sessions",
         /// Makes one attempt of a webhook delivery (and schedules the next on failure).
         DeliverWebhook = "deliver_webhook",
+        /// Moves open requests past `expires_at` to `expired` (every minute).
+        ExpireRequests = "expire_requests",
+        /// Queues the reminders that came due (every minute).
+        SendReminders = "send_reminders",
     }
 );
 

@@ -24,6 +24,10 @@ pub const MAX_EMAIL_CHARS: usize = 254;
 pub const MAX_FILENAME_CHARS: usize = 255;
 pub const DEFAULT_EXPIRY_DAYS: i64 = 30;
 pub const MAX_EXPIRY_DAYS: i64 = 365;
+/// Bounds of a reminder policy: days before the first reminder and between reminders, and
+/// how many reminders at most.
+pub const MAX_REMINDER_DAYS: u32 = 365;
+pub const MAX_REMINDERS: u32 = 10;
 
 /// A refusal: the wire error code and a message that names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +81,65 @@ pub struct NewRequest {
     pub metadata: Option<String>,
     pub signers: Vec<NewSigner>,
     pub document: NewDocument,
+    /// `reminders`: absent (`None`: the organization's policy), `null` (`Some(None)`: no
+    /// reminders) or a policy.
+    pub reminders: Option<Option<ReminderPolicy>>,
+}
+
+/// When reminder emails go to a signer who has not acted: the first `first_after_days`
+/// after their invitation, then every `every_days`, at most `max` of them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct ReminderPolicy {
+    /// Days from the invitation to the first reminder.
+    #[schema(minimum = 1, maximum = 365)]
+    pub first_after_days: u32,
+    /// Days between reminders after the first.
+    #[schema(minimum = 1, maximum = 365)]
+    pub every_days: u32,
+    /// Reminders at most (0: none).
+    #[schema(minimum = 0, maximum = 10)]
+    pub max: u32,
+}
+
+impl ReminderPolicy {
+    /// The policy of an organization that never set one.
+    pub const DEFAULT: ReminderPolicy = ReminderPolicy {
+        first_after_days: 3,
+        every_days: 3,
+        max: 3,
+    };
+}
+
+/// Reads a reminder policy: `null` is `None` (no reminders); every field is required and an
+/// integer within its bounds. `field` names the value in messages (`reminders`).
+pub fn reminder_policy(raw: &RawValue, field: &str) -> Result<Option<ReminderPolicy>> {
+    if raw.get().trim() == "null" {
+        return Ok(None);
+    }
+    let f = Fields::parse(raw, field)?.ok_or_else(|| {
+        ValidationError::invalid(
+            field,
+            "must be an object with 'first_after_days', 'every_days' and 'max', or null",
+        )
+    })?;
+    let int = |k: &str, min: u32, max: u32| -> Result<u32> {
+        let name = f.name(k);
+        let raw = f.raw(k).ok_or_else(|| ValidationError::missing(&name))?;
+        serde_json::from_str::<f64>(raw.get())
+            .ok()
+            .filter(|v| v.fract() == 0.0 && (f64::from(min)..=f64::from(max)).contains(v))
+            .map(|v| v as u32)
+            .ok_or_else(|| {
+                ValidationError::invalid(&name, &format!("must be an integer from {min} to {max}"))
+            })
+    };
+    Ok(Some(ReminderPolicy {
+        first_after_days: int("first_after_days", 1, MAX_REMINDER_DAYS)?,
+        every_days: int("every_days", 1, MAX_REMINDER_DAYS)?,
+        max: int("max", 0, MAX_REMINDERS)?,
+    }))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +267,13 @@ impl<'a> Fields<'a> {
         } else {
             format!("{}.{key}", self.prefix)
         }
+    }
+
+    /// The raw value, JSON null included (for fields where null means something).
+    fn raw_or_null(&self, key: &str) -> Option<&'a RawValue> {
+        #[cfg(test)]
+        tests::contract::record_read(&self.name(key));
+        self.map.get(key).copied()
     }
 
     /// The raw value, with JSON null treated as absent.
@@ -383,6 +453,10 @@ pub fn create_request(body: &[u8], now: DateTime<Utc>) -> Result<NewRequest> {
     };
 
     let document = document(&top)?;
+    let reminders = match top.raw_or_null("reminders") {
+        None => None,
+        Some(raw) => Some(reminder_policy(raw, "reminders")?),
+    };
 
     Ok(NewRequest {
         title,
@@ -394,6 +468,7 @@ pub fn create_request(body: &[u8], now: DateTime<Utc>) -> Result<NewRequest> {
         metadata,
         signers,
         document,
+        reminders,
     })
 }
 

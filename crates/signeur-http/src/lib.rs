@@ -95,6 +95,7 @@ fn authenticated_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(signatures::get_signature))
         .routes(routes!(signatures::list_signers))
         .routes(routes!(signatures::resend_invitation))
+        .routes(routes!(signatures::remind_signer))
         .routes(routes!(signatures::cancel_signature))
         .routes(routes!(signatures::download_document))
         .routes(routes!(signatures::audit_trail_pdf))

@@ -41,6 +41,9 @@ pub struct SettingsView {
     /// Null until the settings are first changed.
     #[serde(serialize_with = "ms_opt::serialize")]
     pub updated_at: Option<DateTime<Utc>>,
+    /// Reminder emails of new requests that name no `reminders` of their own (email
+    /// delivery): until set, first after 3 days, then every 3 days, at most 3; null: none.
+    pub reminders: Option<signeur_core::validate::ReminderPolicy>,
 }
 
 /// An absolute URL, at most 2000 characters as sent (the stored form is normalized).
@@ -56,6 +59,7 @@ impl From<Settings> for SettingsView {
             allowed_frame_origins: s.allowed_frame_origins,
             session_secret_set: s.session_secret_set,
             updated_at: s.updated_at,
+            reminders: s.reminders,
         }
     }
 }
@@ -73,6 +77,9 @@ pub struct SettingsPatch {
     /// [::1]).
     #[schema(max_items = 20, value_type = Option<Vec<AbsoluteUrl>>)]
     allowed_frame_origins: Option<Vec<String>>,
+    /// The reminder policy of requests created from now on (existing requests keep theirs);
+    /// null: no reminders.
+    reminders: Option<signeur_core::validate::ReminderPolicy>,
 }
 
 #[utoipa::path(

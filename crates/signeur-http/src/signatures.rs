@@ -17,8 +17,8 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::Caller;
 use crate::views::{
-    AuditRecordView, CancelResponse, ResendResponse, SignatureRequestCreated, SignatureRequestList,
-    SignatureRequestView, SignerList,
+    AuditRecordView, CancelResponse, RemindResponse, ResendResponse, SignatureRequestCreated,
+    SignatureRequestList, SignatureRequestView, SignerList,
 };
 
 pub const TAG: &str = "Signature requests";
@@ -275,6 +275,42 @@ pub async fn resend_invitation(
         .resend_invitation(caller.org_id, request_id(&id)?, signer_id, &body)
         .await?;
     Ok(Json(ResendResponse::from(&outcome)))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signatures/{id}/signers/{signer_id}/remind", tag = TAG,
+    summary = "Send the signer a reminder now",
+    description = "Emails the signer a reminder in their language, linking to their signing page; \
+        nothing is rotated (their access code stays the invitation's). Recorded as a \
+        `signer.reminded` event. It does not count towards the reminder policy's `max`; the \
+        next scheduled reminder comes `every_days` after it. A transient SMTP failure leaves \
+        the reminder queued (`email_sent: false`, `email_error` set).",
+    params(
+        ("id" = Uuid, Path, description = "Signature request id"),
+        ("signer_id" = Uuid, Path, description = "Signer id"),
+        IdempotencyHeader,
+    ),
+    responses(
+        (status = 200, description = "The reminder was recorded and attempted (see email_sent)", body = RemindResponse),
+        (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
+        (status = 409, description = "The request is no longer open, the signer signed, declined or has not been invited yet (not their turn), or the request has delivery api (invalid_state)", body = ErrorBody),
+        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn remind_signer(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, signer_id)): Path<(String, String)>,
+) -> Result<Json<RemindResponse>, ApiError> {
+    let signer_id = Uuid::parse_str(&signer_id).map_err(|_| ApiError::not_found("Signer"))?;
+    let outcome = st
+        .service
+        .remind_signer(caller.org_id, request_id(&id)?, signer_id)
+        .await?;
+    Ok(Json(RemindResponse::from(&outcome)))
 }
 
 /// The answer to a seal retry.

@@ -299,6 +299,31 @@ impl From<&signeur_service::ResendOutcome> for ResendResponse {
     }
 }
 
+/// The answer to a remind.
+#[derive(Serialize, ToSchema)]
+pub struct RemindResponse {
+    pub ok: bool,
+    pub signer_id: Uuid,
+    /// True exactly when the SMTP server accepted the reminder.
+    pub email_sent: bool,
+    /// Why it was not accepted; null when sent, or when the reminder is still queued.
+    pub email_error: Option<String>,
+    #[serde(serialize_with = "ms::serialize")]
+    pub reminded_at: DateTime<Utc>,
+}
+
+impl From<&signeur_service::expiry::RemindOutcome> for RemindResponse {
+    fn from(r: &signeur_service::expiry::RemindOutcome) -> Self {
+        RemindResponse {
+            ok: true,
+            signer_id: r.signer_id,
+            email_sent: r.email_sent,
+            email_error: r.email_error.clone(),
+            reminded_at: r.reminded_at,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     #[schema(example = "ok")]

@@ -205,6 +205,7 @@ pub fn event_summary(event_type: EventType, data: &Value) -> String {
             who(),
             str_field(data, "email_error").unwrap_or("unknown error")
         ),
+        EventType::SignerReminded => format!("Reminder emailed to {}", who()),
         EventType::SigningSessionCompleted => format!(
             "Embedded signing session ended: {}{}",
             str_field(data, "result").unwrap_or("unknown"),

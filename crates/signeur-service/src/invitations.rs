@@ -136,7 +136,9 @@ impl Service {
             // The request row first, as every writer of a signer locks it (its trigger
             // rewrites the row's signers_json).
             tx.lock_request(request.org_id, request.id).await?;
-            tx.record_invitation_sent(signer.id, self.clock.now())
+            let now = self.clock.now();
+            tx.record_invitation_sent(signer.id, now).await?;
+            self.schedule_reminder_after_invitation(&mut tx, signer.id, now)
                 .await?;
             tx.commit().await?;
             tracing::info!(signature_request = %request.id, signer = %signer.id, "invitation sent");
@@ -363,16 +365,47 @@ impl Service {
         signer_id: Uuid,
         kind: mail::NoticeKind,
     ) -> Result<()> {
+        match self
+            .deliver_notice(org_id, request_id, signer_id, kind)
+            .await?
+        {
+            None | Some(Ok(())) => Ok(()),
+            Some(Err(e)) if e.permanent => {
+                tracing::warn!(signer = %signer_id, error = %e, "notice refused");
+                Ok(())
+            }
+            Some(Err(e)) => Err(ServiceError::Internal(anyhow::anyhow!(
+                "notice not delivered yet: {e}"
+            ))),
+        }
+    }
+
+    /// Builds a notice in the signer's language and hands it to the mailer (within the SMTP
+    /// timeout). None: nothing to send (no such signer or address; a reminder to a signer who
+    /// acted meanwhile or of a request no longer open).
+    pub(crate) async fn deliver_notice(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        kind: mail::NoticeKind,
+    ) -> Result<Option<std::result::Result<(), MailError>>> {
         let (Some(request), Some(signer), Some(org)) = (
             self.db.get_request(org_id, request_id).await?,
             self.db.get_signer(request_id, signer_id).await?,
             self.db.get_org(org_id).await?,
         ) else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(email) = signer.email.as_deref() else {
-            return Ok(());
+            return Ok(None);
         };
+        if kind == mail::NoticeKind::Reminder
+            && (!effective_status(&request, self.clock.now()).is_open()
+                || !matches!(signer.status, SignerStatus::Sent | SignerStatus::Opened))
+        {
+            return Ok(None);
+        }
         let expires = request.expires_at.format("%Y-%m-%d").to_string();
         let link = self.sign_url_of(&signer)?;
         // A decline notice names who declined.
@@ -405,22 +438,18 @@ impl Service {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(signer = %signer_id, error = %e, "notice not sent");
-                return Ok(());
+                return Ok(Some(Err(e)));
             }
         };
-        match tokio::time::timeout(self.mail.timeout, self.mail.mailer.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if e.permanent => {
-                tracing::warn!(signer = %signer_id, error = %e, "notice refused");
-                Ok(())
-            }
-            Ok(Err(e)) => Err(ServiceError::Internal(anyhow::anyhow!(
-                "notice not delivered yet: {e}"
-            ))),
-            Err(_) => Err(ServiceError::Internal(anyhow::anyhow!(
-                "the SMTP server did not answer in time"
-            ))),
-        }
+        Ok(Some(
+            match tokio::time::timeout(self.mail.timeout, self.mail.mailer.send(message)).await {
+                Ok(r) => r,
+                Err(_) => Err(MailError {
+                    permanent: false,
+                    message: "the SMTP server did not answer in time".into(),
+                }),
+            },
+        ))
     }
 
     /// Sends a test message (`signeur send-test-email`).

@@ -36,6 +36,8 @@ pub const ORPHAN_GRACE: Duration = Duration::hours(1);
 /// A claimed job's lease; its heartbeat renews it well before it runs out.
 pub const LEASE: Duration = Duration::seconds(30);
 const PERIODIC_EVERY: Duration = Duration::minutes(10);
+/// Expiry and reminders: `signature_request.expired` within a minute of `expires_at`.
+const MINUTELY_EVERY: Duration = Duration::minutes(1);
 /// Blobs listed (and checked with one query) at a time by the orphan scan.
 const ORPHAN_PAGE: usize = 500;
 /// Attempts of one seal job before the request becomes `stamp_failed`.
@@ -57,6 +59,8 @@ const MAINTENANCE: &[JobKind] = &[
     JobKind::PurgeIdempotencyKeys,
     JobKind::RemoveOrphanBlobs,
     JobKind::ExpireSessions,
+    JobKind::ExpireRequests,
+    JobKind::SendReminders,
 ];
 
 /// Delay before attempt `attempts + 1`: 10 s doubling, at most an hour.
@@ -87,6 +91,10 @@ pub enum Job {
     PurgeIdempotencyKeys,
     RemoveOrphanBlobs,
     ExpireSessions,
+    /// Every minute: open requests past `expires_at` become `expired` (`expiry.rs`).
+    ExpireRequests,
+    /// Every minute: the reminders that came due are queued (`expiry.rs`).
+    SendReminders,
     /// Attempt `attempt` (1-based) of a webhook delivery; 0: a retry asked for through the
     /// API (one attempt, nothing scheduled after it).
     DeliverWebhook {
@@ -141,6 +149,8 @@ impl Job {
             Job::PurgeIdempotencyKeys => JobKind::PurgeIdempotencyKeys,
             Job::RemoveOrphanBlobs => JobKind::RemoveOrphanBlobs,
             Job::ExpireSessions => JobKind::ExpireSessions,
+            Job::ExpireRequests => JobKind::ExpireRequests,
+            Job::SendReminders => JobKind::SendReminders,
             Job::DeliverWebhook { .. } => JobKind::DeliverWebhook,
         }
     }
@@ -161,9 +171,11 @@ impl Job {
                 signer_id, notice, ..
             } => format!("notice:{}:{signer_id}", notice_spelling(*notice)),
             Job::SealDocument { request_id, .. } => format!("seal:{request_id}"),
-            Job::PurgeIdempotencyKeys | Job::RemoveOrphanBlobs | Job::ExpireSessions => {
-                format!("periodic:{}", self.kind().as_str())
-            }
+            Job::PurgeIdempotencyKeys
+            | Job::RemoveOrphanBlobs
+            | Job::ExpireSessions
+            | Job::ExpireRequests
+            | Job::SendReminders => format!("periodic:{}", self.kind().as_str()),
         })
     }
 
@@ -172,7 +184,11 @@ impl Job {
         match self {
             Job::SealDocument { .. } => SEAL_ATTEMPTS,
             Job::SendInvitation { .. } | Job::SendNotice { .. } => 10,
-            Job::PurgeIdempotencyKeys | Job::RemoveOrphanBlobs | Job::ExpireSessions => 5,
+            Job::PurgeIdempotencyKeys
+            | Job::RemoveOrphanBlobs
+            | Job::ExpireSessions
+            | Job::ExpireRequests
+            | Job::SendReminders => 5,
             // Only when the attempt could not be recorded (the receiver's failures are
             // attempts, scheduled by the delivery itself).
             Job::DeliverWebhook { .. } => 5,
@@ -215,9 +231,11 @@ impl Job {
                 org_id: *org_id,
                 signature_request_id: *request_id,
             }),
-            Job::PurgeIdempotencyKeys | Job::RemoveOrphanBlobs | Job::ExpireSessions => {
-                Ok("{}".into())
-            }
+            Job::PurgeIdempotencyKeys
+            | Job::RemoveOrphanBlobs
+            | Job::ExpireSessions
+            | Job::ExpireRequests
+            | Job::SendReminders => Ok("{}".into()),
             Job::DeliverWebhook {
                 delivery_id,
                 attempt,
@@ -267,6 +285,8 @@ impl Job {
             JobKind::PurgeIdempotencyKeys => Job::PurgeIdempotencyKeys,
             JobKind::RemoveOrphanBlobs => Job::RemoveOrphanBlobs,
             JobKind::ExpireSessions => Job::ExpireSessions,
+            JobKind::ExpireRequests => Job::ExpireRequests,
+            JobKind::SendReminders => Job::SendReminders,
             JobKind::DeliverWebhook => {
                 let p: DeliveryPayload = serde_json::from_str(payload).map_err(bad)?;
                 Job::DeliverWebhook {
@@ -414,6 +434,20 @@ impl Service {
             }
         }
         Ok(created)
+    }
+
+    /// Enqueues the minutely jobs (expiry, reminders) unless one of each is already waiting
+    /// (dedup keys). Every node does so each minute; a run that finds nothing due costs one
+    /// index seek, and each request or reminder is moved under its row lock, so several runs
+    /// in a minute change nothing twice.
+    pub async fn schedule_minutely_jobs(&self) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        for job in [Job::ExpireRequests, Job::SendReminders] {
+            tx.enqueue(&job.new_job(now), now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Enqueues the periodic jobs unless one of each is already waiting (dedup keys).
@@ -564,6 +598,14 @@ impl Service {
                 .expire_sessions()
                 .await
                 .map(|n| format!("{n} sessions expired")),
+            Job::ExpireRequests => self
+                .expire_overdue_requests()
+                .await
+                .map(|n| format!("{n} requests expired")),
+            Job::SendReminders => self
+                .send_due_reminders()
+                .await
+                .map(|n| format!("{n} reminders queued")),
             Job::SendInvitation {
                 org_id,
                 request_id,
@@ -750,6 +792,7 @@ impl Service {
     ) {
         let mut running: JoinSet<()> = JoinSet::new();
         let mut last_schedule: Option<DateTime<Utc>> = None;
+        let mut last_minutely: Option<DateTime<Utc>> = None;
         let mut last_give_up: Option<DateTime<Utc>> = None;
         let urgent = lane == Lane::Urgent;
         let wake = match lane {
@@ -764,6 +807,13 @@ impl Service {
                 match self.schedule_periodic_jobs().await {
                     Ok(()) => last_schedule = Some(now),
                     Err(e) => tracing::warn!(error = %e, "could not schedule periodic jobs"),
+                }
+            }
+            if lane == Lane::Maintenance && last_minutely.is_none_or(|t| now - t >= MINUTELY_EVERY)
+            {
+                match self.schedule_minutely_jobs().await {
+                    Ok(()) => last_minutely = Some(now),
+                    Err(e) => tracing::warn!(error = %e, "could not schedule expiry and reminders"),
                 }
             }
             if urgent && last_give_up.is_none_or(|t| now - t >= Duration::seconds(5)) {

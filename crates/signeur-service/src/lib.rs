@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod events_api;
 pub mod evidence;
+pub mod expiry;
 pub mod i18n;
 mod idempotency;
 mod invitations;

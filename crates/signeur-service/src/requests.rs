@@ -162,9 +162,17 @@ impl Service {
                 }
             }
         }
+        // Omitted: the organization's policy now, kept with the request (a later settings
+        // change does not rewrite it).
+        let policy = match new.reminders {
+            Some(chosen) => chosen,
+            None => self.org_reminder_policy(org_id).await?,
+        };
+        let schedules = Self::reminder_schedules(&request, &signers, policy);
         let mut tx = self.db.begin().await?;
         tx.insert_request(&request).await?;
         tx.insert_signers(&signers).await?;
+        tx.insert_reminder_schedules(&schedules).await?;
         self.record_events(&mut tx, &evts).await?;
         // The create attempts the invitations first; the worker only after that window.
         let run_at = now + invitation_window(&self.mail);

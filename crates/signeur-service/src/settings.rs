@@ -7,6 +7,7 @@ use rand::RngCore;
 use serde_json::Value;
 use uuid::Uuid;
 
+use signeur_core::validate::ReminderPolicy;
 use signeur_store::SettingsRow;
 
 use crate::{Result, Service, ServiceError};
@@ -20,6 +21,8 @@ pub struct Settings {
     pub allowed_frame_origins: Vec<String>,
     pub session_secret_set: bool,
     pub updated_at: Option<DateTime<Utc>>,
+    /// The reminder policy of new requests (the default until set); None: no reminders.
+    pub reminders: Option<ReminderPolicy>,
 }
 
 fn invalid_url(field: &str, what: &str) -> ServiceError {
@@ -142,13 +145,16 @@ impl Service {
                 .unwrap_or_default(),
             session_secret_set: row.session_secret.is_some(),
             updated_at: Some(row.updated_at),
+            reminders: None,
         }
     }
 
     /// `GET /api/v1/settings`.
     pub async fn settings(&self, org_id: Uuid) -> Result<Settings> {
         let stored = self.db.get_settings(org_id).await?;
-        Ok(Self::view(stored.as_ref()))
+        let mut settings = Self::view(stored.as_ref());
+        settings.reminders = self.org_reminder_policy(org_id).await?;
+        Ok(settings)
     }
 
     /// `PATCH /api/v1/settings`: the fields present are replaced, each column on its own
@@ -158,7 +164,7 @@ impl Service {
         for key in m.keys() {
             if !matches!(
                 key.as_str(),
-                "allowed_return_urls" | "allowed_frame_origins"
+                "allowed_return_urls" | "allowed_frame_origins" | "reminders"
             ) {
                 return Err(ServiceError::invalid(
                     "invalid_field",
@@ -177,6 +183,21 @@ impl Service {
         };
         let return_urls = list("allowed_return_urls", false)?;
         let frame_origins = list("allowed_frame_origins", true)?;
+        let reminders = match m.get("reminders") {
+            None => None,
+            Some(v) => {
+                let raw = serde_json::value::to_raw_value(v).map_err(|e| {
+                    ServiceError::invalid("invalid_json", format!("Malformed JSON: {e}"))
+                })?;
+                let policy = signeur_core::validate::reminder_policy(&raw, "reminders")?;
+                Some(serde_json::to_string(&policy).unwrap_or_else(|_| "null".into()))
+            }
+        };
+        if let Some(reminders) = &reminders {
+            self.db
+                .set_reminders_setting(org_id, reminders, self.clock.now())
+                .await?;
+        }
         let row = self
             .db
             .update_settings_lists(
@@ -186,7 +207,9 @@ impl Service {
                 self.clock.now(),
             )
             .await?;
-        Ok(Self::view(Some(&row)))
+        let mut settings = Self::view(Some(&row));
+        settings.reminders = self.org_reminder_policy(org_id).await?;
+        Ok(settings)
     }
 
     /// `POST /api/v1/settings/session-secret`: a new secret (the old one stops signing

@@ -148,6 +148,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0012_webhook_deliveries.sql"),
     ),
     (
+        14,
+        "expiry_reminders",
+        include_str!("../migrations/sqlite/0014_expiry_reminders.sql"),
+    ),
+    (
         16,
         "webhook_attempts_by_event",
         include_str!("../migrations/sqlite/0016_webhook_attempts_by_event.sql"),
@@ -213,6 +218,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "webhook_deliveries",
         include_str!("../migrations/postgres/0012_webhook_deliveries.sql"),
+    ),
+    (
+        14,
+        "expiry_reminders",
+        include_str!("../migrations/postgres/0014_expiry_reminders.sql"),
     ),
     (
         16,

@@ -13,6 +13,7 @@ mod events;
 mod idempotency;
 mod jobs;
 mod orgs;
+mod reminders;
 #[macro_use]
 mod requests;
 mod rfc3339;
@@ -30,6 +31,7 @@ pub use events::{EventFilter, append_event};
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, ExhaustedJob, JobListener, NewJob, PendingJob};
 pub use orgs::{ApiKeyRow, OrgRow, SealKeyRow};
+pub use reminders::ReminderRow;
 pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
 pub use sessions::{SessionRow, SettingsRow};
 pub use signing::{CodeGate, Signature};

@@ -72,6 +72,10 @@ pub struct CreateSignatureRequest {
     #[schema(max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub signer_name: Option<String>,
     pub document: CreateDocument,
+    /// Reminder emails for this request (`delivery: email` only): a policy, `null` for none,
+    /// or absent for the organization's policy at create time (settings `reminders`). The
+    /// policy is kept with the request: later settings changes do not alter it.
+    pub reminders: Option<super::ReminderPolicy>,
 }
 
 /// One signer of a create.

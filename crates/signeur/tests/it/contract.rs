@@ -52,6 +52,68 @@ fn url_of_len(prefix: &str, len: usize) -> String {
     format!("{prefix}/{}", "a".repeat(len - prefix.len() - 1))
 }
 
+/// `reminders` of `PATCH /api/v1/settings`: null or an object whose every property is a
+/// required integer, accepted at its `minimum`/`maximum` and refused just past them.
+async fn reminders_match_their_schema<F, Fut>(doc: &Value, p: &Value, patch: &F)
+where
+    F: Fn(Value) -> Fut,
+    Fut: std::future::Future<Output = StatusCode>,
+{
+    let alternatives = p["oneOf"].as_array().expect("reminders: a policy or null");
+    assert!(alternatives.iter().any(|a| a["type"] == "null"), "nullable");
+    let policy = alternatives
+        .iter()
+        .find(|a| a["type"] != "null")
+        .map(|a| resolve(doc, a))
+        .unwrap();
+    assert_eq!(
+        patch(json!({"reminders": null})).await,
+        StatusCode::OK,
+        "null"
+    );
+    assert_eq!(
+        patch(json!({"reminders": "x"})).await,
+        StatusCode::BAD_REQUEST
+    );
+    let props = policy["properties"].as_object().unwrap();
+    assert_eq!(names(policy, "required"), names(policy, "properties"));
+    let base: Value = props
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v["minimum"].as_u64().unwrap())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    assert_eq!(patch(json!({"reminders": base})).await, StatusCode::OK);
+    for (key, v) in props {
+        assert_eq!(v["type"], "integer", "{key}");
+        let (min, max) = (
+            v["minimum"].as_i64().unwrap(),
+            v["maximum"].as_i64().unwrap(),
+        );
+        for (value, ok) in [
+            (json!(min), true),
+            (json!(max), true),
+            (json!(min - 1), false),
+            (json!(max + 1), false),
+            (json!(min as f64 + 0.5), false),
+            (Value::Null, false),
+        ] {
+            let body = json!({"reminders": with(&base, key, Some(value.clone()))});
+            let expected = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            assert_eq!(patch(body).await, expected, "reminders.{key} = {value}");
+        }
+        let body = json!({"reminders": with(&base, key, None)});
+        assert_eq!(
+            patch(body).await,
+            StatusCode::BAD_REQUEST,
+            "reminders.{key} absent"
+        );
+    }
+}
+
 #[tokio::test]
 async fn settings_and_session_bodies_match_their_schemas() {
     let app = TestApp::start().await;
@@ -76,12 +138,16 @@ async fn settings_and_session_bodies_match_their_schemas() {
     );
     assert_eq!(
         names(s, "properties"),
-        ["allowed_frame_origins", "allowed_return_urls"]
+        ["allowed_frame_origins", "allowed_return_urls", "reminders"]
             .map(String::from)
             .into()
     );
     assert!(names(s, "required").is_empty());
+    reminders_match_their_schema(&doc, &s["properties"]["reminders"], &patch).await;
     for (key, p) in s["properties"].as_object().unwrap() {
+        if key == "reminders" {
+            continue;
+        }
         let item = resolve(&doc, &p["items"]);
         assert_eq!(item["format"], "uri", "{key}");
         let valid = |i: usize| match key.as_str() {

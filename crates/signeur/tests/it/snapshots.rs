@@ -899,6 +899,72 @@ async fn snapshots_email_delivery_resend_and_gate() {
 }
 
 #[tokio::test]
+async fn snapshots_remind_and_the_reminder_email() {
+    let app = TestApp::start().await;
+    freeze(&app);
+    let mut r = Redact::new(&app);
+    let mut body = seed_body();
+    body["delivery"] = json!("email");
+    let created = app.create(&body).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let signer0 = created["signers"][0]["id"].as_str().unwrap().to_string();
+    for signer in created["signers"].as_array().unwrap() {
+        r.secret("access-token", signer["access_token"].as_str().unwrap());
+    }
+    app.advance(Duration::days(1));
+    let remind = format!("/api/v1/signatures/{id}/signers/{signer0}/remind");
+    let res = app.post(&remind).send().await.unwrap();
+    snap_json(&mut r, "remind", &format!("POST {remind}"), res).await;
+    let sent = app.service.mail.mailer.sent();
+    let m = sent
+        .iter()
+        .filter(|m| {
+            m.envelope()
+                .to()
+                .iter()
+                .any(|a| a.to_string() == "buyer@example.com")
+        })
+        .nth(1)
+        .expect("the reminder after the invitation");
+    let raw = m.formatted();
+    let parsed = MessageParser::default().parse(&raw).unwrap();
+    let text = parsed
+        .text_bodies()
+        .find_map(|p| match &p.body {
+            PartType::Text(t) => Some(t.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    insta::assert_snapshot!(
+        "reminder_email_text_en",
+        format!(
+            "Subject: {}\n\n{}",
+            parsed.subject().unwrap_or_default(),
+            r.text(&text.replace("\r\n", "\n"))
+        )
+    );
+    let res = app
+        .post(&format!(
+            "/api/v1/signatures/{id}/signers/{}/remind",
+            created["signers"][1]["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cancel = format!("/api/v1/signatures/{id}/cancel");
+    assert_eq!(app.post(&cancel).send().await.unwrap().status(), 200);
+    let res = app.post(&remind).send().await.unwrap();
+    snap_json(
+        &mut r,
+        "error_409_remind_cancelled",
+        &format!("POST {remind}"),
+        res,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn snapshots_signer_pages_sign_and_decline() {
     let app = TestApp::start().await;
     freeze(&app);

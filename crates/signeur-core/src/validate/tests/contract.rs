@@ -481,6 +481,7 @@ fn create_bases() -> Vec<Value> {
             "signing_order": "sequential",
             "expires_at": "2026-06-01T00:00:00Z",
             "metadata": { "deal_id": "D-42" },
+            "reminders": { "first_after_days": 2, "every_days": 4, "max": 3 },
             "signers": [{
                 "email": "buyer@example.com",
                 "name": "Anna Buyer",

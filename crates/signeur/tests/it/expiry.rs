@@ -1,0 +1,248 @@
+//! Expiry (issue 16): a request past `expires_at` reads `expired` at once, and the minutely
+//! job makes it so for good — its links invalidated, `signature_request.expired` recorded
+//! exactly once however many runs race, and delivered to a real receiver by the worker.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
+
+use axum::body::Bytes;
+use chrono::Duration;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use signeur_service::jobs::WorkerConfig;
+
+use crate::support::*;
+
+/// A webhook receiver on 127.0.0.1 that answers 200 and keeps every body.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let hits: Arc<Mutex<Vec<Value>>> = Default::default();
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: Bytes| {
+            let h = h.clone();
+            async move {
+                h.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://127.0.0.1:{}/hook", addr.port()), hits)
+}
+
+fn expired_hits(hits: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
+    hits.lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["type"] == "signature_request.expired")
+        .cloned()
+        .collect()
+}
+
+async fn wait_until(within: StdDuration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    f()
+}
+
+/// An api-delivery request expiring `secs` seconds from the test clock's now.
+async fn expiring(app: &TestApp, secs: i64) -> Value {
+    let mut body = seed_body();
+    body["expires_at"] = json!(signeur_core::time::format(
+        app.clock.now() + Duration::seconds(secs)
+    ));
+    app.create(&body).await
+}
+
+/// The request's `signature_request.expired` events, as the events API lists them.
+async fn expired_events(app: &TestApp, id: &str) -> Vec<Value> {
+    let v = app
+        .get_json("/api/v1/events?type=signature_request.expired&limit=100")
+        .await;
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["signature_request_id"] == id)
+        .cloned()
+        .collect()
+}
+
+async fn listed_ids(app: &TestApp, status: &str) -> Vec<String> {
+    let v = app
+        .get_json(&format!("/api/v1/signatures?status={status}&limit=100"))
+        .await;
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_overdue_request_expires_for_good_and_its_webhook_arrives_once() {
+    let app = TestApp::start().await;
+    let (url, hits) = receiver().await;
+    let res = app
+        .post("/api/v1/webhook-endpoints")
+        .json(&json!({"url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let v = expiring(&app, 5).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let sign_url = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    assert_eq!(v["status"], "sent");
+    assert_eq!(
+        app.client.get(&sign_url).send().await.unwrap().status(),
+        200
+    );
+
+    app.advance(Duration::seconds(6));
+    // Before the job: it reads expired, its link is gone, the list agrees, no event yet.
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(got["status"], "expired");
+    assert_eq!(got["is_expired"], true);
+    assert_eq!(
+        app.client.get(&sign_url).send().await.unwrap().status(),
+        410
+    );
+    assert!(listed_ids(&app, "expired").await.contains(&id));
+    assert!(!listed_ids(&app, "sent").await.contains(&id));
+    assert!(expired_events(&app, &id).await.is_empty());
+
+    // The worker of `serve` runs the job at once on start (then every minute).
+    let (stop, rx) = watch::channel(false);
+    let service = app.service.clone();
+    let config = WorkerConfig {
+        poll: StdDuration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    let worker = tokio::spawn(async move { service.run_worker(config, rx).await });
+    assert!(
+        wait_until(StdDuration::from_secs(30), || !expired_hits(&hits)
+            .is_empty())
+        .await,
+        "signature_request.expired reached the receiver"
+    );
+    let hit = &expired_hits(&hits)[0];
+    assert_eq!(hit["data"]["signature_request_id"], id.as_str());
+    assert_eq!(hit["data"]["expires_at"], v["expires_at"]);
+
+    // A minute later the job runs again (and twice more by hand): nothing fires twice.
+    app.advance(Duration::seconds(61));
+    assert_eq!(app.service.expire_overdue_requests().await.unwrap(), 0);
+    assert_eq!(app.service.expire_overdue_requests().await.unwrap(), 0);
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    assert_eq!(expired_hits(&hits).len(), 1, "delivered once");
+    assert_eq!(expired_events(&app, &id).await.len(), 1, "recorded once");
+
+    // After the job: stored expired, the signer's link invalidated, reads unchanged.
+    let row = app
+        .db
+        .get_request(app.org_id, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, signeur_core::RequestStatus::Expired);
+    assert!(row.expired_at.is_some());
+    let got = app.get_json(&format!("/api/v1/signatures/{id}")).await;
+    assert_eq!(got["status"], "expired");
+    assert_eq!(got["is_expired"], true);
+    assert_eq!(got["signers"][0]["status"], "invalidated");
+    assert_eq!(
+        app.client.get(&sign_url).send().await.unwrap().status(),
+        410
+    );
+    assert!(listed_ids(&app, "expired").await.contains(&id));
+    app.assert_reads_fresh().await;
+}
+
+#[tokio::test]
+async fn racing_runs_expire_each_request_exactly_once() {
+    let app = TestApp::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(expiring(&app, 10).await["id"].as_str().unwrap().to_string());
+    }
+    let not_yet = expiring(&app, 3600).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.advance(Duration::seconds(11));
+    let runs = (0..4).map(|_| {
+        let s = app.service.clone();
+        async move { s.expire_overdue_requests().await.unwrap() }
+    });
+    let moved: u64 = futures::future::join_all(runs).await.into_iter().sum();
+    assert_eq!(moved, 5);
+    for id in &ids {
+        assert_eq!(expired_events(&app, id).await.len(), 1, "{id}");
+    }
+    assert!(expired_events(&app, &not_yet).await.is_empty());
+    let got = app.get_json(&format!("/api/v1/signatures/{not_yet}")).await;
+    assert_eq!(got["status"], "sent");
+    app.assert_reads_fresh().await;
+}
+
+#[tokio::test]
+async fn closed_requests_never_expire() {
+    let app = TestApp::start().await;
+    let cancelled = expiring(&app, 10).await["id"].as_str().unwrap().to_string();
+    let res = app
+        .post(&format!("/api/v1/signatures/{cancelled}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let signed = expiring(&app, 10).await;
+    let mut signed_id: Option<Uuid> = None;
+    for s in signed["signers"].as_array().unwrap() {
+        let link = app
+            .service
+            .signing_link(s["access_token"].as_str().unwrap(), None)
+            .await
+            .unwrap()
+            .unwrap();
+        app.service
+            .sign(
+                &link,
+                signeur_service::signing::SignInput {
+                    full_name: "Someone".into(),
+                    consent: true,
+                    ip_address: "127.0.0.1".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        signed_id = Some(signed["id"].as_str().unwrap().parse().unwrap());
+    }
+    app.advance(Duration::seconds(11));
+    assert_eq!(app.service.expire_overdue_requests().await.unwrap(), 0);
+    let got = app
+        .get_json(&format!("/api/v1/signatures/{}", signed_id.unwrap()))
+        .await;
+    assert_eq!(got["status"], "awaiting_stamp");
+    let got = app
+        .get_json(&format!("/api/v1/signatures/{cancelled}"))
+        .await;
+    assert_eq!(got["status"], "cancelled");
+    assert!(expired_events(&app, &cancelled).await.is_empty());
+}
