@@ -376,6 +376,7 @@ async fn api_key(config: &Config, command: ApiKeyCommand) -> anyhow::Result<()> 
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let limits = config.serve_limits()?;
     std::fs::create_dir_all(config.data_dir()).context("creating SIGNEUR_DATA_DIR")?;
     let keys = config.master_key()?;
     let service = service(&config, keys).await?;
@@ -399,7 +400,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.public_url()
         );
     }
-    let limits = config.serve_limits()?;
     if let Some(files) = signeur_http::serve::raise_open_files_limit()
         && files < limits.max_connections as u64 + 256
     {

@@ -367,3 +367,57 @@ async fn a_failed_preview_is_not_rendered_again_on_reload() {
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(renders(), 2);
 }
+
+#[tokio::test]
+async fn the_binary_serves_with_the_configured_limits() {
+    let backend = crate::cli::Backend::new().await;
+    let (server, _) = crate::cli::serve_with(&backend, &[("SIGNEUR_HEADER_TIMEOUT_SECS", "1")]);
+    let addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+
+    // Headers that never end: the connection is closed once the configured second passed.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let opened = Instant::now();
+    read_to_close(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("closed by the header timeout");
+    assert!(opened.elapsed() >= Duration::from_millis(500));
+
+    // A signer form announced at 4 MB: 413 before the body is read.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /sign/some-token/sign HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 4194304\r\n\r\na=b",
+        )
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("answered without the rest of the body");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 413 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[test]
+fn a_limit_of_zero_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signeur"))
+        .arg("serve")
+        .env("SIGNEUR_DATA_DIR", &data)
+        .env("SIGNEUR_CONFIG", dir.path().join("none.toml"))
+        .env("SIGNEUR_MAX_CONCURRENT_REQUESTS", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SIGNEUR_MAX_CONCURRENT_REQUESTS"), "{err}");
+    assert!(!data.exists(), "refused before anything was created");
+}
