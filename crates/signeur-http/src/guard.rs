@@ -50,10 +50,7 @@ pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Ne
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!(
-                    "The request body exceeds {} MB.",
-                    MAX_BODY_BYTES / 1024 / 1024
-                ),
+                format!("The request body exceeds {MAX_BODY_BYTES} bytes."),
             )
             .into_response();
         }

@@ -5,7 +5,9 @@ pub mod error;
 mod events;
 pub mod guard;
 mod json;
+pub mod limits;
 pub mod pages;
+pub mod serve;
 mod sessions;
 mod signatures;
 pub mod views;
@@ -28,8 +30,11 @@ use signeur_service::Service;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::Health;
 
-/// A create carries a base64 PDF of up to 10 MB: about 14 MB of JSON.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The largest body any route accepts: a create's, with its base64 PDF of up to 10 MB
+/// (each route's own limit is in [`limits::body_limit`]).
+pub const MAX_BODY_BYTES: usize = limits::CREATE_BODY_BYTES;
+
+pub use serve::{ServeLimits, serve};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -38,6 +43,8 @@ pub struct AppState {
     pub service: std::sync::Arc<Service>,
     /// Proxies whose `X-Forwarded-For` is believed for signer IP addresses.
     pub trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
+    /// The request deadline and the cap on requests handled at once.
+    pub admission: limits::Admission,
 }
 
 impl AppState {
@@ -45,7 +52,15 @@ impl AppState {
         AppState {
             service: std::sync::Arc::new(service),
             trusted_proxies: Default::default(),
+            admission: Default::default(),
         }
+    }
+
+    /// The request deadline and concurrency cap of `limits` (the others apply in [`serve`]).
+    pub fn with_limits(mut self, limits: &ServeLimits) -> Self {
+        self.admission =
+            limits::Admission::new(limits.max_concurrent_requests, limits.request_timeout);
+        self
     }
 
     pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
@@ -128,6 +143,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = public_routes().merge(authenticated_routes()).into_openapi();
+    limits::document(&mut doc);
     document_common_headers(&mut doc);
     doc
 }
@@ -236,7 +252,12 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { Json(spec) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // `limits::admit` counts every body against its route's limit.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.admission.clone(),
+            limits::admit,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))

@@ -139,7 +139,7 @@ pub struct SessionSecret {
         (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 409, description = "Idempotency-Key reused for another request, or still in flight", body = ErrorBody),
-        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit (see `limits::body_limit`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -191,7 +191,7 @@ pub struct SessionCreated {
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
         (status = 409, description = "The request or signer can no longer sign, it is not their turn, or an Idempotency-Key conflict", body = ErrorBody),
-        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit (see `limits::body_limit`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -315,7 +315,7 @@ pub struct RotatedLink {
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
         (status = 409, description = "The request or signer is no longer open, or an Idempotency-Key conflict", body = ErrorBody),
-        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit (see `limits::body_limit`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

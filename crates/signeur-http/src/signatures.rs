@@ -116,7 +116,7 @@ pub struct ListParams {
         (status = 400, description = "Invalid body or document", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 409, description = "Idempotency-Key conflict or in use", body = ErrorBody),
-        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit (see `limits::body_limit`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -227,7 +227,7 @@ pub async fn list_signers(
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request in this organization", body = ErrorBody),
         (status = 409, description = "Not cancellable in its status, or Idempotency-Key conflict", body = ErrorBody),
-        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit (see `limits::body_limit`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -259,7 +259,7 @@ pub async fn cancel_signature(
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
         (status = 409, description = "The signer signed or declined, the request is no longer open, it is not their turn, or their link needs no access code (delivery api)", body = ErrorBody),
-        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit (see `limits::body_limit`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -332,7 +332,7 @@ pub struct RetrySealResponse {
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request in this organization", body = ErrorBody),
         (status = 409, description = "The request is not stamp_failed (invalid_state), or an Idempotency-Key conflict", body = ErrorBody),
-        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit (see `limits::body_limit`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

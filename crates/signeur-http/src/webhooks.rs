@@ -139,7 +139,7 @@ pub async fn list_endpoints(
         (status = 400, description = "Invalid body, URL or event type (invalid_json, missing_field, invalid_field, invalid_url, invalid_event_type)", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 409, description = "Too many endpoints, or Idempotency-Key conflict or in use", body = ErrorBody),
-        (status = 413, description = "Body over 16 MB", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit (see `limits::body_limit`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -266,9 +266,10 @@ impl Service {
                 let bytes = self.blobs.get(key).await?.ok_or_else(|| {
                     ServiceError::Internal(anyhow::anyhow!("blob {key} of request {id} is missing"))
                 })?;
-                let report = tokio::task::spawn_blocking(move || signeur_pdf::verify(&bytes))
-                    .await
-                    .map_err(|e| ServiceError::Internal(e.into()))?;
+                let report = self
+                    .blocking
+                    .pdf(move || signeur_pdf::verify(&bytes))
+                    .await?;
                 match report {
                     Ok(r) => seal_info(&r),
                     Err(e) => Some(SealInfo {
@@ -302,9 +303,9 @@ impl Service {
     pub async fn audit_trail_pdf(&self, org_id: Uuid, id: Uuid) -> Result<Vec<u8>> {
         let record = self.audit_record(org_id, id).await?;
         let trail = audit_trail(&record);
-        tokio::task::spawn_blocking(move || signeur_pdf::audit_trail_pdf(&trail))
-            .await
-            .map_err(|e| ServiceError::Internal(e.into()))?
+        self.blocking
+            .pdf(move || signeur_pdf::audit_trail_pdf(&trail))
+            .await?
             .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))
     }
 

@@ -98,7 +98,7 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("Organization"))?;
         let code = new_access_code();
-        let hash = hash_code(code.clone()).await?;
+        let hash = self.hash_code(code.clone()).await?;
         let rotated_at = self.clock.now();
         self.db
             .set_access_code(signer.id, &hash, rotated_at)
@@ -348,10 +348,10 @@ impl Service {
     /// Checks `code` against a bcrypt `hash` (counted in the metrics).
     pub(crate) async fn code_matches(&self, code: &str, hash: String) -> Result<bool> {
         let code = code.to_string();
-        let right =
-            tokio::task::spawn_blocking(move || bcrypt::verify(code, &hash).unwrap_or(false))
-                .await
-                .map_err(|e| ServiceError::Internal(e.into()))?;
+        let right = self
+            .blocking
+            .bcrypt(move || bcrypt::verify(code, &hash).unwrap_or(false))
+            .await?;
         self.metrics.code_check(right);
         Ok(right)
     }
@@ -467,9 +467,11 @@ impl Service {
     }
 }
 
-async fn hash_code(code: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || bcrypt::hash(code, ACCESS_CODE_COST))
-        .await
-        .map_err(|e| ServiceError::Internal(e.into()))?
-        .map_err(|e| ServiceError::Internal(e.into()))
+impl Service {
+    async fn hash_code(&self, code: String) -> Result<String> {
+        self.blocking
+            .bcrypt(move || bcrypt::hash(code, ACCESS_CODE_COST))
+            .await?
+            .map_err(|e| ServiceError::Internal(e.into()))
+    }
 }

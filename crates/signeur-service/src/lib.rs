@@ -3,6 +3,7 @@
 //! Handlers call these and nothing else; tests call them without HTTP.
 
 mod auth;
+mod blocking;
 pub mod clock;
 mod cursor;
 pub mod deliveries;
@@ -57,6 +58,8 @@ pub struct Service {
     pub mail: mail::MailSettings,
     key_cache: std::sync::Arc<auth::KeyCache>,
     previews: std::sync::Arc<previews::PreviewCache>,
+    /// Slots for CPU-heavy work on the blocking pool (bcrypt, PDF).
+    blocking: std::sync::Arc<blocking::BlockingLimits>,
     seal_override: Option<std::sync::Arc<seal_keys::SealIdentity>>,
     tsa: tsa::TsaSettings,
     pub metrics: std::sync::Arc<metrics::Metrics>,
@@ -82,6 +85,7 @@ impl Service {
             mail: mail::MailSettings::memory("http://127.0.0.1:8080"),
             key_cache: Default::default(),
             previews: Default::default(),
+            blocking: Default::default(),
             seal_override: None,
             tsa: Default::default(),
             metrics: Default::default(),

@@ -26,6 +26,12 @@ pub struct CodeCheckLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PreviewLabels {
+    /// `rendered` or `failed`.
+    pub outcome: &'static str,
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -33,6 +39,8 @@ pub struct Metrics {
     pub seals: Family<SealLabels, Counter>,
     /// Access codes checked against their bcrypt hash (a guess the attempt limit let through).
     pub code_checks: Family<CodeCheckLabels, Counter>,
+    /// Page previews rendered (a failure is remembered for a minute, not rendered again).
+    pub preview_renders: Family<PreviewLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -56,11 +64,18 @@ impl Default for Metrics {
             "Access codes checked against their hash, by outcome (right or wrong); the attempt limit refuses the rest unchecked",
             code_checks.clone(),
         );
+        let preview_renders = Family::<PreviewLabels, Counter>::default();
+        registry.register(
+            "preview_renders",
+            "Page previews rendered, by outcome (rendered or failed); a failed page is answered from memory for a minute",
+            preview_renders.clone(),
+        );
         Metrics {
             registry,
             jobs,
             seals,
             code_checks,
+            preview_renders,
         }
     }
 }
@@ -99,6 +114,26 @@ impl Metrics {
             .map(|outcome| {
                 self.code_checks
                     .get_or_create(&CodeCheckLabels { outcome })
+                    .get()
+            })
+            .sum()
+    }
+
+    /// Counts one page preview render.
+    pub fn preview_render(&self, rendered: bool) {
+        let outcome = if rendered { "rendered" } else { "failed" };
+        self.preview_renders
+            .get_or_create(&PreviewLabels { outcome })
+            .inc();
+    }
+
+    /// Page preview renders so far (rendered and failed).
+    pub fn preview_renders_total(&self) -> u64 {
+        ["rendered", "failed"]
+            .into_iter()
+            .map(|outcome| {
+                self.preview_renders
+                    .get_or_create(&PreviewLabels { outcome })
                     .get()
             })
             .sum()

@@ -1,10 +1,14 @@
 //! Page images for the signing page: rendered from the original upload with hayro (in the
-//! PDF crate), a few at a time, kept in a bounded in-memory cache.
+//! PDF crate) on the blocking pool (a slot per CPU, held until the render really ends, even
+//! when the page request gave up waiting), kept in a bounded in-memory cache. A page that
+//! could not be rendered (refused, failed or too slow) is remembered for a minute, so a
+//! browser reloading it costs nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use signeur_pdf::{RenderError, RenderLimits};
@@ -16,46 +20,72 @@ use crate::{Service, ServiceError};
 pub const PREVIEW_WIDTH: u32 = 1000;
 /// Pages shown as images; longer documents show these and offer the download.
 pub const MAX_PREVIEW_PAGES: i64 = 50;
-/// Renders running at once in this process (each holds a page's pixels).
-const MAX_CONCURRENT_RENDERS: usize = 2;
 /// Cache size in bytes of PNG.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Longest a page request waits for its render (the render goes on, holding its slot, and
+/// its image is cached when it ends).
+const RENDER_WAIT: Duration = Duration::from_secs(10);
+/// How long a failed render is answered from memory.
+pub const FAILED_RENDER_TTL_SECS: i64 = 60;
+/// Failed renders remembered at most.
+const MAX_FAILURES: usize = 4096;
 
-/// Rendered pages by (request, page number), and their total size.
+type PageKey = (Uuid, usize);
+
+/// Rendered pages by (request, page number), and their total size; failed renders by the
+/// same key, with when they failed.
 #[derive(Default)]
 struct Cached {
-    pages: HashMap<(Uuid, usize), Arc<Vec<u8>>>,
+    pages: HashMap<PageKey, Arc<Vec<u8>>>,
     bytes: usize,
+    failed: HashMap<PageKey, (DateTime<Utc>, RenderError)>,
 }
 
+#[derive(Default)]
 pub(crate) struct PreviewCache {
     entries: Mutex<Cached>,
-    renders: Semaphore,
-}
-
-impl Default for PreviewCache {
-    fn default() -> Self {
-        PreviewCache {
-            entries: Mutex::new(Cached::default()),
-            renders: Semaphore::new(MAX_CONCURRENT_RENDERS),
-        }
-    }
 }
 
 impl PreviewCache {
-    fn get(&self, key: &(Uuid, usize)) -> Option<Arc<Vec<u8>>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.pages.get(key).cloned()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn put(&self, key: (Uuid, usize), png: Arc<Vec<u8>>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+    /// The page's image, or why it recently failed.
+    fn get(&self, key: &PageKey, now: DateTime<Utc>) -> Option<Result<Arc<Vec<u8>>, RenderError>> {
+        let entries = self.lock();
+        if let Some(png) = entries.pages.get(key) {
+            return Some(Ok(png.clone()));
+        }
+        match entries.failed.get(key) {
+            Some((at, e)) if now - *at < chrono::Duration::seconds(FAILED_RENDER_TTL_SECS) => {
+                Some(Err(*e))
+            }
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: PageKey, png: Arc<Vec<u8>>) {
+        let mut entries = self.lock();
         if entries.bytes + png.len() > CACHE_BYTES {
             entries.pages.clear();
             entries.bytes = 0;
         }
         entries.bytes += png.len();
+        entries.failed.remove(&key);
         entries.pages.insert(key, png);
+    }
+
+    fn put_failure(&self, key: PageKey, error: RenderError, now: DateTime<Utc>) {
+        let mut entries = self.lock();
+        if entries.failed.len() >= MAX_FAILURES {
+            let ttl = chrono::Duration::seconds(FAILED_RENDER_TTL_SECS);
+            entries.failed.retain(|_, (at, _)| now - *at < ttl);
+            if entries.failed.len() >= MAX_FAILURES {
+                entries.failed.clear();
+            }
+        }
+        entries.failed.insert(key, (now, error));
     }
 }
 
@@ -103,34 +133,68 @@ impl Service {
             return Err(PreviewError::NoSuchPage);
         }
         let key = (link.request.id, number);
-        if let Some(png) = self.previews.get(&key) {
-            return Ok(png);
-        }
-        let _permit = self
-            .previews
-            .renders
-            .acquire()
-            .await
-            .map_err(|e| ServiceError::Internal(e.into()))?;
-        if let Some(png) = self.previews.get(&key) {
-            return Ok(png);
+        if let Some(cached) = self.previews.get(&key, self.clock.now()) {
+            return cached.map_err(PreviewError::Render);
         }
         let pdf = self.original_document(link).await?;
-        let rendered = tokio::task::spawn_blocking(move || {
-            signeur_pdf::render_page_png(&pdf, number - 1, PREVIEW_WIDTH, &RenderLimits::default())
+        let (previews, clock, metrics) = (
+            self.previews.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+        );
+        let request_id = link.request.id;
+        // The render and its bookkeeping run to their end on the blocking pool, holding the
+        // slot, whether or not this request still waits for them.
+        let render = self
+            .blocking
+            .spawn_pdf(move || {
+                if let Some(cached) = previews.get(&key, clock.now()) {
+                    // Rendered (or failed) while this one waited for a slot.
+                    return cached;
+                }
+                let limits = RenderLimits {
+                    // The waiting happens in the caller (`RENDER_WAIT`); this thread waits
+                    // for the render's own to finish, so the slot is held until it does.
+                    timeout: Duration::from_secs(24 * 3600),
+                    ..RenderLimits::default()
+                };
+                let rendered = signeur_pdf::render_page_png(&pdf, number - 1, PREVIEW_WIDTH, &limits);
+                metrics.preview_render(rendered.is_ok());
+                match rendered {
+                    Ok(png) => {
+                        let png = Arc::new(png);
+                        previews.put(key, png.clone());
+                        Ok(png)
+                    }
+                    Err(e) => {
+                        tracing::warn!(signature_request = %request_id, page = number, error = %e, "page preview not rendered");
+                        previews.put_failure(key, e, clock.now());
+                        Err(e)
+                    }
+                }
+            });
+        let mut started = false;
+        let waited = tokio::time::timeout(RENDER_WAIT, async {
+            let handle = render.await.map_err(PreviewError::Other)?;
+            started = true;
+            handle
+                .await
+                .map_err(|e| PreviewError::Other(ServiceError::Internal(e.into())))
         })
-        .await
-        .map_err(|e| ServiceError::Internal(e.into()))?;
-        match rendered {
-            Ok(png) => {
-                let png = Arc::new(png);
-                self.previews.put(key, png.clone());
-                Ok(png)
+        .await;
+        let rendered = match waited {
+            Ok(rendered) => rendered?,
+            Err(_) => {
+                tracing::warn!(signature_request = %request_id, page = number, "page preview not rendered in time");
+                if started {
+                    // Still rendering: reloads are answered from memory meanwhile, and the
+                    // render records its own outcome when it ends.
+                    self.previews
+                        .put_failure(key, RenderError::TimedOut, self.clock.now());
+                }
+                Err(RenderError::TimedOut)
             }
-            Err(e) => {
-                tracing::warn!(signature_request = %link.request.id, page = number, error = %e, "page preview not rendered");
-                Err(PreviewError::Render(e))
-            }
-        }
+        };
+        rendered.map_err(PreviewError::Render)
     }
 }

@@ -71,8 +71,18 @@ impl Service {
     /// the request, its signers, its events and its invitation jobs in one transaction.
     pub async fn create_request(&self, org_id: Uuid, body: &[u8]) -> Result<RequestDetail> {
         let now = self.clock.now();
-        let new = validate::create_request(body, now)?;
-        let info = signeur_pdf::inspect(&new.document.content).map_err(|e| {
+        let mut new = validate::create_request(body, now)?;
+        // On the blocking pool, a bounded number at once; the bytes go there and back.
+        let content = std::mem::take(&mut new.document.content);
+        let (content, inspected) = self
+            .blocking
+            .pdf(move || {
+                let inspected = signeur_pdf::inspect(&content);
+                (content, inspected)
+            })
+            .await?;
+        new.document.content = content;
+        let info = inspected.map_err(|e| {
             let message = match &e {
                 signeur_pdf::InspectError::NotAPdf => "Field 'document.content_base64' is not a PDF document.".to_string(),
                 signeur_pdf::InspectError::Encrypted => {

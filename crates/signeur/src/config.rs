@@ -46,6 +46,14 @@ pub struct Config {
     pub webhook_timeout_secs: u64,
     /// `FIRST,CAP,ATTEMPTS,WINDOW` (seconds, seconds, count, seconds).
     pub webhook_retry: Option<String>,
+    /// Seconds a request's headers may take to arrive (also the keep-alive idle time).
+    pub header_timeout_secs: u64,
+    /// Seconds from a request's headers to its response.
+    pub request_timeout_secs: u64,
+    /// Requests handled at once; more wait for a slot until their deadline.
+    pub max_concurrent_requests: usize,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -72,6 +80,10 @@ impl Default for Config {
             webhook_allow_private: false,
             webhook_timeout_secs: 5,
             webhook_retry: None,
+            header_timeout_secs: 30,
+            request_timeout_secs: 60,
+            max_concurrent_requests: 512,
+            max_connections: 4096,
         }
     }
 }
@@ -242,6 +254,36 @@ impl Config {
             allow_private: self.webhook_allow_private,
             timeout: Duration::from_secs(self.webhook_timeout_secs),
             retry,
+        })
+    }
+
+    /// `SIGNEUR_HEADER_TIMEOUT_SECS`, `SIGNEUR_REQUEST_TIMEOUT_SECS`,
+    /// `SIGNEUR_MAX_CONCURRENT_REQUESTS`, `SIGNEUR_MAX_CONNECTIONS`.
+    pub fn serve_limits(&self) -> anyhow::Result<signeur_http::ServeLimits> {
+        for (name, value) in [
+            (
+                "SIGNEUR_HEADER_TIMEOUT_SECS",
+                self.header_timeout_secs as usize,
+            ),
+            (
+                "SIGNEUR_REQUEST_TIMEOUT_SECS",
+                self.request_timeout_secs as usize,
+            ),
+            (
+                "SIGNEUR_MAX_CONCURRENT_REQUESTS",
+                self.max_concurrent_requests,
+            ),
+            ("SIGNEUR_MAX_CONNECTIONS", self.max_connections),
+        ] {
+            if value == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        Ok(signeur_http::ServeLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_concurrent_requests: self.max_concurrent_requests,
+            max_connections: self.max_connections,
         })
     }
 

@@ -4,7 +4,7 @@ mod config;
 
 use std::net::SocketAddr;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use tokio::sync::watch;
@@ -376,6 +376,7 @@ async fn api_key(config: &Config, command: ApiKeyCommand) -> anyhow::Result<()> 
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let limits = config.serve_limits()?;
     std::fs::create_dir_all(config.data_dir()).context("creating SIGNEUR_DATA_DIR")?;
     let keys = config.master_key()?;
     let service = service(&config, keys).await?;
@@ -399,6 +400,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.public_url()
         );
     }
+    if let Some(files) = signeur_http::serve::raise_open_files_limit()
+        && files < limits.max_connections as u64 + 256
+    {
+        tracing::warn!(
+            open_files = files,
+            max_connections = limits.max_connections,
+            "the open-file limit is below SIGNEUR_MAX_CONNECTIONS (plus room for the database and blobs): \
+             accepting will pause when it runs out"
+        );
+    }
     let addr: SocketAddr = config
         .listen
         .parse()
@@ -414,22 +425,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move { service.run_worker(WorkerConfig::default(), stop_rx).await })
     };
     let app = signeur_http::router(
-        AppState::new(service.clone()).with_trusted_proxies(config.trusted_proxies()?),
+        AppState::new(service.clone())
+            .with_trusted_proxies(config.trusted_proxies()?)
+            .with_limits(&limits),
     );
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await;
+    signeur_http::serve(listener, app, limits, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     if let Err(e) = worker.await {
         tracing::warn!(error = %e, "worker ended abnormally");
     }
     service.close().await;
-    if let Err(e) = served {
-        bail!("server error: {e}");
-    }
     Ok(())
 }
 

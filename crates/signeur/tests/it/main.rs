@@ -1,6 +1,7 @@
 //! Signeur's integration suite: one test binary, run on SQLite by default and on
 //! PostgreSQL when `SIGNEUR_TEST_DATABASE_URL` is set (`.ci/run` does both).
 
+mod abuse;
 mod api;
 mod chain;
 mod cli;

@@ -699,7 +699,7 @@ async fn snapshots_api_errors() {
     snap_json(
         &mut r,
         "error_413_payload_too_large",
-        "POST /api/v1/signatures (16 MB + 1 byte)",
+        "POST /api/v1/signatures (1 byte over the create's limit)",
         res,
     )
     .await;

@@ -119,18 +119,24 @@ impl TestApp {
     }
 
     pub async fn start_configured(smtp_url: Option<String>, options: DbOptions) -> TestApp {
-        TestApp::start_full(smtp_url, options, loopback_webhooks()).await
+        TestApp::start_full(smtp_url, options, loopback_webhooks(), Default::default()).await
     }
 
     /// With these webhook settings (the others start with [`loopback_webhooks`]).
     pub async fn start_with_webhooks(webhooks: WebhookSettings) -> TestApp {
-        TestApp::start_full(None, DbOptions::default(), webhooks).await
+        TestApp::start_full(None, DbOptions::default(), webhooks, Default::default()).await
+    }
+
+    /// Served with these limits (the others start with the defaults).
+    pub async fn start_with_limits(limits: signeur_http::ServeLimits) -> TestApp {
+        TestApp::start_full(None, DbOptions::default(), loopback_webhooks(), limits).await
     }
 
     async fn start_full(
         smtp_url: Option<String>,
         options: DbOptions,
         webhooks: WebhookSettings,
+        limits: signeur_http::ServeLimits,
     ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let (db, pg_schema) = fresh_db(dir.path(), options).await;
@@ -159,15 +165,15 @@ impl TestApp {
             .await
             .unwrap()
             .expect("empty database bootstraps");
-        let app = signeur_http::router(signeur_http::AppState::new(service.clone()));
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let app =
+            signeur_http::router(signeur_http::AppState::new(service.clone()).with_limits(&limits));
+        // The server's own loop (header timeout, connection cap), as `signeur serve` runs it.
+        let server = tokio::spawn(signeur_http::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+        ));
         TestApp {
             base,
             client: http_client(),
