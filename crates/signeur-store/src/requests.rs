@@ -518,7 +518,7 @@ impl Db {
             serde_json::from_str(&row.attempts_json).map_err(decode)?;
         signers.sort_by_key(|s| s.position);
         events.sort_by_key(|e| e.seq);
-        attempts.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        attempts.sort_by_key(|a| (a.created_at, a.id));
         Ok(Some(RequestWithParts {
             request: row.request,
             signers,
