@@ -3,6 +3,7 @@
 //! Handlers call these and nothing else; tests call them without HTTP.
 
 mod auth;
+pub mod branding;
 pub mod clock;
 mod cursor;
 pub mod deliveries;

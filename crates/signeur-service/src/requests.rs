@@ -67,7 +67,8 @@ impl Service {
     /// the request, its signers, its events and its invitation jobs in one transaction.
     pub async fn create_request(&self, org_id: Uuid, body: &[u8]) -> Result<RequestDetail> {
         let now = self.clock.now();
-        let new = validate::create_request(body, now)?;
+        let default_locale = self.settings(org_id).await?.default_locale;
+        let new = validate::create_request_with_locale(body, now, default_locale)?;
         let info = signeur_pdf::inspect(&new.document.content).map_err(|e| {
             let message = match &e {
                 signeur_pdf::InspectError::NotAPdf => "Field 'document.content_base64' is not a PDF document.".to_string(),

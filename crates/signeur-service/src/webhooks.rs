@@ -212,15 +212,15 @@ fn is_loopback_host(u: &url::Url) -> bool {
     }
 }
 
-/// Which hosts an endpoint may name: HTTPS to a public host; with
-/// [`WebhookSettings::allow_private`], also private addresses, and plain HTTP on loopback.
-/// (A host name is checked again, resolved, at every delivery.)
-fn check_url_policy(u: &url::Url, allow_private: bool) -> Result<()> {
+/// Which hosts an endpoint (or the legacy webhook URL, `field`) may name: HTTPS to a public
+/// host; with [`WebhookSettings::allow_private`], also private addresses, and plain HTTP on
+/// loopback. (A host name is checked again, resolved, at every delivery.)
+pub(crate) fn check_url_policy(field: &str, u: &url::Url, allow_private: bool) -> Result<()> {
     let refuse = |what: String| {
         ServiceError::Validation(signeur_core::ValidationError::of_field(
             "invalid_url",
-            "url",
-            format!("Field 'url' {what}."),
+            field,
+            format!("Field '{field}' {what}."),
         ))
     };
     let loopback = is_loopback_host(u);
@@ -309,7 +309,7 @@ impl Service {
         let url = input
             .url
             .ok_or_else(|| ServiceError::invalid("missing_field", "Field 'url' is required."))?;
-        check_url_policy(&url, self.webhooks.allow_private)?;
+        check_url_policy("url", &url, self.webhooks.allow_private)?;
         if self.db.webhook_endpoints(org_id).await?.len() >= MAX_ENDPOINTS {
             return Err(ServiceError::InvalidState(format!(
                 "The organization has {MAX_ENDPOINTS} webhook endpoints, the most it may have; \
@@ -369,7 +369,7 @@ impl Service {
         }
         let input = validate::endpoint(body, false)?;
         if let Some(url) = &input.url {
-            check_url_policy(url, self.webhooks.allow_private)?;
+            check_url_policy("url", url, self.webhooks.allow_private)?;
         }
         let change = EndpointChange {
             url: input.url.map(|u| u.to_string()),
@@ -401,7 +401,8 @@ mod tests {
     use super::*;
 
     fn policy(url: &str, allow_private: bool) -> std::result::Result<(), String> {
-        check_url_policy(&url::Url::parse(url).unwrap(), allow_private).map_err(|e| e.to_string())
+        check_url_policy("url", &url::Url::parse(url).unwrap(), allow_private)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

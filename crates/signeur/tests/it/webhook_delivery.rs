@@ -20,27 +20,27 @@ use signeur_service::jobs::WorkerConfig;
 use crate::support::*;
 
 #[derive(Clone, Copy)]
-enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     Hang,
 }
 
 #[derive(Clone)]
-struct Hit {
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Hit {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
     at: Instant,
 }
 
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     hits: Arc<Mutex<Vec<Hit>>>,
 }
 
 impl Receiver {
     /// A receiver on 127.0.0.1 answering with `plan` in order, then 200.
-    async fn start(plan: Vec<Reply>) -> Receiver {
+    pub(crate) async fn start(plan: Vec<Reply>) -> Receiver {
         let hits: Arc<Mutex<Vec<Hit>>> = Default::default();
         let plan = Arc::new(Mutex::new(VecDeque::from(plan)));
         let (h, p) = (hits.clone(), plan.clone());
@@ -78,11 +78,11 @@ impl Receiver {
         }
     }
 
-    fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
 
-    fn types(&self) -> Vec<String> {
+    pub(crate) fn types(&self) -> Vec<String> {
         self.hits()
             .iter()
             .map(|h| body_json(h)["type"].as_str().unwrap().to_string())
@@ -90,16 +90,16 @@ impl Receiver {
     }
 }
 
-fn body_json(h: &Hit) -> Value {
+pub(crate) fn body_json(h: &Hit) -> Value {
     serde_json::from_slice(&h.body).unwrap()
 }
 
-fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
+pub(crate) fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
     h.headers.get(name).unwrap().to_str().unwrap()
 }
 
 /// Creates an endpoint through the API; returns its id and secret.
-async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String, String) {
+pub(crate) async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String, String) {
     let res = app
         .post("/api/v1/webhook-endpoints")
         .json(&json!({"url": url, "event_types": types}))
@@ -114,7 +114,7 @@ async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String, String) {
     )
 }
 
-async fn signed_request(app: &TestApp) -> Uuid {
+pub(crate) async fn signed_request(app: &TestApp) -> Uuid {
     let mut body = seed_body();
     body["signers"] = json!([{ "email": "a@example.com", "name": "Anna" }]);
     let v = app.create(&body).await;
@@ -142,7 +142,7 @@ async fn signed_request(app: &TestApp) -> Uuid {
 }
 
 /// Runs due jobs until none is left.
-async fn drain(app: &TestApp) {
+pub(crate) async fn drain(app: &TestApp) {
     for _ in 0..20 {
         if app.service.run_due_jobs().await.unwrap() == 0 {
             return;
