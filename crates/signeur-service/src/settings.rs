@@ -250,8 +250,7 @@ impl Service {
                 Value::String(raw) => {
                     let url = webhook_url(FIELD, raw)?;
                     check_url_policy(FIELD, &url, self.webhooks.allow_private)?;
-                    let (secret, _) = self.new_webhook_secret();
-                    let sealed = self.keys.encrypt(LEGACY_SECRET_PURPOSE, secret.as_bytes());
+                    let (secret, sealed) = self.new_signing_secret(LEGACY_SECRET_PURPOSE);
                     legacy_secret = Some(secret);
                     Some((url.to_string(), sealed))
                 }

@@ -288,14 +288,21 @@ impl Service {
         })
     }
 
+    /// A new endpoint secret (`whsec_…`) and its sealed form.
     pub(crate) fn new_webhook_secret(&self) -> (String, Vec<u8>) {
+        self.new_signing_secret(SECRET_PURPOSE)
+    }
+
+    /// A new `whsec_…` secret and its form sealed under `purpose` (endpoints' or the legacy
+    /// URL's).
+    pub(crate) fn new_signing_secret(&self, purpose: &str) -> (String, Vec<u8>) {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!(
             "whsec_{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
         );
-        let sealed = self.keys.encrypt(SECRET_PURPOSE, secret.as_bytes());
+        let sealed = self.keys.encrypt(purpose, secret.as_bytes());
         (secret, sealed)
     }
 
