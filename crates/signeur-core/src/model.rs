@@ -112,6 +112,13 @@ wire_enum!(
     Locale { En = "en", Fi = "fi", Fr = "fr", De = "de" }
 );
 
+/// English, when neither the signer, the request nor the organization names a locale.
+impl Default for Locale {
+    fn default() -> Self {
+        Locale::En
+    }
+}
+
 wire_enum!(
     /// Who brings the signing link to the signer.
     Delivery { Email = "email", Api = "api" }

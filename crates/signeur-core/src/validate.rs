@@ -364,8 +364,19 @@ fn email_error(field: &str) -> ValidationError {
     )
 }
 
-/// Validates the body of `POST /api/v1/signatures`.
+/// Validates the body of `POST /api/v1/signatures` (signers without a locale, in a request
+/// without one, speak English).
 pub fn create_request(body: &[u8], now: DateTime<Utc>) -> Result<NewRequest> {
+    create_request_with_locale(body, now, Locale::En)
+}
+
+/// As [`create_request`], with the organization's `default_locale` for signers that name no
+/// locale in a request that names none.
+pub fn create_request_with_locale(
+    body: &[u8],
+    now: DateTime<Utc>,
+    default_locale: Locale,
+) -> Result<NewRequest> {
     let raw: &RawValue = serde_json::from_slice(body)
         .map_err(|e| ValidationError::new("invalid_json", format!("Malformed JSON: {e}")))?;
     let top = Fields::parse(raw, "")?.ok_or_else(|| {
@@ -377,7 +388,7 @@ pub fn create_request(body: &[u8], now: DateTime<Utc>) -> Result<NewRequest> {
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| ValidationError::missing("title"))?;
     let message = top.text("message", MAX_MESSAGE_CHARS, true)?;
-    let locale = top.locale("locale")?.unwrap_or(Locale::En);
+    let locale = top.locale("locale")?.unwrap_or(default_locale);
 
     let delivery = match top.string("delivery")? {
         None => None,

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use signeur_core::time::{ms, ms_opt};
-use signeur_core::{FailureCode, SessionResult, SessionStatus};
+use signeur_core::{FailureCode, Locale, SessionResult, SessionStatus};
 use signeur_service::settings::Settings;
 use signeur_service::{ReplayCondition, SigningSession};
 
@@ -38,12 +38,55 @@ pub struct SettingsView {
     pub allowed_frame_origins: Vec<String>,
     /// Whether a session secret exists (redirects then carry `signature`).
     pub session_secret_set: bool,
+    /// The locale of signers created with no `locale` of their own in a request with no
+    /// `locale` (`en` until set).
+    pub default_locale: Locale,
+    /// The name, colour and logo shown in the organization's emails and signing pages.
+    pub branding: Option<BrandingView>,
+    /// Where events go while the organization has no webhook endpoint (every event type;
+    /// an endpoint that exists, even disabled, takes over).
+    #[schema(format = "uri")]
+    pub legacy_webhook_url: Option<String>,
+    /// The legacy URL's signing secret (`X-Signeur-Signature`): only in the response of
+    /// the `PATCH` that set `legacy_webhook_url` (each such PATCH draws a new one); null
+    /// otherwise.
+    #[schema(example = "whsec_…")]
+    pub legacy_webhook_secret: Option<String>,
     /// Null until the settings are first changed.
     #[serde(serialize_with = "ms_opt::serialize")]
     pub updated_at: Option<DateTime<Utc>>,
     /// Reminder emails of new requests that name no `reminders` of their own (email
     /// delivery): until set, first after 3 days, then every 3 days, at most 3; null: none.
     pub reminders: Option<signeur_core::validate::ReminderPolicy>,
+}
+
+/// The organization's branding.
+#[derive(Serialize, ToSchema)]
+pub struct BrandingView {
+    /// Shown in the emails' greeting and footer and the signing pages' header.
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+    /// `#rrggbb`: the emails' button and the pages' header.
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$", example = "#1a73e8")]
+    pub color: Option<String>,
+    /// A PNG or SVG logo, base64 (at most 200 KB decoded); shown on the signing pages.
+    #[schema(format = "byte")]
+    pub logo_base64: Option<String>,
+}
+
+/// `branding` in a settings `PATCH`: every field optional (null or absent: none).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BrandingPatch {
+    #[schema(max_length = 100)]
+    name: Option<String>,
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$", example = "#1a73e8")]
+    color: Option<String>,
+    /// A PNG or SVG image, base64, at most 200 KB decoded (400 `invalid_base64`,
+    /// `invalid_logo`, `logo_too_large`).
+    #[schema(format = "byte")]
+    logo_base64: Option<String>,
 }
 
 /// An absolute URL, at most 2000 characters as sent (the stored form is normalized).
@@ -58,6 +101,14 @@ impl From<Settings> for SettingsView {
             allowed_return_urls: s.allowed_return_urls,
             allowed_frame_origins: s.allowed_frame_origins,
             session_secret_set: s.session_secret_set,
+            default_locale: s.default_locale,
+            branding: s.branding.map(|b| BrandingView {
+                name: b.name,
+                color: b.color,
+                logo_base64: b.logo_base64,
+            }),
+            legacy_webhook_url: s.legacy_webhook_url,
+            legacy_webhook_secret: s.legacy_webhook_secret,
             updated_at: s.updated_at,
             reminders: s.reminders,
         }
@@ -80,6 +131,16 @@ pub struct SettingsPatch {
     /// The reminder policy of requests created from now on (existing requests keep theirs);
     /// null: no reminders.
     reminders: Option<signeur_core::validate::ReminderPolicy>,
+    /// `en`, `fi`, `fr` or `de` (400 `invalid_locale`); null: back to `en`. Requests
+    /// created afterwards use it for signers without a locale.
+    default_locale: Option<Locale>,
+    /// The name, colour and logo of emails and signing pages; null removes them.
+    branding: Option<BrandingPatch>,
+    /// A single URL receiving every event while the organization has no webhook endpoint
+    /// (the same URL and host rules as an endpoint's); the response carries its new
+    /// `legacy_webhook_secret` once. Null removes it.
+    #[schema(value_type = Option<AbsoluteUrl>)]
+    legacy_webhook_url: Option<String>,
 }
 
 #[utoipa::path(
@@ -104,7 +165,7 @@ pub async fn get_settings(
     request_body(content = SettingsPatch, content_type = "application/json"),
     responses(
         (status = 200, description = "Settings after the change", body = SettingsView),
-        (status = 400, description = "Invalid body or URL (invalid_json, invalid_field, invalid_url)", body = ErrorBody),
+        (status = 400, description = "Invalid body, URL, locale or logo (invalid_json, invalid_field, invalid_url, invalid_locale, invalid_base64, invalid_logo, logo_too_large)", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -20,6 +20,7 @@ use signeur_core::{EventType, time};
 use signeur_store::{AttemptRow, DeliveryRow, EventRow, Tx};
 
 use crate::jobs::Job;
+use crate::settings::LEGACY_SECRET_PURPOSE;
 use crate::webhooks::{ALLOW_PRIVATE_VAR, SECRET_PURPOSE, endpoint_id, refused_address};
 use crate::{Result, Service, ServiceError, cursor};
 
@@ -130,6 +131,30 @@ fn envelope(id: &str, event_type: &str, created_at: DateTime<Utc>, data: &str) -
         s(&time::format(created_at)),
         data
     )
+}
+
+/// A delivery of event `e` to endpoint `endpoint_id`, its envelope fixed now.
+fn delivery_row(org: Uuid, endpoint_id: Uuid, e: &EventRow, now: DateTime<Utc>) -> DeliveryRow {
+    DeliveryRow {
+        id: Uuid::now_v7(),
+        org_id: org,
+        endpoint_id,
+        event_id: e.id.clone(),
+        event_type: e.event_type.as_str().to_string(),
+        event_at: e.created_at,
+        body: envelope(&e.id, e.event_type.as_str(), e.created_at, &e.data),
+        status: "pending".into(),
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The `endpoint_id` of deliveries to the organization's legacy webhook URL: the
+/// organization's own id (no endpoint has it; the column has no foreign key), so legacy
+/// deliveries share the outbox, the retries and the attempt rows of endpoints.
+fn legacy_endpoint_id(org: Uuid) -> Uuid {
+    org
 }
 
 fn subscribes(event_types: &str, event_type: EventType) -> bool {
@@ -288,6 +313,12 @@ impl Service {
         for org in orgs {
             let endpoints = tx.enabled_webhook_endpoints(org).await?;
             if endpoints.is_empty() {
+                // The legacy URL, when the organization has no endpoint at all: every event.
+                if tx.legacy_webhook_target(org).await?.is_some() {
+                    for e in events.iter().filter(|e| e.org_id == org) {
+                        rows.push(delivery_row(org, legacy_endpoint_id(org), e, now));
+                    }
+                }
                 continue;
             }
             for e in events.iter().filter(|e| e.org_id == org) {
@@ -295,19 +326,7 @@ impl Service {
                     .iter()
                     .filter(|ep| subscribes(&ep.event_types, e.event_type))
                 {
-                    rows.push(DeliveryRow {
-                        id: Uuid::now_v7(),
-                        org_id: org,
-                        endpoint_id: ep.id,
-                        event_id: e.id.clone(),
-                        event_type: e.event_type.as_str().to_string(),
-                        event_at: e.created_at,
-                        body: envelope(&e.id, e.event_type.as_str(), e.created_at, &e.data),
-                        status: "pending".into(),
-                        attempts: 0,
-                        created_at: now,
-                        updated_at: now,
-                    });
+                    rows.push(delivery_row(org, ep.id, e, now));
                 }
             }
         }
@@ -346,40 +365,46 @@ impl Service {
             return Ok(format!("delivery already {}", d.status));
         }
         let now = self.clock.now();
-        let endpoint = match self.db.webhook_endpoint_by_id(d.endpoint_id).await? {
-            Some(e) if e.disabled_at.is_none() => e,
-            Some(_) => {
-                self.db.stop_delivery(d.id, now).await?;
-                return Ok("endpoint disabled; delivery stopped".into());
+        let legacy = d.endpoint_id == legacy_endpoint_id(d.org_id);
+        let (url, secrets) = if legacy {
+            match self.legacy_target(d.org_id).await? {
+                Some(target) => target,
+                None => {
+                    self.db.stop_delivery(d.id, now).await?;
+                    return Ok("legacy webhook URL removed; delivery stopped".into());
+                }
             }
-            None => {
-                self.db.stop_delivery(d.id, now).await?;
-                return Ok("endpoint deleted; delivery stopped".into());
+        } else {
+            let endpoint = match self.db.webhook_endpoint_by_id(d.endpoint_id).await? {
+                Some(e) if e.disabled_at.is_none() => e,
+                Some(_) => {
+                    self.db.stop_delivery(d.id, now).await?;
+                    return Ok("endpoint disabled; delivery stopped".into());
+                }
+                None => {
+                    self.db.stop_delivery(d.id, now).await?;
+                    return Ok("endpoint deleted; delivery stopped".into());
+                }
+            };
+            let mut secrets = Vec::new();
+            for sealed in std::iter::once(Some(&endpoint.secret)).chain(std::iter::once(
+                endpoint
+                    .previous_secret
+                    .as_ref()
+                    .filter(|_| endpoint.previous_secret_until.is_some_and(|u| u > now)),
+            )) {
+                let Some(sealed) = sealed else { continue };
+                secrets.push(self.open_secret(
+                    SECRET_PURPOSE,
+                    sealed,
+                    &endpoint_id(endpoint.id),
+                )?);
             }
+            (endpoint.url, secrets)
         };
-        let mut secrets = Vec::new();
-        for sealed in std::iter::once(Some(&endpoint.secret)).chain(std::iter::once(
-            endpoint
-                .previous_secret
-                .as_ref()
-                .filter(|_| endpoint.previous_secret_until.is_some_and(|u| u > now)),
-        )) {
-            let Some(sealed) = sealed else { continue };
-            let plain = self
-                .keys
-                .decrypt(SECRET_PURPOSE, sealed)
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    ServiceError::Internal(anyhow::anyhow!(
-                        "the secret of {} does not open with the master key",
-                        endpoint_id(endpoint.id)
-                    ))
-                })?;
-            secrets.push(plain);
-        }
 
         let started = Instant::now();
-        let sent = self.post_webhook(&endpoint.url, &d, &secrets).await;
+        let sent = self.post_webhook(&url, &d, &secrets).await;
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let succeeded = sent.error.is_none();
         let now = self.clock.now();
@@ -415,7 +440,8 @@ impl Service {
             "failed"
         };
         tx.record_attempt(&attempt, status).await?;
-        let disabled = tx
+        let disabled = !legacy
+            && tx
             .note_endpoint_outcome(
                 d.endpoint_id,
                 succeeded,
@@ -428,7 +454,7 @@ impl Service {
             )
             .await?;
         if disabled {
-            tracing::warn!(endpoint = %endpoint_id(endpoint.id), "webhook endpoint disabled after failing for {} days", DISABLE_AFTER.num_days());
+            tracing::warn!(endpoint = %endpoint_id(d.endpoint_id), "webhook endpoint disabled after failing for {} days", DISABLE_AFTER.num_days());
         }
         if let Some(at) = next {
             let job = Job::DeliverWebhook {
@@ -443,6 +469,29 @@ impl Service {
             (Some(e), Some(at)) => format!("attempt failed ({e}); next at {}", time::format(at)),
             (Some(e), None) => format!("attempt failed ({e}); no more attempts"),
         })
+    }
+
+    fn open_secret(&self, purpose: &str, sealed: &[u8], whose: &str) -> Result<String> {
+        self.keys
+            .decrypt(purpose, sealed)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                ServiceError::Internal(anyhow::anyhow!(
+                    "the secret of {whose} does not open with the master key"
+                ))
+            })
+    }
+
+    /// The organization's legacy webhook URL and its secret (None: no longer set).
+    async fn legacy_target(&self, org_id: Uuid) -> Result<Option<(String, Vec<String>)>> {
+        let Some(row) = self.db.get_settings(org_id).await? else {
+            return Ok(None);
+        };
+        let (Some(url), Some(sealed)) = (row.legacy_webhook_url, row.legacy_webhook_secret) else {
+            return Ok(None);
+        };
+        let secret = self.open_secret(LEGACY_SECRET_PURPOSE, &sealed, "the legacy webhook URL")?;
+        Ok(Some((url, vec![secret])))
     }
 
     /// POSTs the delivery's body, signed now, and reads up to [`EXCERPT_LIMIT`] of the answer.
@@ -581,11 +630,12 @@ impl Service {
             .await?
             .filter(|d| d.org_id == org_id)
             .ok_or(ServiceError::NotFound("Webhook delivery"))?;
-        if self
-            .db
-            .webhook_endpoint(org_id, d.endpoint_id)
-            .await?
-            .is_none()
+        if d.endpoint_id != legacy_endpoint_id(org_id)
+            && self
+                .db
+                .webhook_endpoint(org_id, d.endpoint_id)
+                .await?
+                .is_none()
         {
             return Err(ServiceError::NotFound("Webhook endpoint"));
         }

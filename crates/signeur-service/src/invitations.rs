@@ -106,16 +106,18 @@ impl Service {
 
         let link = self.sign_url_of(signer)?;
         let expires = request.expires_at.format("%Y-%m-%d").to_string();
+        let brand = self.settings(request.org_id).await?.branding;
         let (subject, text, html) = mail::render_invitation(&mail::Invitation {
             locale: signer.locale,
             name: signer.name.as_deref(),
-            org: &org.name,
+            org: brand_name(brand.as_ref(), &org.name),
             title: &request.title,
             message: request.message.as_deref(),
             link: &link,
             code: &code,
             expires: &expires,
             resent,
+            color: brand.as_ref().and_then(|b| b.color.as_deref()),
         })
         .map_err(anyhow::Error::msg)?;
         let sent = match mail::build(&self.mail.from, &email, &subject, text, html) {
@@ -419,11 +421,12 @@ impl Service {
                 .and_then(|s| s.name.or(s.email)),
             _ => None,
         };
+        let brand = self.settings(org_id).await?.branding;
         let (subject, text, html) = mail::render_notice(&mail::Notice {
             kind,
             locale: signer.locale,
             name: signer.name.as_deref(),
-            org: &org.name,
+            org: brand_name(brand.as_ref(), &org.name),
             title: &request.title,
             link: (kind == mail::NoticeKind::Reminder).then_some(link.as_str()),
             reason: match kind {
@@ -432,6 +435,7 @@ impl Service {
             },
             signer: decliner.as_deref(),
             expires: &expires,
+            color: brand.as_ref().and_then(|b| b.color.as_deref()),
         })
         .map_err(anyhow::Error::msg)?;
         let message = match mail::build(&self.mail.from, email, &subject, text, html) {
@@ -474,4 +478,9 @@ impl Service {
             .await?
             .map_err(|e| ServiceError::Internal(e.into()))
     }
+}
+
+/// The name emails speak in: the branding's name, else the organization's.
+fn brand_name<'a>(brand: Option<&'a crate::branding::Branding>, org_name: &'a str) -> &'a str {
+    brand.and_then(|b| b.name.as_deref()).unwrap_or(org_name)
 }

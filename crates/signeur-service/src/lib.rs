@@ -4,6 +4,7 @@
 
 mod auth;
 mod blocking;
+pub mod branding;
 pub mod clock;
 mod cursor;
 pub mod deliveries;

@@ -91,6 +91,8 @@ pub struct SigningLink {
     pub request: SignatureRequest,
     pub signer: Signer,
     pub org_name: String,
+    /// The organization's branding (name, colour, logo) for the page's header.
+    pub branding: Option<crate::branding::Branding>,
     pub state: LinkState,
     /// The access code gates this link (email delivery to a signer with an address).
     pub gated: bool,
@@ -394,10 +396,12 @@ impl Service {
             },
             _ => LinkState::Ready,
         };
+        let branding = self.settings(signer.org_id).await?.branding;
         Ok(Some(SigningLink {
             request: request.into(),
             signer: self.signer_model(signer)?,
             org_name: org.name,
+            branding,
             state,
             gated,
             has_session,

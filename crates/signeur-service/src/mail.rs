@@ -234,6 +234,8 @@ pub struct Invitation<'a> {
     pub code: &'a str,
     pub expires: &'a str,
     pub resent: bool,
+    /// The branding colour (`#rrggbb`) of the HTML part's button.
+    pub color: Option<&'a str>,
 }
 
 /// Subject, text and HTML of an invitation.
@@ -245,7 +247,7 @@ pub fn render_invitation(i: &Invitation<'_>) -> Result<(String, String, String),
     )?;
     let ctx = minijinja::context! {
         lang => i.locale.as_str(), name => i.name, org => i.org, title => i.title, message => i.message,
-        link => i.link, code => i.code, expires => i.expires, resent => i.resent,
+        link => i.link, code => i.code, expires => i.expires, resent => i.resent, color => i.color,
     };
     let (text, html) = render("invitation", ctx)?;
     Ok((subject, text, html))
@@ -294,6 +296,8 @@ pub struct Notice<'a> {
     /// Who declined.
     pub signer: Option<&'a str>,
     pub expires: &'a str,
+    /// The branding colour (`#rrggbb`) of the HTML part's button.
+    pub color: Option<&'a str>,
 }
 
 /// Subject, text and HTML of a notice.
@@ -312,6 +316,7 @@ pub fn render_notice(n: &Notice<'_>) -> Result<(String, String, String), String>
     let ctx = minijinja::context! {
         lang => n.locale.as_str(), kind => key, name => n.name, org => n.org, title => n.title, link => n.link,
         link_label => link_label, reason => n.reason, signer => n.signer.unwrap_or("—"), expires => n.expires,
+        color => n.color,
     };
     let (text, html) = render("notice", ctx)?;
     Ok((subject, text, html))
@@ -506,6 +511,7 @@ mod tests {
                     code: "012345",
                     expires: "2026-12-25",
                     resent,
+                    color: None,
                 })
                 .unwrap();
                 let name = format!(
@@ -531,6 +537,7 @@ mod tests {
                         .then_some("Wrong amount"),
                     signer: Some("Bob Seller"),
                     expires: "2026-12-25",
+                    color: None,
                 })
                 .unwrap();
                 let name = format!("{}_{}", kind.key(), locale.as_str());
@@ -540,6 +547,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An organization's branding: its name speaks (subject, text, footer), its colour is
+    /// the HTML button's.
+    #[test]
+    fn snapshot_of_a_branded_invitation() {
+        let (subject, text, html) = render_invitation(&Invitation {
+            locale: Locale::En,
+            name: Some("Anna Buyer"),
+            org: "Acme Signing Desk",
+            title: "Order Agreement #1234",
+            message: None,
+            link: "https://sign.example.com/sign/TOKEN",
+            code: "012345",
+            expires: "2026-12-25",
+            resent: false,
+            color: Some("#0a7f3c"),
+        })
+        .unwrap();
+        assert!(html.contains("background: #0a7f3c;"), "{html}");
+        insta::assert_snapshot!(
+            "invitation_branded_en",
+            format!("Subject: {subject}\n\n{text}\n----- html -----\n{html}")
+        );
     }
 
     #[test]

@@ -71,7 +71,8 @@ impl Service {
     /// the request, its signers, its events and its invitation jobs in one transaction.
     pub async fn create_request(&self, org_id: Uuid, body: &[u8]) -> Result<RequestDetail> {
         let now = self.clock.now();
-        let mut new = validate::create_request(body, now)?;
+        let default_locale = self.settings(org_id).await?.default_locale;
+        let mut new = validate::create_request_with_locale(body, now, default_locale)?;
         // On the blocking pool, a bounded number at once; the bytes go there and back.
         let content = std::mem::take(&mut new.document.content);
         let (content, inspected) = self

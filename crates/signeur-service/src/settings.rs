@@ -1,5 +1,6 @@
-//! Organization settings: the allowed return URLs and frame origins of embedded signing, and
-//! the secret that signs the session redirects.
+//! Organization settings: the allowed return URLs and frame origins of embedded signing, the
+//! secret that signs the session redirects, the default locale of new signers, the branding
+//! of emails and pages, and the legacy single-URL webhook.
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -7,10 +8,17 @@ use rand::RngCore;
 use serde_json::Value;
 use uuid::Uuid;
 
+use signeur_core::Locale;
 use signeur_core::validate::ReminderPolicy;
-use signeur_store::SettingsRow;
+use signeur_core::validate::webhook::webhook_url;
+use signeur_store::{SettingsChange, SettingsRow};
 
+use crate::branding::{self, Branding};
+use crate::webhooks::check_url_policy;
 use crate::{Result, Service, ServiceError};
+
+/// The purpose the legacy webhook secret is encrypted under (not an endpoint's).
+pub(crate) const LEGACY_SECRET_PURPOSE: &str = "legacy webhook secret";
 
 const MAX_URLS: usize = 20;
 
@@ -20,6 +28,13 @@ pub struct Settings {
     pub allowed_return_urls: Vec<String>,
     pub allowed_frame_origins: Vec<String>,
     pub session_secret_set: bool,
+    /// The locale of signers created without one (and without a request `locale`).
+    pub default_locale: Locale,
+    pub branding: Option<Branding>,
+    /// Where events go while the organization has no webhook endpoint.
+    pub legacy_webhook_url: Option<String>,
+    /// The legacy URL's signing secret: only in the answer of the PATCH that set the URL.
+    pub legacy_webhook_secret: Option<String>,
     pub updated_at: Option<DateTime<Utc>>,
     /// The reminder policy of new requests (the default until set); None: no reminders.
     pub reminders: Option<ReminderPolicy>,
@@ -144,6 +159,17 @@ impl Service {
             allowed_frame_origins: serde_json::from_str(&row.allowed_frame_origins)
                 .unwrap_or_default(),
             session_secret_set: row.session_secret.is_some(),
+            default_locale: row
+                .default_locale
+                .as_deref()
+                .and_then(Locale::parse)
+                .unwrap_or_default(),
+            branding: row
+                .branding
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok()),
+            legacy_webhook_url: row.legacy_webhook_url.clone(),
+            legacy_webhook_secret: None,
             updated_at: Some(row.updated_at),
             reminders: None,
         }
@@ -158,20 +184,32 @@ impl Service {
     }
 
     /// `PATCH /api/v1/settings`: the fields present are replaced, each column on its own
-    /// (a concurrent PATCH of another field or a secret rotation stands).
+    /// (a concurrent PATCH of another field or a secret rotation stands). Setting
+    /// `legacy_webhook_url` (even to the same URL) draws a new secret, returned this once.
     pub async fn update_settings(&self, org_id: Uuid, body: &[u8]) -> Result<Settings> {
         let m = json_object(body)?;
-        for key in m.keys() {
+        let mut keys: Vec<&String> = m.keys().collect();
+        keys.sort();
+        for key in keys {
             if !matches!(
                 key.as_str(),
-                "allowed_return_urls" | "allowed_frame_origins" | "reminders"
+                "allowed_return_urls"
+                    | "allowed_frame_origins"
+                    | "default_locale"
+                    | "branding"
+                    | "legacy_webhook_url"
+                    | "reminders"
             ) {
-                return Err(ServiceError::invalid(
+                return Err(ServiceError::invalid_field(
                     "invalid_field",
+                    key,
                     format!("Field '{key}' is not a setting."),
                 ));
             }
         }
+        let mut change = SettingsChange::default();
+
+        // allowed_return_urls, allowed_frame_origins
         let list = |field: &str, origin_only: bool| -> Result<Option<String>> {
             match m.get(field) {
                 None => Ok(None),
@@ -181,34 +219,77 @@ impl Service {
                 )),
             }
         };
-        let return_urls = list("allowed_return_urls", false)?;
-        let frame_origins = list("allowed_frame_origins", true)?;
-        let reminders = match m.get("reminders") {
-            None => None,
-            Some(v) => {
-                let raw = serde_json::value::to_raw_value(v).map_err(|e| {
-                    ServiceError::invalid("invalid_json", format!("Malformed JSON: {e}"))
-                })?;
-                let policy = signeur_core::validate::reminder_policy(&raw, "reminders")?;
-                Some(serde_json::to_string(&policy).unwrap_or_else(|_| "null".into()))
-            }
-        };
-        if let Some(reminders) = &reminders {
-            self.db
-                .set_reminders_setting(org_id, reminders, self.clock.now())
-                .await?;
+        change.allowed_return_urls = list("allowed_return_urls", false)?;
+        change.allowed_frame_origins = list("allowed_frame_origins", true)?;
+
+        // default_locale: null returns to `en`.
+        if let Some(v) = m.get("default_locale") {
+            let locale = match v {
+                Value::Null => None,
+                v => Some(v.as_str().and_then(Locale::parse).ok_or_else(|| {
+                    ServiceError::invalid_field(
+                        "invalid_locale",
+                        "default_locale",
+                        "Field 'default_locale' must be one of 'en', 'fi', 'fr', 'de'.",
+                    )
+                })?),
+            };
+            change.default_locale = Some(locale.map(|l| l.as_str().to_string()));
         }
+
+        // branding: an object or null.
+        if let Some(v) = m.get("branding") {
+            let parsed = branding::parse(v)?;
+            change.branding = Some(match parsed {
+                None => None,
+                Some(b) => Some(serde_json::to_string(&b).map_err(|e| {
+                    ServiceError::Internal(anyhow::anyhow!("branding to JSON: {e}"))
+                })?),
+            });
+        }
+
+        // legacy_webhook_url: the endpoints' URL rules and host policy; a new secret each time.
+        let mut legacy_secret = None;
+        if let Some(v) = m.get("legacy_webhook_url") {
+            const FIELD: &str = "legacy_webhook_url";
+            change.legacy_webhook = Some(match v {
+                Value::Null => None,
+                Value::String(raw) => {
+                    let url = webhook_url(FIELD, raw)?;
+                    check_url_policy(FIELD, &url, self.webhooks.allow_private)?;
+                    let (secret, sealed) = self.new_signing_secret(LEGACY_SECRET_PURPOSE);
+                    legacy_secret = Some(secret);
+                    Some((url.to_string(), sealed))
+                }
+                _ => {
+                    return Err(ServiceError::invalid_field(
+                        "invalid_field",
+                        FIELD,
+                        "Field 'legacy_webhook_url' must be a URL or null.",
+                    ));
+                }
+            });
+        }
+
+        // reminders: an object or null (no reminders), written with the rest.
+        if let Some(v) = m.get("reminders") {
+            let raw = serde_json::value::to_raw_value(v).map_err(|e| {
+                ServiceError::invalid("invalid_json", format!("Malformed JSON: {e}"))
+            })?;
+            let policy = signeur_core::validate::reminder_policy(&raw, "reminders")?;
+            change.reminders =
+                Some(serde_json::to_string(&policy).map_err(|e| {
+                    ServiceError::Internal(anyhow::anyhow!("reminders to JSON: {e}"))
+                })?);
+        }
+
         let row = self
             .db
-            .update_settings_lists(
-                org_id,
-                return_urls.as_deref(),
-                frame_origins.as_deref(),
-                self.clock.now(),
-            )
+            .update_settings(org_id, &change, self.clock.now())
             .await?;
         let mut settings = Self::view(Some(&row));
         settings.reminders = self.org_reminder_policy(org_id).await?;
+        settings.legacy_webhook_secret = legacy_secret;
         Ok(settings)
     }
 

@@ -212,15 +212,15 @@ fn is_loopback_host(u: &url::Url) -> bool {
     }
 }
 
-/// Which hosts an endpoint may name: HTTPS to a public host; with
-/// [`WebhookSettings::allow_private`], also private addresses, and plain HTTP on loopback.
-/// (A host name is checked again, resolved, at every delivery.)
-fn check_url_policy(u: &url::Url, allow_private: bool) -> Result<()> {
+/// Which hosts an endpoint (or the legacy webhook URL, `field`) may name: HTTPS to a public
+/// host; with [`WebhookSettings::allow_private`], also private addresses, and plain HTTP on
+/// loopback. (A host name is checked again, resolved, at every delivery.)
+pub(crate) fn check_url_policy(field: &str, u: &url::Url, allow_private: bool) -> Result<()> {
     let refuse = |what: String| {
         ServiceError::Validation(signeur_core::ValidationError::of_field(
             "invalid_url",
-            "url",
-            format!("Field 'url' {what}."),
+            field,
+            format!("Field '{field}' {what}."),
         ))
     };
     let loopback = is_loopback_host(u);
@@ -288,14 +288,21 @@ impl Service {
         })
     }
 
+    /// A new endpoint secret (`whsec_…`) and its sealed form.
     pub(crate) fn new_webhook_secret(&self) -> (String, Vec<u8>) {
+        self.new_signing_secret(SECRET_PURPOSE)
+    }
+
+    /// A new `whsec_…` secret and its form sealed under `purpose` (endpoints' or the legacy
+    /// URL's).
+    pub(crate) fn new_signing_secret(&self, purpose: &str) -> (String, Vec<u8>) {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!(
             "whsec_{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
         );
-        let sealed = self.keys.encrypt(SECRET_PURPOSE, secret.as_bytes());
+        let sealed = self.keys.encrypt(purpose, secret.as_bytes());
         (secret, sealed)
     }
 
@@ -309,7 +316,7 @@ impl Service {
         let url = input
             .url
             .ok_or_else(|| ServiceError::invalid("missing_field", "Field 'url' is required."))?;
-        check_url_policy(&url, self.webhooks.allow_private)?;
+        check_url_policy("url", &url, self.webhooks.allow_private)?;
         if self.db.webhook_endpoints(org_id).await?.len() >= MAX_ENDPOINTS {
             return Err(ServiceError::InvalidState(format!(
                 "The organization has {MAX_ENDPOINTS} webhook endpoints, the most it may have; \
@@ -369,7 +376,7 @@ impl Service {
         }
         let input = validate::endpoint(body, false)?;
         if let Some(url) = &input.url {
-            check_url_policy(url, self.webhooks.allow_private)?;
+            check_url_policy("url", url, self.webhooks.allow_private)?;
         }
         let change = EndpointChange {
             url: input.url.map(|u| u.to_string()),
@@ -401,7 +408,8 @@ mod tests {
     use super::*;
 
     fn policy(url: &str, allow_private: bool) -> std::result::Result<(), String> {
-        check_url_policy(&url::Url::parse(url).unwrap(), allow_private).map_err(|e| e.to_string())
+        check_url_policy("url", &url::Url::parse(url).unwrap(), allow_private)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

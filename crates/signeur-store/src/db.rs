@@ -148,6 +148,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0012_webhook_deliveries.sql"),
     ),
     (
+        13,
+        "settings_branding_legacy_webhook",
+        include_str!("../migrations/sqlite/0013_settings_branding_legacy_webhook.sql"),
+    ),
+    (
         14,
         "expiry_reminders",
         include_str!("../migrations/sqlite/0014_expiry_reminders.sql"),
@@ -218,6 +223,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "webhook_deliveries",
         include_str!("../migrations/postgres/0012_webhook_deliveries.sql"),
+    ),
+    (
+        13,
+        "settings_branding_legacy_webhook",
+        include_str!("../migrations/postgres/0013_settings_branding_legacy_webhook.sql"),
     ),
     (
         14,

@@ -74,6 +74,19 @@ impl Tx {
             .await)?)
     }
 
+    /// The legacy webhook URL of the organization when it has one and no webhook endpoint
+    /// at all (a disabled endpoint is still an endpoint: the seed honours the legacy URL
+    /// "when no endpoints exist"), read in the transaction that records events.
+    pub async fn legacy_webhook_target(&mut self, org_id: Uuid) -> Result<Option<String>> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(
+            "SELECT legacy_webhook_url FROM org_settings WHERE org_id = $1 \
+             AND legacy_webhook_url IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE org_id = $1)")
+            .bind(org_id)
+            .fetch_optional(c)
+            .await)?)
+    }
+
     /// Inserts the deliveries in one statement.
     pub async fn insert_deliveries(&mut self, rows: &[DeliveryRow]) -> Result<()> {
         if rows.is_empty() {

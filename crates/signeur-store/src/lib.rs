@@ -33,7 +33,7 @@ pub use jobs::{ClaimedJob, ExhaustedJob, JobListener, NewJob, PendingJob};
 pub use orgs::{ApiKeyRow, OrgRow, SealKeyRow};
 pub use reminders::ReminderRow;
 pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
-pub use sessions::{SessionRow, SettingsRow};
+pub use sessions::{SessionRow, SettingsChange, SettingsRow};
 pub use signing::{CodeGate, Signature};
 pub use webhooks::{EndpointChange, WebhookEndpointRow};
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
+use crate::{Db, Result, Tx, on_db, on_tx};
 
 /// A signer's reminder schedule.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -68,26 +68,6 @@ impl Db {
             .fetch_optional(p)
             .await)?;
         Ok(v.flatten())
-    }
-
-    /// Writes the reminder policy (JSON, `null` for none) and nothing else.
-    pub async fn set_reminders_setting(
-        &self,
-        org_id: Uuid,
-        reminders: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        on_db_write!(self, p => sqlx::query(
-            "INSERT INTO org_settings (org_id, allowed_return_urls, allowed_frame_origins, reminders, updated_at) \
-             VALUES ($1, '[]', '[]', $2, $3) ON CONFLICT (org_id) DO UPDATE SET \
-             reminders = $2, updated_at = $3")
-            .bind(org_id)
-            .bind(reminders)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
     }
 }
 

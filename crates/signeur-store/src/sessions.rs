@@ -15,7 +15,39 @@ pub struct SettingsRow {
     pub allowed_frame_origins: String,
     /// The session secret, encrypted with the master key.
     pub session_secret: Option<Vec<u8>>,
+    /// The locale of signers created without one (`en`, `fi`, `fr`, `de`); None: `en`.
+    pub default_locale: Option<String>,
+    /// JSON `{name, color, logo_base64}`.
+    pub branding: Option<String>,
+    /// Where events go while the organization has no webhook endpoint.
+    pub legacy_webhook_url: Option<String>,
+    /// Its signing secret, encrypted with the master key.
+    pub legacy_webhook_secret: Option<Vec<u8>>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a settings `PATCH` writes: `None` leaves a column as stored; `Some(None)` clears a
+/// nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsChange {
+    /// JSON array of URL prefixes.
+    pub allowed_return_urls: Option<String>,
+    /// JSON array of origins.
+    pub allowed_frame_origins: Option<String>,
+    pub default_locale: Option<Option<String>>,
+    pub branding: Option<Option<String>>,
+    /// The URL and its (encrypted) secret, written together: setting the URL rotates the
+    /// secret, clearing it removes both.
+    pub legacy_webhook: Option<Option<(String, Vec<u8>)>>,
+    /// The reminder policy as JSON (`null`: no reminders); `None` leaves it as it is.
+    pub reminders: Option<String>,
+}
+
+macro_rules! settings_columns {
+    () => {
+        "org_id, allowed_return_urls, allowed_frame_origins, session_secret, default_locale, \
+         branding, legacy_webhook_url, legacy_webhook_secret, updated_at"
+    };
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -43,37 +75,70 @@ macro_rules! session_columns {
     };
 }
 
+/// Whether a nullable setting is written, and its value.
+fn split<T: Clone>(v: &Option<Option<T>>) -> (bool, Option<T>) {
+    match v {
+        None => (false, None),
+        Some(x) => (true, x.clone()),
+    }
+}
+
 impl Db {
     pub async fn get_settings(&self, org_id: Uuid) -> Result<Option<SettingsRow>> {
-        Ok(on_db!(self, p => sqlx::query_as(
-            "SELECT org_id, allowed_return_urls, allowed_frame_origins, session_secret, updated_at \
-             FROM org_settings WHERE org_id = $1")
+        let sql = concat!(
+            "SELECT ",
+            settings_columns!(),
+            " FROM org_settings WHERE org_id = $1"
+        );
+        Ok(on_db!(self, p => sqlx::query_as(sql)
             .bind(org_id)
             .fetch_optional(p)
             .await)?)
     }
 
-    /// Writes the allowed-URL lists given (JSON arrays; `None`: left as stored) and nothing
-    /// else, in one statement, so a concurrent write of another setting (the session secret,
-    /// the other list) stands. Returns the settings as they are after it.
-    pub async fn update_settings_lists(
+    /// Writes the settings `change` names and nothing else, in one statement, so a
+    /// concurrent write of another setting (the session secret, another field) stands.
+    /// Returns the settings as they are after it.
+    pub async fn update_settings(
         &self,
         org_id: Uuid,
-        allowed_return_urls: Option<&str>,
-        allowed_frame_origins: Option<&str>,
+        change: &SettingsChange,
         now: DateTime<Utc>,
     ) -> Result<SettingsRow> {
-        Ok(on_db_write!(self, p => sqlx::query_as(
-            "INSERT INTO org_settings (org_id, allowed_return_urls, allowed_frame_origins, updated_at) \
-             VALUES ($1, COALESCE($2, '[]'), COALESCE($3, '[]'), $4) ON CONFLICT (org_id) DO UPDATE SET \
+        // A nullable column: `$n` says whether it is written, `$n+1` is its value.
+        let (locale_set, locale) = split(&change.default_locale);
+        let (branding_set, branding) = split(&change.branding);
+        let (legacy_set, legacy) = split(&change.legacy_webhook);
+        let (legacy_url, legacy_secret) = legacy.unzip();
+        let sql = concat!(
+            "INSERT INTO org_settings (org_id, allowed_return_urls, allowed_frame_origins, \
+             default_locale, branding, legacy_webhook_url, legacy_webhook_secret, reminders, updated_at) \
+             VALUES ($1, COALESCE($2, '[]'), COALESCE($3, '[]'), $6, $8, $10, $11, $12, $4) \
+             ON CONFLICT (org_id) DO UPDATE SET \
              allowed_return_urls = COALESCE($2, org_settings.allowed_return_urls), \
              allowed_frame_origins = COALESCE($3, org_settings.allowed_frame_origins), \
+             default_locale = CASE WHEN $5 THEN $6 ELSE org_settings.default_locale END, \
+             branding = CASE WHEN $7 THEN $8 ELSE org_settings.branding END, \
+             legacy_webhook_url = CASE WHEN $9 THEN $10 ELSE org_settings.legacy_webhook_url END, \
+             legacy_webhook_secret = CASE WHEN $9 THEN $11 ELSE org_settings.legacy_webhook_secret END, \
+             reminders = COALESCE($12, org_settings.reminders), \
              updated_at = $4 \
-             RETURNING org_id, allowed_return_urls, allowed_frame_origins, session_secret, updated_at")
+             RETURNING ",
+            settings_columns!()
+        );
+        Ok(on_db_write!(self, p => sqlx::query_as(sql)
             .bind(org_id)
-            .bind(allowed_return_urls)
-            .bind(allowed_frame_origins)
+            .bind(change.allowed_return_urls.as_deref())
+            .bind(change.allowed_frame_origins.as_deref())
             .bind(now)
+            .bind(locale_set)
+            .bind(locale.as_deref())
+            .bind(branding_set)
+            .bind(branding.as_deref())
+            .bind(legacy_set)
+            .bind(legacy_url.as_deref())
+            .bind(legacy_secret.as_deref())
+            .bind(change.reminders.as_deref())
             .fetch_one(p)
             .await)?)
     }

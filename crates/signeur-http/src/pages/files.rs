@@ -94,6 +94,27 @@ pub(super) async fn css() -> Response {
         .into_response()
 }
 
+/// `/assets/brand/{rrggbb}.css`: an organization's colour on its pages' header. The page
+/// links it when the organization has a branding colour (the pages' policy allows no inline
+/// style); the colour is the file's name, so it needs no lookup and is cached for good.
+pub(super) async fn brand_css(Path(file): Path<String>) -> Response {
+    let hex = file
+        .strip_suffix(".css")
+        .filter(|h| h.len() == 6 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let Some(hex) = hex else {
+        return (StatusCode::NOT_FOUND, "Not found").into_response();
+    };
+    let hex = hex.to_ascii_lowercase();
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        format!(".top{{border-top:4px solid #{hex}}}.top .brand{{color:#{hex}}}\n"),
+    )
+        .into_response()
+}
+
 pub(super) async fn script() -> Response {
     (
         [

@@ -48,7 +48,7 @@ mod link;
 
 use actions::{decline, decline_form, sign};
 use embedded::{cancel_session, open_embedded};
-use files::{css, original, page_image, script, signed_document};
+use files::{brand_css, css, original, page_image, script, signed_document};
 use link::{show, verify};
 
 const CSRF_COOKIE: &str = "signeur_csrf";
@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/sign/{token}/page/{number}", get(page_image))
         .route("/embed/{token}", get(open_embedded))
         .route("/assets/signeur.css", get(css))
+        .route("/assets/brand/{file}", get(brand_css))
         .route("/assets/sign.js", get(script))
         .layer(axum::middleware::from_fn_with_state(state, page_headers))
 }
@@ -409,12 +410,24 @@ impl Page<'_> {
     fn render(self) -> Response {
         let (org, title, expires) = match self.link {
             Some(l) => (
-                Some(l.org_name.clone()),
+                Some(
+                    l.branding
+                        .as_ref()
+                        .and_then(|b| b.name.clone())
+                        .unwrap_or_else(|| l.org_name.clone()),
+                ),
                 Some(l.request.title.clone()),
                 Some(l.request.expires_at.format("%Y-%m-%d").to_string()),
             ),
             None => (None, None, None),
         };
+        // The logo as an `<img>` source (a `data:` URI: an SVG there runs no script); the
+        // colour through `/assets/brand/{rrggbb}.css` (no inline style).
+        let branding = self.link.and_then(|l| l.branding.as_ref());
+        let logo = branding.and_then(|b| b.logo_data_uri());
+        let brand_css = branding
+            .and_then(|b| b.color.as_deref())
+            .map(|c| c.trim_start_matches('#').to_string());
         let languages: Vec<Value> = Locale::ALL
             .iter()
             .map(|l| {
@@ -428,6 +441,8 @@ impl Page<'_> {
         let ctx = context! {
             lang => self.locale.as_str(),
             org => org,
+            logo => logo,
+            brand_css => brand_css,
             title => title,
             expires => expires,
             token => self.token,

@@ -25,6 +25,17 @@ fn nullable(s: &Value) -> bool {
     s["type"]
         .as_array()
         .is_some_and(|t| t.contains(&json!("null")))
+        || s["oneOf"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x["type"] == "null"))
+}
+
+/// A property's schema without its `null` alternative, resolved.
+fn non_null<'a>(doc: &'a Value, p: &'a Value) -> &'a Value {
+    match p["oneOf"].as_array() {
+        Some(o) => resolve(doc, o.iter().find(|x| x["type"] != "null").unwrap()),
+        None => resolve(doc, p),
+    }
 }
 
 fn names(s: &Value, key: &str) -> BTreeSet<String> {
@@ -138,16 +149,98 @@ async fn settings_and_session_bodies_match_their_schemas() {
     );
     assert_eq!(
         names(s, "properties"),
-        ["allowed_frame_origins", "allowed_return_urls", "reminders"]
-            .map(String::from)
-            .into()
+        [
+            "allowed_frame_origins",
+            "allowed_return_urls",
+            "branding",
+            "default_locale",
+            "legacy_webhook_url",
+            "reminders"
+        ]
+        .map(String::from)
+        .into()
     );
     assert!(names(s, "required").is_empty());
     reminders_match_their_schema(&doc, &s["properties"]["reminders"], &patch).await;
-    for (key, p) in s["properties"].as_object().unwrap() {
-        if key == "reminders" {
-            continue;
-        }
+    // The single values: null accepted, a wrong type refused, the documented form accepted.
+    for (key, good, bad) in [
+        ("default_locale", json!("fi"), json!("sv")),
+        (
+            "branding",
+            json!({"name": "Acme", "color": "#112233"}),
+            json!({"color": "red"}),
+        ),
+        (
+            "legacy_webhook_url",
+            json!("http://127.0.0.1:9/hook"),
+            json!("ftp://x.example.com"),
+        ),
+    ] {
+        assert!(nullable(&s["properties"][key]), "{key}");
+        assert_eq!(
+            patch(json!({key: null})).await,
+            StatusCode::OK,
+            "{key}: null"
+        );
+        assert_eq!(patch(json!({key: good})).await, StatusCode::OK, "{key}");
+        assert_eq!(
+            patch(json!({key: bad})).await,
+            StatusCode::BAD_REQUEST,
+            "{key}"
+        );
+        assert_eq!(
+            patch(json!({key: 7})).await,
+            StatusCode::BAD_REQUEST,
+            "{key}: 7"
+        );
+    }
+    let locales = non_null(&doc, &s["properties"]["default_locale"]);
+    assert_eq!(locales["enum"], json!(["en", "fi", "fr", "de"]));
+    let branding = non_null(&doc, &s["properties"]["branding"]);
+    assert_eq!(branding["additionalProperties"], false);
+    assert_eq!(
+        names(branding, "properties"),
+        ["color", "logo_base64", "name"].map(String::from).into()
+    );
+    let name_max = branding["properties"]["name"]["maxLength"]
+        .as_u64()
+        .unwrap() as usize;
+    let named = |n: usize| json!({"branding": {"name": "n".repeat(n)}});
+    assert_eq!(
+        patch(named(name_max)).await,
+        StatusCode::OK,
+        "branding.name: maxLength"
+    );
+    assert_eq!(
+        patch(named(name_max + 1)).await,
+        StatusCode::BAD_REQUEST,
+        "branding.name: past maxLength"
+    );
+    assert_eq!(
+        patch(json!({"branding": {"other": 1}})).await,
+        StatusCode::BAD_REQUEST,
+        "branding: additionalProperties false"
+    );
+    let url_max = non_null(&doc, &s["properties"]["legacy_webhook_url"])["maxLength"]
+        .as_u64()
+        .unwrap() as usize;
+    let hook = "http://127.0.0.1:9/hook";
+    assert_eq!(
+        patch(json!({"legacy_webhook_url": url_of_len(hook, url_max)})).await,
+        StatusCode::OK,
+        "legacy_webhook_url: maxLength"
+    );
+    assert_eq!(
+        patch(json!({"legacy_webhook_url": url_of_len(hook, url_max + 1)})).await,
+        StatusCode::BAD_REQUEST,
+        "legacy_webhook_url: past maxLength"
+    );
+    for (key, p) in s["properties"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("allowed_"))
+    {
         let item = resolve(&doc, &p["items"]);
         assert_eq!(item["format"], "uri", "{key}");
         let valid = |i: usize| match key.as_str() {

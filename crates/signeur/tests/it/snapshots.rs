@@ -93,6 +93,7 @@ impl Redact {
                             "access_token" => self.secret("access-token", s),
                             "next_cursor" => self.secret("cursor", s),
                             "session_secret" => self.secret("session-secret", s),
+                            "legacy_webhook_secret" => self.secret("webhook-secret", s),
                             "certificate_serial" => self.secret("serial", s),
                             "redirect_url" => {
                                 if let Some((_, t)) = s.rsplit_once("/embed/") {
@@ -896,6 +897,93 @@ async fn snapshots_email_delivery_resend_and_gate() {
             _ => assert_eq!(res.status(), StatusCode::BAD_REQUEST),
         }
     }
+}
+
+/// Settings with a default locale, branding and a legacy webhook URL (its secret shown by
+/// the PATCH, never by the GET), and a signer page and email wearing the branding.
+#[tokio::test]
+async fn snapshots_branded_settings_page_and_email() {
+    let app = TestApp::start().await;
+    freeze(&app);
+    let mut r = Redact::new(&app);
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="#0a7f3c"/></svg>"##;
+    let res = app
+        .client
+        .patch(app.url("/api/v1/settings"))
+        .bearer_auth(&app.key)
+        .json(&json!({
+            "default_locale": "fi",
+            "branding": {"name": "Acme Signing Desk", "color": "#0A7F3C", "logo_base64": b64(svg.as_bytes())},
+            "legacy_webhook_url": "http://127.0.0.1:9/hook"
+        }))
+        .send()
+        .await
+        .unwrap();
+    snap_json(
+        &mut r,
+        "settings_patch_branding_legacy",
+        "PATCH /api/v1/settings {default_locale, branding, legacy_webhook_url}",
+        res,
+    )
+    .await;
+    let res = app.get("/api/v1/settings").send().await.unwrap();
+    snap_json(
+        &mut r,
+        "settings_get_branding_legacy",
+        "GET /api/v1/settings",
+        res,
+    )
+    .await;
+    let res = app
+        .client
+        .patch(app.url("/api/v1/settings"))
+        .bearer_auth(&app.key)
+        .json(&json!({"legacy_webhook_url": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let mut body = seed_body();
+    body.as_object_mut().unwrap().remove("locale");
+    body["signers"] = json!([{ "email": "buyer@example.com", "name": "Anna Buyer" }]);
+    let created = app.create(&body).await;
+    r.learn(&created);
+    let url = created["signers"][0]["sign_url"].as_str().unwrap();
+    let res = browser().get(url).send().await.unwrap();
+    let html = snap_page(
+        &mut r,
+        "page_sign_branded_fi",
+        &format!("GET {}", path_of(&app, url)),
+        res,
+    )
+    .await;
+    assert!(
+        html.contains("<img class=\"logo\" src=\"data:image&#x2f;svg+xml;base64,")
+            || html.contains("<img class=\"logo\" src=\"data:image/svg+xml;base64,"),
+        "{html}"
+    );
+    assert!(!html.contains("<svg"), "the SVG is never inlined");
+    let res = app
+        .client
+        .get(app.url("/assets/brand/0a7f3c.css"))
+        .send()
+        .await
+        .unwrap();
+    snap_page(
+        &mut r,
+        "page_brand_css",
+        "GET /assets/brand/0a7f3c.css",
+        res,
+    )
+    .await;
+    let res = app
+        .client
+        .get(app.url("/assets/brand/zz;x.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
 }
 
 #[tokio::test]

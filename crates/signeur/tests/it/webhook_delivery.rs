@@ -27,8 +27,8 @@ pub(crate) enum Reply {
 
 #[derive(Clone)]
 pub(crate) struct Hit {
-    headers: HeaderMap,
-    body: Bytes,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
     at: Instant,
 }
 
@@ -90,11 +90,11 @@ impl Receiver {
     }
 }
 
-fn body_json(h: &Hit) -> Value {
+pub(crate) fn body_json(h: &Hit) -> Value {
     serde_json::from_slice(&h.body).unwrap()
 }
 
-fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
+pub(crate) fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
     h.headers.get(name).unwrap().to_str().unwrap()
 }
 
@@ -114,7 +114,7 @@ pub(crate) async fn endpoint(app: &TestApp, url: &str, types: Value) -> (String,
     )
 }
 
-async fn signed_request(app: &TestApp) -> Uuid {
+pub(crate) async fn signed_request(app: &TestApp) -> Uuid {
     let mut body = seed_body();
     body["signers"] = json!([{ "email": "a@example.com", "name": "Anna" }]);
     let v = app.create(&body).await;
