@@ -165,8 +165,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// The one client of webhook deliveries: no redirects, no proxies, the guarded resolver.
-pub(crate) fn webhook_client(
+/// The one client of webhook deliveries: no redirects, no proxies, the guarded resolver
+/// (public for the delivery benchmark, which posts through it).
+pub fn webhook_client(
     allow_private: bool,
     timeout: StdDuration,
 ) -> std::result::Result<reqwest::Client, String> {
