@@ -312,30 +312,41 @@ impl Service {
         Ok(())
     }
 
-    /// One attempt of a delivery (the `deliver_webhook` job). `scheduled`: the scheduled
-    /// attempt number (1-based); 0: a retry asked for through the API, which is one attempt
-    /// and schedules nothing.
+    /// One attempt of a delivery (the `deliver_webhook` job whose claim is `claim`: job id
+    /// and lease token). `scheduled`: the scheduled attempt number (1-based); 0: a retry
+    /// asked for through the API, which is one attempt and schedules nothing. On `Ok` the
+    /// job is completed, in the transaction that records the attempt (one commit per
+    /// attempt, not two: on SQLite each commit is a sync of the log).
     pub(crate) async fn deliver_webhook(
         &self,
         delivery_id: Uuid,
         scheduled: i64,
+        claim: (Uuid, Uuid),
     ) -> Result<String> {
+        let (job_id, lease_token) = claim;
+        let lost = || tracing::warn!(job = %job_id, "lost its lease before it finished; the attempt is recorded, the job left to its new holder");
+        let done = |summary: String| async move {
+            if !self.db.complete_job(job_id, lease_token).await? {
+                lost();
+            }
+            Ok(summary)
+        };
         let Some(d) = self.db.webhook_delivery(delivery_id).await? else {
-            return Ok("no such delivery".into());
+            return done("no such delivery".into()).await;
         };
         if scheduled > 0 && d.status != "pending" {
-            return Ok(format!("delivery already {}", d.status));
+            return done(format!("delivery already {}", d.status)).await;
         }
         let now = self.clock.now();
         let endpoint = match self.db.webhook_endpoint_by_id(d.endpoint_id).await? {
             Some(e) if e.disabled_at.is_none() => e,
             Some(_) => {
                 self.db.stop_delivery(d.id, now).await?;
-                return Ok("endpoint disabled; delivery stopped".into());
+                return done("endpoint disabled; delivery stopped".into()).await;
             }
             None => {
                 self.db.stop_delivery(d.id, now).await?;
-                return Ok("endpoint deleted; delivery stopped".into());
+                return done("endpoint deleted; delivery stopped".into()).await;
             }
         };
         let mut secrets = Vec::new();
@@ -417,6 +428,9 @@ impl Service {
                 attempt: scheduled + 1,
             };
             self.enqueue_job(&mut tx, &job, at, now).await?;
+        }
+        if !tx.complete_job(job_id, lease_token).await? {
+            lost();
         }
         tx.commit().await?;
         Ok(match (&sent.error, next) {
