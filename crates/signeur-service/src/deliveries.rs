@@ -210,8 +210,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// The one client of webhook deliveries: no redirects, no proxies, the guarded resolver.
-pub(crate) fn webhook_client(
+/// The one client of webhook deliveries: no redirects, no proxies, the guarded resolver
+/// (public for the delivery benchmark, which posts through it).
+pub fn webhook_client(
     allow_private: bool,
     timeout: StdDuration,
 ) -> std::result::Result<reqwest::Client, String> {
@@ -350,19 +351,30 @@ impl Service {
         Ok(())
     }
 
-    /// One attempt of a delivery (the `deliver_webhook` job). `scheduled`: the scheduled
-    /// attempt number (1-based); 0: a retry asked for through the API, which is one attempt
-    /// and schedules nothing.
+    /// One attempt of a delivery (the `deliver_webhook` job whose claim is `claim`: job id
+    /// and lease token). `scheduled`: the scheduled attempt number (1-based); 0: a retry
+    /// asked for through the API, which is one attempt and schedules nothing. On `Ok` the
+    /// job is completed, in the transaction that records the attempt (one commit per
+    /// attempt, not two: on SQLite each commit is a sync of the log).
     pub(crate) async fn deliver_webhook(
         &self,
         delivery_id: Uuid,
         scheduled: i64,
+        claim: (Uuid, Uuid),
     ) -> Result<String> {
+        let (job_id, lease_token) = claim;
+        let lost = || tracing::warn!(job = %job_id, "lost its lease before it finished; the attempt is recorded, the job left to its new holder");
+        let done = |summary: String| async move {
+            if !self.db.complete_job(job_id, lease_token).await? {
+                lost();
+            }
+            Ok(summary)
+        };
         let Some(d) = self.db.webhook_delivery(delivery_id).await? else {
-            return Ok("no such delivery".into());
+            return done("no such delivery".into()).await;
         };
         if scheduled > 0 && d.status != "pending" {
-            return Ok(format!("delivery already {}", d.status));
+            return done(format!("delivery already {}", d.status)).await;
         }
         let now = self.clock.now();
         let legacy = d.endpoint_id == legacy_endpoint_id(d.org_id);
@@ -371,7 +383,7 @@ impl Service {
                 Some(target) => target,
                 None => {
                     self.db.stop_delivery(d.id, now).await?;
-                    return Ok("legacy webhook URL removed; delivery stopped".into());
+                    return done("legacy webhook URL removed; delivery stopped".into()).await;
                 }
             }
         } else {
@@ -379,11 +391,11 @@ impl Service {
                 Some(e) if e.disabled_at.is_none() => e,
                 Some(_) => {
                     self.db.stop_delivery(d.id, now).await?;
-                    return Ok("endpoint disabled; delivery stopped".into());
+                    return done("endpoint disabled; delivery stopped".into()).await;
                 }
                 None => {
                     self.db.stop_delivery(d.id, now).await?;
-                    return Ok("endpoint deleted; delivery stopped".into());
+                    return done("endpoint deleted; delivery stopped".into()).await;
                 }
             };
             let mut secrets = Vec::new();
@@ -462,6 +474,9 @@ impl Service {
                 attempt: scheduled + 1,
             };
             self.enqueue_job(&mut tx, &job, at, now).await?;
+        }
+        if !tx.complete_job(job_id, lease_token).await? {
+            lost();
         }
         tx.commit().await?;
         Ok(match (&sent.error, next) {

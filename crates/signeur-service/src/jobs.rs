@@ -391,6 +391,8 @@ impl Drop for RunningGuard {
 /// How one run of a job ended.
 enum Outcome {
     Done(String),
+    /// Done, and the job already completed in the work's own transaction.
+    Completed(String),
     /// Worth another attempt.
     Failed(String),
     /// Never worth another attempt (the payload cannot be read).
@@ -486,18 +488,23 @@ impl Service {
 
     /// Claims one due job of the first of `kinds` that has one.
     async fn claim_one(&self, kinds: &[JobKind]) -> Result<Option<ClaimedJob>> {
+        Ok(self.claim_due(kinds, 1).await?.pop())
+    }
+
+    /// Claims up to `limit` due jobs of the first of `kinds` that has any.
+    async fn claim_due(&self, kinds: &[JobKind], limit: usize) -> Result<Vec<ClaimedJob>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         for kind in kinds {
             let now = self.clock.now();
-            if let Some(job) = self
+            let jobs = self
                 .db
-                .claim_due_jobs(*kind, now, now + LEASE, 1)
-                .await?
-                .pop()
-            {
-                return Ok(Some(job));
+                .claim_due_jobs(*kind, now, now + LEASE, limit)
+                .await?;
+            if !jobs.is_empty() {
+                return Ok(jobs);
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
     /// Jobs whose every attempt ended with their worker (crash, OOM, kill): failed for good
@@ -624,7 +631,13 @@ impl Service {
             Job::DeliverWebhook {
                 delivery_id,
                 attempt,
-            } => self.deliver_webhook(delivery_id, attempt).await,
+            } => {
+                let claim = (job.id, job.lease_token);
+                return match self.deliver_webhook(delivery_id, attempt, claim).await {
+                    Ok(summary) => Outcome::Completed(summary),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+            }
         };
         match result {
             Ok(summary) => Outcome::Done(summary),
@@ -644,6 +657,10 @@ impl Service {
                 if !self.db.complete_job(job.id, job.lease_token).await? {
                     lost();
                 }
+            }
+            Outcome::Completed(summary) => {
+                tracing::debug!(job = %job.id, kind = kind.as_str(), "{summary}");
+                self.metrics.job(kind, "succeeded");
             }
             Outcome::Failed(error) if job.attempts < job.max_attempts => {
                 let delay = backoff(job.attempts);
@@ -822,13 +839,16 @@ impl Service {
                     Err(e) => tracing::warn!(error = %e, "could not give up exhausted jobs"),
                 }
             }
+            // Every free slot in one claim (one commit: on SQLite each is a sync of the log).
             while running.len() < slots {
-                match self.claim_one(kinds).await {
-                    Ok(Some(job)) => {
-                        let service = self.clone();
-                        running.spawn(async move { service.run_claimed(job, config).await });
+                match self.claim_due(kinds, slots - running.len()).await {
+                    Ok(jobs) if jobs.is_empty() => break,
+                    Ok(jobs) => {
+                        for job in jobs {
+                            let service = self.clone();
+                            running.spawn(async move { service.run_claimed(job, config).await });
+                        }
                     }
-                    Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "worker could not claim jobs");
                         break;

@@ -62,6 +62,18 @@ pub struct ExhaustedJob {
 }
 
 impl Tx {
+    /// [`Db::complete_job`] in the caller's transaction, so a job whose work is itself one
+    /// transaction ends in that commit.
+    pub async fn complete_job(&mut self, id: Uuid, lease_token: Uuid) -> Result<bool> {
+        let n = on_tx!(self, c => sqlx::query("DELETE FROM jobs WHERE id = $1 AND lease_token = $2")
+            .bind(id)
+            .bind(lease_token)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Enqueues in the caller's transaction; false when a job with the dedup key is pending.
     /// On PostgreSQL a due job also notifies the workers of every node, at commit.
     pub async fn enqueue(&mut self, job: &NewJob, now: DateTime<Utc>) -> Result<bool> {
