@@ -26,6 +26,12 @@ pub struct CodeCheckLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitedLabels {
+    /// `api` (an organization's quota), `page_address` or `page_link`.
+    pub scope: &'static str,
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -33,6 +39,10 @@ pub struct Metrics {
     pub seals: Family<SealLabels, Counter>,
     /// Access codes checked against their bcrypt hash (a guess the attempt limit let through).
     pub code_checks: Family<CodeCheckLabels, Counter>,
+    /// Requests refused by a rate limit.
+    pub rate_limited: Family<RateLimitedLabels, Counter>,
+    /// API requests this node limited on its own because Redis did not answer.
+    pub rate_limit_fallbacks: Counter,
 }
 
 impl Default for Metrics {
@@ -56,11 +66,25 @@ impl Default for Metrics {
             "Access codes checked against their hash, by outcome (right or wrong); the attempt limit refuses the rest unchecked",
             code_checks.clone(),
         );
+        let rate_limited = Family::<RateLimitedLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit, by scope: api (an organization's quota), page_address or page_link (signer pages)",
+            rate_limited.clone(),
+        );
+        let rate_limit_fallbacks = Counter::default();
+        registry.register(
+            "rate_limit_fallback",
+            "API requests this node rate-limited on its own because Redis (SIGNEUR_REDIS_URL) did not answer",
+            rate_limit_fallbacks.clone(),
+        );
         Metrics {
             registry,
             jobs,
             seals,
             code_checks,
+            rate_limited,
+            rate_limit_fallbacks,
         }
     }
 }
@@ -102,6 +126,13 @@ impl Metrics {
                     .get()
             })
             .sum()
+    }
+
+    /// Counts one request refused by a rate limit.
+    pub fn rate_limited(&self, scope: &'static str) {
+        self.rate_limited
+            .get_or_create(&RateLimitedLabels { scope })
+            .inc();
     }
 
     /// The text exposition.

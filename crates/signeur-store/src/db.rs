@@ -147,6 +147,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_deliveries",
         include_str!("../migrations/sqlite/0012_webhook_deliveries.sql"),
     ),
+    (
+        15,
+        "org_rate_limits",
+        include_str!("../migrations/sqlite/0015_org_rate_limits.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -208,6 +213,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "webhook_deliveries",
         include_str!("../migrations/postgres/0012_webhook_deliveries.sql"),
+    ),
+    (
+        15,
+        "org_rate_limits",
+        include_str!("../migrations/postgres/0015_org_rate_limits.sql"),
     ),
 ];
 

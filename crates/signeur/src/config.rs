@@ -46,6 +46,13 @@ pub struct Config {
     pub webhook_timeout_secs: u64,
     /// `FIRST,CAP,ATTEMPTS,WINDOW` (seconds, seconds, count, seconds).
     pub webhook_retry: Option<String>,
+    /// Every organization's API rate limit (unless the operator gave it its own).
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    /// Signer-page requests a minute, per client address and per link.
+    pub page_rate_limit_per_min: u32,
+    /// Shared rate-limit state for several nodes.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Config {
@@ -72,6 +79,10 @@ impl Default for Config {
             webhook_allow_private: false,
             webhook_timeout_secs: 5,
             webhook_retry: None,
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 200,
+            page_rate_limit_per_min: 600,
+            redis_url: None,
         }
     }
 }
@@ -242,6 +253,40 @@ impl Config {
             allow_private: self.webhook_allow_private,
             timeout: Duration::from_secs(self.webhook_timeout_secs),
             retry,
+        })
+    }
+
+    /// `SIGNEUR_RATE_LIMIT_PER_SEC`, `SIGNEUR_RATE_LIMIT_BURST`,
+    /// `SIGNEUR_PAGE_RATE_LIMIT_PER_MIN`, `SIGNEUR_REDIS_URL`.
+    pub fn rate_limits(&self) -> anyhow::Result<signeur_service::RateLimitSettings> {
+        use signeur_service::ratelimit::MAX_QUOTA;
+        let api = signeur_service::ApiQuota::new(self.rate_limit_per_sec, self.rate_limit_burst)
+            .map_err(|e| {
+                anyhow::anyhow!("SIGNEUR_RATE_LIMIT_PER_SEC / SIGNEUR_RATE_LIMIT_BURST: {e}")
+            })?;
+        if !(1..=MAX_QUOTA).contains(&self.page_rate_limit_per_min) {
+            bail!("SIGNEUR_PAGE_RATE_LIMIT_PER_MIN must be between 1 and {MAX_QUOTA}");
+        }
+        let redis = match self.redis_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                if !(url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("redis+unix://")
+                    || url.starts_with("unix://"))
+                {
+                    bail!("SIGNEUR_REDIS_URL must be a redis:// (or rediss://, unix://) URL");
+                }
+                Some(signeur_service::RedisSettings {
+                    url: url.to_string(),
+                    key_prefix: signeur_service::RedisSettings::DEFAULT_PREFIX.to_string(),
+                })
+            }
+        };
+        Ok(signeur_service::RateLimitSettings {
+            api,
+            pages_per_min: self.page_rate_limit_per_min,
+            redis,
         })
     }
 

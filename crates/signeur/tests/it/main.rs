@@ -12,6 +12,7 @@ mod evidence;
 mod framing;
 mod jobs;
 mod queue;
+mod ratelimit;
 mod seal_keys;
 mod secrets;
 mod sessions;

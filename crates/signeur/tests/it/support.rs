@@ -153,7 +153,9 @@ impl TestApp {
             MasterKey::generate(),
         )
         .with_mail(mail)
-        .with_webhooks(webhooks);
+        .with_webhooks(webhooks)
+        .with_rate_limits(&unlimited())
+        .unwrap();
         let (org, key) = service
             .bootstrap()
             .await
@@ -240,6 +242,18 @@ impl Drop for TestApp {
         if let Some((url, schema)) = self.pg_schema.take() {
             drop_pg_schema(url, schema);
         }
+    }
+}
+
+/// Rate limits every test app enforces: checked on every request (so every API answer
+/// carries the `RateLimit` headers), too high ever to refuse one. `ratelimit.rs` starts
+/// nodes with small ones.
+pub fn unlimited() -> signeur_service::RateLimitSettings {
+    use signeur_service::ratelimit::MAX_QUOTA;
+    signeur_service::RateLimitSettings {
+        api: signeur_service::ApiQuota::new(MAX_QUOTA, MAX_QUOTA).unwrap(),
+        pages_per_min: MAX_QUOTA,
+        redis: None,
     }
 }
 
