@@ -119,18 +119,24 @@ impl TestApp {
     }
 
     pub async fn start_configured(smtp_url: Option<String>, options: DbOptions) -> TestApp {
-        TestApp::start_full(smtp_url, options, loopback_webhooks()).await
+        TestApp::start_full(smtp_url, options, loopback_webhooks(), unlimited()).await
     }
 
     /// With these webhook settings (the others start with [`loopback_webhooks`]).
     pub async fn start_with_webhooks(webhooks: WebhookSettings) -> TestApp {
-        TestApp::start_full(None, DbOptions::default(), webhooks).await
+        TestApp::start_full(None, DbOptions::default(), webhooks, unlimited()).await
+    }
+
+    /// With these rate limits (the others start with [`unlimited`]).
+    pub async fn start_with_rate_limits(limits: signeur_service::RateLimitSettings) -> TestApp {
+        TestApp::start_full(None, DbOptions::default(), loopback_webhooks(), limits).await
     }
 
     async fn start_full(
         smtp_url: Option<String>,
         options: DbOptions,
         webhooks: WebhookSettings,
+        rate_limits: signeur_service::RateLimitSettings,
     ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let (db, pg_schema) = fresh_db(dir.path(), options).await;
@@ -154,7 +160,7 @@ impl TestApp {
         )
         .with_mail(mail)
         .with_webhooks(webhooks)
-        .with_rate_limits(&unlimited())
+        .with_rate_limits(&rate_limits)
         .unwrap();
         let (org, key) = service
             .bootstrap()
