@@ -256,7 +256,10 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
 /// burst. Stores the theoretical arrival time (TAT) with an expiry at that time. Returns
 /// {allowed (0|1), remaining, wait µs, reset µs}. Numbers are formatted with `%.0f` because
 /// Lua would write large ones in exponent notation.
+/// (`replicate_commands`: effects replication, which writing after `TIME` needs before Redis
+/// 5 and is always on since.)
 const GCRA_SCRIPT: &str = r"
+redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = 1000000 / tonumber(ARGV[1])
