@@ -86,9 +86,14 @@ for attempt in 1 2 3; do
     base="http://127.0.0.1:$port"
     : >"$tmp/server.out"
     : >"$tmp/server.err"
+    # The fuzzer sends far faster than the default rate limits allow an organization: limits
+    # too high to refuse (still checked, so every answer carries the RateLimit headers).
     SIGNEUR_CONFIG="$tmp/no-such-signeur.toml" \
     SIGNEUR_DATA_DIR="$tmp/data" \
     SIGNEUR_LISTEN="127.0.0.1:$port" \
+    SIGNEUR_RATE_LIMIT_PER_SEC=1000000000 \
+    SIGNEUR_RATE_LIMIT_BURST=1000000000 \
+    SIGNEUR_PAGE_RATE_LIMIT_PER_MIN=1000000000 \
     NO_COLOR=1 \
         "$bin" serve >"$tmp/server.out" 2>"$tmp/server.err" &
     server_pid=$!

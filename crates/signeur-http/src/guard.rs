@@ -1,5 +1,8 @@
-//! What every `/api/v1` route passes through: authentication, then, for a POST, the body
-//! read once (bounded) and `Idempotency-Key` handled.
+//! What every `/api/v1` route passes through: authentication, then the organization's rate
+//! limit, then, for a POST, the body read once (bounded) and `Idempotency-Key` handled.
+//! Every answer after authentication carries the `RateLimit-Policy` and `RateLimit` headers
+//! (IETF draft-ietf-httpapi-ratelimit-headers); a refused request is a 429 `rate_limited`
+//! with `Retry-After`.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -7,8 +10,9 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use signeur_service::ratelimit::ceil_secs;
 use signeur_service::{
-    Authenticated, IdempotencyOutcome, ReplayCondition, StoredResponse, normalize_key,
+    Authenticated, IdempotencyOutcome, RateDecision, ReplayCondition, StoredResponse, normalize_key,
 };
 
 use crate::error::ApiError;
@@ -16,6 +20,8 @@ use crate::{AppState, MAX_BODY_BYTES};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
+pub const RATELIMIT: &str = "ratelimit";
 
 fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -38,7 +44,56 @@ pub async fn api_guard(State(state): State<AppState>, mut req: Request, next: Ne
             .into_response();
         }
     };
-    req.extensions_mut().insert(auth);
+    let limit = state.service.check_api_rate(&auth).await;
+    let mut res = match &limit {
+        Some(decision) if !decision.allowed() => rate_limited(decision),
+        _ => {
+            req.extensions_mut().insert(auth);
+            authorized(state, auth, req, next).await
+        }
+    };
+    if let Some(decision) = &limit {
+        rate_limit_headers(&mut res, decision);
+    }
+    res
+}
+
+/// The 429 of a refused request (its `RateLimit` headers are added with every answer's).
+fn rate_limited(decision: &RateDecision) -> Response {
+    let wait = ceil_secs(decision.retry_after.unwrap_or_default()).max(1);
+    let mut res = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "Too many requests for this organization (at most {} a second, bursts of {}); \
+             retry after {wait} s.",
+            decision.quota.per_sec, decision.quota.burst
+        ),
+    )
+    .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    res
+}
+
+/// `RateLimit-Policy: "org";q=100;w=1` and `RateLimit: "org";r=…;t=…` (remaining requests,
+/// seconds until the whole burst is back).
+fn rate_limit_headers(res: &mut Response, decision: &RateDecision) {
+    let policy = format!("\"org\";q={};w=1", decision.quota.per_sec);
+    let state = format!(
+        "\"org\";r={};t={}",
+        decision.remaining,
+        ceil_secs(decision.reset)
+    );
+    for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            res.headers_mut().insert(name, v);
+        }
+    }
+}
+
+/// An authenticated request within its rate limit: the body and `Idempotency-Key` of a POST.
+async fn authorized(state: AppState, auth: Authenticated, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }

@@ -144,25 +144,104 @@ fn public_routes() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = public_routes().merge(authenticated_routes()).into_openapi();
     limits::document(&mut doc);
-    document_common_headers(&mut doc);
+    let authenticated: std::collections::BTreeSet<String> = authenticated_routes()
+        .into_openapi()
+        .paths
+        .paths
+        .into_keys()
+        .collect();
+    rate_limit_components(&mut doc);
+    document_common_headers(&mut doc, &authenticated);
     doc
+}
+
+/// The rate limit's part of the document (see `guard::api_guard`): the `RateLimit-Policy`
+/// and `RateLimit` headers and the 429 `RateLimited` answer, as components that every
+/// authenticated operation refers to.
+fn rate_limit_components(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::{Header, HeaderBuilder};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let text = |description: &str| -> Header {
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some(description))
+            .build()
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.headers.insert(
+        "RateLimit-Policy".into(),
+        RefOr::T(text(
+            "The organization's API quota (IETF draft-ietf-httpapi-ratelimit-headers): \
+             `\"org\";q=100;w=1`, q requests a second on average.",
+        )),
+    );
+    components.headers.insert(
+        "RateLimit".into(),
+        RefOr::T(text(
+            "What is left of the quota: `\"org\";r=57;t=2`, r requests allowed right now, t \
+             seconds until the whole burst is back.",
+        )),
+    );
+    let response = ResponseBuilder::new()
+        .description(
+            "`rate_limited`: the organization's API rate limit is exhausted; nothing was done. \
+             Retry after `Retry-After` seconds.",
+        )
+        .header_ref(
+            "RateLimit-Policy",
+            Ref::new("#/components/headers/RateLimit-Policy"),
+        )
+        .header_ref("RateLimit", Ref::new("#/components/headers/RateLimit"))
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1)),
+                ))
+                .description(Some("Seconds to wait before retrying."))
+                .build(),
+        )
+        .header(
+            "X-Request-Id",
+            text("The request's `X-Request-Id` if it sent one, else a new UUID."),
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    components
+        .responses
+        .insert("RateLimited".into(), RefOr::T(response));
 }
 
 /// The response headers that layers rather than handlers set, on every response that can
 /// carry them: `X-Request-Id` (every response), `WWW-Authenticate` (every 401, from
-/// `ApiError`), `Retry-After` (every 429) and `Idempotent-Replayed` (every success of a
-/// POST, which the guard may replay for a repeated `Idempotency-Key`).
-fn document_common_headers(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::RefOr;
+/// `ApiError`), `Retry-After` (every 429), `Idempotent-Replayed` (every success of a
+/// POST, which the guard may replay for a repeated `Idempotency-Key`), and on the
+/// `authenticated` paths a 429 and the `RateLimit-Policy` / `RateLimit` headers of every
+/// answer after authentication.
+fn document_common_headers(
+    doc: &mut utoipa::openapi::OpenApi,
+    authenticated: &std::collections::BTreeSet<String>,
+) {
     use utoipa::openapi::header::HeaderBuilder;
     use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Ref, RefOr};
 
     let constant = |value: &str| {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .enum_values(Some([value]))
     };
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let rate_limited = authenticated.contains(path);
         let operations = [
             (&mut item.get, false),
             (&mut item.put, false),
@@ -172,6 +251,13 @@ fn document_common_headers(doc: &mut utoipa::openapi::OpenApi) {
         ];
         for (operation, is_post) in operations {
             let Some(operation) = operation else { continue };
+            if rate_limited {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_string())
+                    .or_insert_with(|| RefOr::Ref(Ref::new("#/components/responses/RateLimited")));
+            }
             for (status, response) in operation.responses.responses.iter_mut() {
                 let RefOr::T(response) = response else {
                     continue;
@@ -201,9 +287,15 @@ fn document_common_headers(doc: &mut utoipa::openapi::OpenApi) {
                         ),
                     );
                 }
+                if rate_limited && status != "401" {
+                    for name in ["RateLimit-Policy", "RateLimit"] {
+                        headers.insert(
+                            name.into(),
+                            RefOr::Ref(Ref::new(format!("#/components/headers/{name}"))),
+                        );
+                    }
+                }
                 if status == "429" {
-                    // No route answers 429 yet (rate limits are still to come); when one does,
-                    // its `Retry-After` is documented here.
                     headers.insert(
                         "Retry-After".into(),
                         RefOr::T(
@@ -211,7 +303,7 @@ fn document_common_headers(doc: &mut utoipa::openapi::OpenApi) {
                                 .schema(Some(
                                     ObjectBuilder::new()
                                         .schema_type(Type::Integer)
-                                        .minimum(Some(0)),
+                                        .minimum(Some(1)),
                                 ))
                                 .description(Some("Seconds to wait before retrying."))
                                 .build(),

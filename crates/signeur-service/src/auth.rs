@@ -33,6 +33,8 @@ pub struct ApiKeyCreated {
 pub struct Authenticated {
     pub org_id: Uuid,
     pub api_key_id: Uuid,
+    /// The organization's own API quota, if the operator gave it one.
+    pub rate_limit: Option<crate::ApiQuota>,
 }
 
 /// How long a successful key lookup is trusted without asking the database again. A key
@@ -74,7 +76,7 @@ impl KeyCache {
         entries.insert(digest, key);
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -185,11 +187,14 @@ impl Service {
             return Ok(cached.who);
         }
         let hash = hex::encode(digest);
-        let row = self
+        let found = self
             .db
             .api_key_by_hash(&hash)
             .await?
             .ok_or(ServiceError::Unauthorized)?;
+        let rate_limit =
+            crate::ApiQuota::from_row(found.rate_limit_per_sec, found.rate_limit_burst);
+        let row = found.key;
         // The lookup is by hash already; compare again in constant time so no code path
         // depends on how much of a guess matched.
         if !bool::from(row.key_hash.as_bytes().ct_eq(hash.as_bytes())) || row.revoked_at.is_some() {
@@ -206,6 +211,7 @@ impl Service {
         let who = Authenticated {
             org_id: row.org_id,
             api_key_id: row.id,
+            rate_limit,
         };
         self.key_cache.put(
             digest,

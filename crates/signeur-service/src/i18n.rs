@@ -74,6 +74,8 @@ pub const PAGE_KEYS: &[&str] = &[
     "turn-body",
     "notfound-heading",
     "notfound-body",
+    "ratelimit-heading",
+    "ratelimit-body",
     "error-heading",
     "csrf-failed",
     "error-missing",

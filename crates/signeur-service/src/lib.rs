@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod model;
 mod paging;
 pub mod previews;
+pub mod ratelimit;
 mod requests;
 pub mod seal_keys;
 pub mod sealing;
@@ -45,6 +46,7 @@ pub use idempotency::{IdempotencyOutcome, ReplayCondition, ReservationToken, Sto
 pub use invitations::{InviteOutcome, ResendOutcome};
 pub use keys::MasterKey;
 pub use model::{ApiKey, Event, Organization, SignatureRequest, Signer, SigningSession};
+pub use ratelimit::{ApiQuota, PageRetry, RateDecision, RateLimitSettings, RedisSettings};
 pub use requests::{CancelOutcome, ListQuery, Page, RequestDetail, SignedDocument};
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
@@ -73,6 +75,8 @@ pub struct Service {
     wake_webhooks: std::sync::Arc<tokio::sync::Notify>,
     /// The one HTTP client of webhook deliveries, built at first use.
     webhook_client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// The API and signer-page rate limits; none unless [`Service::with_rate_limits`].
+    rate_limits: Option<std::sync::Arc<ratelimit::RateLimits>>,
 }
 
 impl Service {
@@ -96,6 +100,7 @@ impl Service {
             webhooks: Default::default(),
             wake_webhooks: Default::default(),
             webhook_client: Default::default(),
+            rate_limits: None,
         }
     }
 

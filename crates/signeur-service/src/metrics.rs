@@ -32,6 +32,12 @@ pub struct PreviewLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitedLabels {
+    /// `api` (an organization's quota), `page_address` or `page_link`.
+    pub scope: &'static str,
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -41,6 +47,10 @@ pub struct Metrics {
     pub code_checks: Family<CodeCheckLabels, Counter>,
     /// Page previews rendered (a failure is remembered for a minute, not rendered again).
     pub preview_renders: Family<PreviewLabels, Counter>,
+    /// Requests refused by a rate limit.
+    pub rate_limited: Family<RateLimitedLabels, Counter>,
+    /// API requests this node limited on its own because Redis did not answer.
+    pub rate_limit_fallbacks: Counter,
 }
 
 impl Default for Metrics {
@@ -70,12 +80,26 @@ impl Default for Metrics {
             "Page previews rendered, by outcome (rendered or failed); a failed page is answered from memory for a minute",
             preview_renders.clone(),
         );
+        let rate_limited = Family::<RateLimitedLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit, by scope: api (an organization's quota), page_address or page_link (signer pages)",
+            rate_limited.clone(),
+        );
+        let rate_limit_fallbacks = Counter::default();
+        registry.register(
+            "rate_limit_fallback",
+            "API requests this node rate-limited on its own because Redis (SIGNEUR_REDIS_URL) did not answer",
+            rate_limit_fallbacks.clone(),
+        );
         Metrics {
             registry,
             jobs,
             seals,
             code_checks,
             preview_renders,
+            rate_limited,
+            rate_limit_fallbacks,
         }
     }
 }
@@ -137,6 +161,13 @@ impl Metrics {
                     .get()
             })
             .sum()
+    }
+
+    /// Counts one request refused by a rate limit.
+    pub fn rate_limited(&self, scope: &'static str) {
+        self.rate_limited
+            .get_or_create(&RateLimitedLabels { scope })
+            .inc();
     }
 
     /// The text exposition.

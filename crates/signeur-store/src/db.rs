@@ -158,6 +158,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0014_expiry_reminders.sql"),
     ),
     (
+        15,
+        "org_rate_limits",
+        include_str!("../migrations/sqlite/0015_org_rate_limits.sql"),
+    ),
+    (
         16,
         "webhook_attempts_by_event",
         include_str!("../migrations/sqlite/0016_webhook_attempts_by_event.sql"),
@@ -233,6 +238,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "expiry_reminders",
         include_str!("../migrations/postgres/0014_expiry_reminders.sql"),
+    ),
+    (
+        15,
+        "org_rate_limits",
+        include_str!("../migrations/postgres/0015_org_rate_limits.sql"),
     ),
     (
         16,

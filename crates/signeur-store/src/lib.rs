@@ -30,7 +30,7 @@ pub use deliveries::{AttemptRow, DeliveryRow};
 pub use events::{EventFilter, append_event};
 pub use idempotency::{IdempotencyRecord, Reservation};
 pub use jobs::{ClaimedJob, ExhaustedJob, JobListener, NewJob, PendingJob};
-pub use orgs::{ApiKeyRow, OrgRow, SealKeyRow};
+pub use orgs::{ApiKeyRow, KeyLookupRow, OrgRow, SealKeyRow};
 pub use reminders::ReminderRow;
 pub use requests::{EventRow, ListFilter, RequestRow, RequestWithParts, SignerRow};
 pub use sessions::{SessionRow, SettingsChange, SettingsRow};

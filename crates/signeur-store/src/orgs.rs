@@ -23,6 +23,16 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// An API key as authentication reads it: the key and its organization's rate-limit
+/// override (both NULL: none).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyLookupRow {
+    #[sqlx(flatten)]
+    pub key: ApiKeyRow,
+    pub rate_limit_per_sec: Option<i64>,
+    pub rate_limit_burst: Option<i64>,
+}
+
 impl Tx {
     pub async fn insert_org(&mut self, org: &OrgRow) -> Result<()> {
         on_tx!(self, c => sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
@@ -77,13 +87,45 @@ impl Db {
         )
     }
 
-    /// The key with this SHA-256, revoked or not.
-    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>> {
+    /// The key with this SHA-256, revoked or not, with its organization's rate-limit
+    /// override (read here because this lookup runs for every authenticated request anyway).
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyLookupRow>> {
         Ok(on_db!(self, p => sqlx::query_as(
-            "SELECT id, org_id, prefix, key_hash, created_at, last_used_at, revoked_at FROM api_keys WHERE key_hash = $1")
+            "SELECT k.id, k.org_id, k.prefix, k.key_hash, k.created_at, k.last_used_at, k.revoked_at, \
+                    o.rate_limit_per_sec, o.rate_limit_burst \
+             FROM api_keys k JOIN organizations o ON o.id = k.org_id WHERE k.key_hash = $1")
             .bind(key_hash)
             .fetch_optional(p)
             .await)?)
+    }
+
+    /// Sets (`Some((per_sec, burst))`) or clears (`None`: the server's default) an
+    /// organization's API rate limit; false when there is no such organization.
+    pub async fn set_org_rate_limit(
+        &self,
+        org_id: Uuid,
+        limit: Option<(i64, i64)>,
+    ) -> Result<bool> {
+        let (per_sec, burst) = limit.unzip();
+        let n = on_db_write!(self, p => sqlx::query(
+            "UPDATE organizations SET rate_limit_per_sec = $2, rate_limit_burst = $3 WHERE id = $1")
+            .bind(org_id)
+            .bind(per_sec)
+            .bind(burst)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// An organization's rate-limit override, if it has one (`None` inside: the default).
+    pub async fn org_rate_limit(&self, org_id: Uuid) -> Result<Option<Option<(i64, i64)>>> {
+        let row: Option<(Option<i64>, Option<i64>)> = on_db!(self, p => sqlx::query_as(
+            "SELECT rate_limit_per_sec, rate_limit_burst FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|(per_sec, burst)| per_sec.zip(burst)))
     }
 
     pub async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKeyRow>> {

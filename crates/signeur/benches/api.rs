@@ -31,6 +31,12 @@
 //! in the same process as the servers and shares their CPUs, so absolute figures are a floor;
 //! the ratios between rows are the meaningful part.
 //!
+//! `BENCH_RATE_LIMIT` sets the API rate limiter (issue 16): `off` (default: none, as a
+//! library `Service` has), `local` (every request checked against a per-organization quota
+//! of 10⁹ a second, which never refuses: the limiter's cost alone) or `redis` (the same quota
+//! kept in the Redis at `SIGNEUR_BENCH_REDIS_URL`, one script call per request). A 429 would
+//! count as an error.
+//!
 //! Targets checked and printed: get ≥ 60 % of baseline B's throughput (each backend); create
 //! ≥ 500 req/s with p99 < 50 ms (SQLite).
 
@@ -143,6 +149,9 @@ struct Settings {
     concurrency: usize,
     warmup: Duration,
     measure: Duration,
+    /// `BENCH_RATE_LIMIT`: `off`, `local` or `redis` (with `SIGNEUR_BENCH_REDIS_URL`).
+    rate_limit: Option<signeur_service::RateLimitSettings>,
+    rate_limit_name: String,
 }
 
 impl Settings {
@@ -192,6 +201,26 @@ impl Settings {
                 .collect::<anyhow::Result<_>>()?,
             _ => vec!["sqlite", "postgres"],
         };
+        let rate_limit_name = std::env::var("BENCH_RATE_LIMIT").unwrap_or_else(|_| "off".into());
+        let never_refusing = |redis| signeur_service::RateLimitSettings {
+            api: signeur_service::ApiQuota::new(1_000_000_000, 1_000_000_000)
+                .expect("a valid quota"),
+            pages_per_min: 1_000_000_000,
+            redis,
+        };
+        let rate_limit = match rate_limit_name.trim() {
+            "off" => None,
+            "local" => Some(never_refusing(None)),
+            "redis" => {
+                let url = std::env::var("SIGNEUR_BENCH_REDIS_URL")
+                    .context("BENCH_RATE_LIMIT=redis needs SIGNEUR_BENCH_REDIS_URL")?;
+                Some(never_refusing(Some(signeur_service::RedisSettings {
+                    url,
+                    key_prefix: format!("signeur-bench:{}:", Uuid::new_v4().simple()),
+                })))
+            }
+            other => bail!("BENCH_RATE_LIMIT: unknown '{other}' (off, local, redis)"),
+        };
         let rounds = var("BENCH_ROUNDS", 5.0)? as u32;
         ensure!((1..=100).contains(&rounds), "BENCH_ROUNDS must be 1 to 100");
         Ok(Settings {
@@ -201,6 +230,8 @@ impl Settings {
             concurrency,
             warmup: Duration::from_secs_f64(var("BENCH_WARMUP_SECS", 1.0)?),
             measure: Duration::from_secs_f64(measure),
+            rate_limit,
+            rate_limit_name,
         })
     }
 
@@ -454,7 +485,12 @@ async fn run_backend(
         .with_context(|| format!("connecting to {backend}"))?;
     db.migrate().await.context("applying migrations")?;
     let blobs = Blobs::from_url(&format!("file://{}", blob_dir.path().display()))?;
-    let service = Service::new(db.clone(), blobs, Clock::System, MasterKey::generate());
+    let mut service = Service::new(db.clone(), blobs, Clock::System, MasterKey::generate());
+    if let Some(limits) = &settings.rate_limit {
+        service = service
+            .with_rate_limits(limits)
+            .context("BENCH_RATE_LIMIT")?;
+    }
     let Some((_org, key)) = service.bootstrap().await? else {
         bail!("the {backend} benchmark database is not empty");
     };
@@ -749,6 +785,10 @@ fn print_report(settings: &Settings, pdf_len: usize, body_len: usize, rows: &[Ro
     );
     println!(
         "create uploads a {pdf_len}-byte one-page PDF ({body_len}-byte JSON body), 2 signers, delivery api"
+    );
+    println!(
+        "API rate limiter (BENCH_RATE_LIMIT): {}",
+        settings.rate_limit_name
     );
     println!();
     let rule = "-".repeat(93);

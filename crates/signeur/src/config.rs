@@ -54,6 +54,13 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Connections open at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Every organization's API rate limit (unless the operator gave it its own).
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    /// Signer-page requests a minute, per client address and per link.
+    pub page_rate_limit_per_min: u32,
+    /// Shared rate-limit state for several nodes.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Config {
@@ -84,6 +91,10 @@ impl Default for Config {
             request_timeout_secs: 60,
             max_concurrent_requests: 512,
             max_connections: 4096,
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 200,
+            page_rate_limit_per_min: 600,
+            redis_url: None,
         }
     }
 }
@@ -284,6 +295,40 @@ impl Config {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_concurrent_requests: self.max_concurrent_requests,
             max_connections: self.max_connections,
+        })
+    }
+
+    /// `SIGNEUR_RATE_LIMIT_PER_SEC`, `SIGNEUR_RATE_LIMIT_BURST`,
+    /// `SIGNEUR_PAGE_RATE_LIMIT_PER_MIN`, `SIGNEUR_REDIS_URL`.
+    pub fn rate_limits(&self) -> anyhow::Result<signeur_service::RateLimitSettings> {
+        use signeur_service::ratelimit::MAX_QUOTA;
+        let api = signeur_service::ApiQuota::new(self.rate_limit_per_sec, self.rate_limit_burst)
+            .map_err(|e| {
+                anyhow::anyhow!("SIGNEUR_RATE_LIMIT_PER_SEC / SIGNEUR_RATE_LIMIT_BURST: {e}")
+            })?;
+        if !(1..=MAX_QUOTA).contains(&self.page_rate_limit_per_min) {
+            bail!("SIGNEUR_PAGE_RATE_LIMIT_PER_MIN must be between 1 and {MAX_QUOTA}");
+        }
+        let redis = match self.redis_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                if !(url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("redis+unix://")
+                    || url.starts_with("unix://"))
+                {
+                    bail!("SIGNEUR_REDIS_URL must be a redis:// (or rediss://, unix://) URL");
+                }
+                Some(signeur_service::RedisSettings {
+                    url: url.to_string(),
+                    key_prefix: signeur_service::RedisSettings::DEFAULT_PREFIX.to_string(),
+                })
+            }
+        };
+        Ok(signeur_service::RateLimitSettings {
+            api,
+            pages_per_min: self.page_rate_limit_per_min,
+            redis,
         })
     }
 

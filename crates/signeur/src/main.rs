@@ -74,6 +74,22 @@ enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Give an organization its own API rate limit (`--per-sec N --burst M`), or the
+    /// server's again (`--default`). Every node applies it within a second or two, no restart.
+    SetRateLimit {
+        org_id: Uuid,
+        /// Requests a second on average.
+        #[arg(long, required_unless_present = "default", requires = "burst")]
+        per_sec: Option<u32>,
+        /// Requests allowed at once.
+        #[arg(long, required_unless_present = "default", requires = "per_sec")]
+        burst: Option<u32>,
+        /// Back to SIGNEUR_RATE_LIMIT_PER_SEC and SIGNEUR_RATE_LIMIT_BURST.
+        #[arg(long, conflicts_with_all = ["per_sec", "burst"])]
+        default: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +151,38 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", json!({"id": org.id, "name": org.name}));
             } else {
                 println!("{}", org.id);
+            }
+            Ok(())
+        }
+        Command::Org {
+            command:
+                OrgCommand::SetRateLimit {
+                    org_id,
+                    per_sec,
+                    burst,
+                    default: _,
+                    json,
+                },
+        } => {
+            let quota = match per_sec.zip(burst) {
+                Some((per_sec, burst)) => Some(
+                    signeur_service::ApiQuota::new(per_sec, burst)
+                        .map_err(|e| anyhow::anyhow!("--per-sec / --burst: {e}"))?,
+                ),
+                None => None,
+            };
+            let service = service(&config, signeur_service::MasterKey::generate()).await?;
+            service.set_org_rate_limit(org_id, quota).await?;
+            let limit = quota.map(|q| json!({"per_sec": q.per_sec, "burst": q.burst}));
+            if json {
+                println!("{}", json!({"id": org_id, "rate_limit": limit}));
+            } else if let Some(q) = quota {
+                println!(
+                    "organization {org_id}: {} requests a second, bursts of {}",
+                    q.per_sec, q.burst
+                );
+            } else {
+                println!("organization {org_id}: the server's default rate limit");
             }
             Ok(())
         }
@@ -380,6 +428,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(config.data_dir()).context("creating SIGNEUR_DATA_DIR")?;
     let keys = config.master_key()?;
     let service = service(&config, keys).await?;
+    let rate_limits = config.rate_limits()?;
+    let service = service
+        .with_rate_limits(&rate_limits)
+        .context("SIGNEUR_REDIS_URL")?;
+    if rate_limits.redis.is_some() {
+        tracing::info!("API rate limits shared through Redis (SIGNEUR_REDIS_URL)");
+    }
     let sealed = service.seal_plain_link_tokens().await?;
     if sealed > 0 {
         tracing::info!(

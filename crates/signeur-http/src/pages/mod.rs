@@ -37,7 +37,7 @@ use serde::Deserialize;
 use signeur_core::Locale;
 use signeur_service::links::{Origin, PageCredentials, SignerSession, SigningLink};
 use signeur_service::sessions::{EmbeddedContext, FramedPage};
-use signeur_service::{ServiceError, i18n};
+use signeur_service::{PageRetry, ServiceError, i18n};
 
 use crate::AppState;
 
@@ -70,7 +70,72 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/assets/signeur.css", get(css))
         .route("/assets/brand/{file}", get(brand_css))
         .route("/assets/sign.js", get(script))
-        .layer(axum::middleware::from_fn_with_state(state, page_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            page_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state, page_rate_limit))
+}
+
+/// Every page, image, document and asset request counts against its client address and its
+/// link (`SIGNEUR_PAGE_RATE_LIMIT_PER_MIN` each). Checked before anything else (no database
+/// read for a refused request); refused: a 429 page with `Retry-After`, in the `?lang=`
+/// locale (the link's own is not read).
+async fn page_rate_limit(
+    State(state): State<AppState>,
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let socket = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client = client_ip(socket, req.headers(), &state.trusted_proxies);
+    let token = params.ok().and_then(|params| {
+        params
+            .iter()
+            .find_map(|(name, value)| (name == "token").then(|| value.to_string()))
+    });
+    match state.service.check_page_rate(client, token.as_deref()) {
+        Ok(()) => next.run(req).await,
+        Err(PageRetry(wait)) => {
+            let locale = req
+                .uri()
+                .query()
+                .and_then(|q| url_query_value(q, "lang"))
+                .and_then(|l| Locale::parse(&l))
+                .unwrap_or(Locale::En);
+            too_many_requests(locale, wait)
+        }
+    }
+}
+
+/// The value of `name` in a query string (first occurrence).
+fn url_query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| v.to_string())
+    })
+}
+
+fn too_many_requests(locale: Locale, wait: std::time::Duration) -> Response {
+    let secs = signeur_service::ratelimit::ceil_secs(wait).max(1);
+    let mut res = Page {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        template: "message.html",
+        locale,
+        link: None,
+        token: "",
+        csrf: None,
+        ctx: context! { heading => "ratelimit-heading", body => "ratelimit-body" },
+        cookies: vec![],
+    }
+    .render();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    security_headers(&mut res, None);
+    res
 }
 
 /// How the responses of an embedded session may be framed, where their forms may go, and
@@ -704,6 +769,10 @@ mod tests {
                 (
                     "message.html",
                     context! { heading => "error-heading", body => "csrf-failed", back => true },
+                ),
+                (
+                    "message.html",
+                    context! { heading => "ratelimit-heading", body => "ratelimit-body" },
                 ),
             ] {
                 let ctx = context! {

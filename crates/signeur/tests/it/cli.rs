@@ -111,7 +111,7 @@ pub(crate) fn serve_with(data: &Backend, env: &[(&str, &str)]) -> (Server, Optio
     panic!("signeur serve did not start");
 }
 
-fn run(data: &Backend, args: &[&str]) -> (bool, String) {
+pub(crate) fn run(data: &Backend, args: &[&str]) -> (bool, String) {
     let out = command(data).args(args).output().unwrap();
     (out.status.success(), String::from_utf8(out.stdout).unwrap())
 }

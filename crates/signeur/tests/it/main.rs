@@ -15,6 +15,7 @@ mod framing;
 mod jobs;
 mod legacy_webhook;
 mod queue;
+mod ratelimit;
 mod reminders;
 mod seal_keys;
 mod secrets;

@@ -1646,3 +1646,38 @@ async fn snapshots_signed_page_asks_for_the_code_after_the_session() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn snapshots_rate_limited() {
+    let app = TestApp::start_with_rate_limits(signeur_service::RateLimitSettings {
+        api: signeur_service::ApiQuota::new(1, 1).unwrap(),
+        pages_per_min: 1,
+        redis: None,
+    })
+    .await;
+    freeze(&app);
+    let mut r = Redact::new(&app);
+    let list = || app.get("/api/v1/signatures").send();
+    assert_eq!(list().await.unwrap().status(), StatusCode::OK);
+    snap_json(
+        &mut r,
+        "error_429_rate_limited",
+        "GET /api/v1/signatures (the burst of 1 spent)",
+        list().await.unwrap(),
+    )
+    .await;
+
+    let page = || {
+        app.client
+            .get(app.url("/assets/signeur.css?lang=de"))
+            .send()
+    };
+    assert_eq!(page().await.unwrap().status(), StatusCode::OK);
+    snap_page(
+        &mut r,
+        "page_429_rate_limited_de",
+        "GET /assets/signeur.css?lang=de (the minute's 1 spent)",
+        page().await.unwrap(),
+    )
+    .await;
+}

@@ -119,17 +119,50 @@ impl TestApp {
     }
 
     pub async fn start_configured(smtp_url: Option<String>, options: DbOptions) -> TestApp {
-        TestApp::start_full(smtp_url, options, loopback_webhooks(), Default::default()).await
+        TestApp::start_full(
+            smtp_url,
+            options,
+            loopback_webhooks(),
+            Default::default(),
+            unlimited(),
+        )
+        .await
     }
 
     /// With these webhook settings (the others start with [`loopback_webhooks`]).
     pub async fn start_with_webhooks(webhooks: WebhookSettings) -> TestApp {
-        TestApp::start_full(None, DbOptions::default(), webhooks, Default::default()).await
+        TestApp::start_full(
+            None,
+            DbOptions::default(),
+            webhooks,
+            Default::default(),
+            unlimited(),
+        )
+        .await
     }
 
     /// Served with these limits (the others start with the defaults).
     pub async fn start_with_limits(limits: signeur_http::ServeLimits) -> TestApp {
-        TestApp::start_full(None, DbOptions::default(), loopback_webhooks(), limits).await
+        TestApp::start_full(
+            None,
+            DbOptions::default(),
+            loopback_webhooks(),
+            limits,
+            unlimited(),
+        )
+        .await
+    }
+
+    /// With these rate limits (the others start with [`unlimited`]).
+    pub async fn start_with_rate_limits(limits: signeur_service::RateLimitSettings) -> TestApp {
+        TestApp::start_full(
+            None,
+            DbOptions::default(),
+            loopback_webhooks(),
+            Default::default(),
+            limits,
+        )
+        .await
     }
 
     async fn start_full(
@@ -137,6 +170,7 @@ impl TestApp {
         options: DbOptions,
         webhooks: WebhookSettings,
         limits: signeur_http::ServeLimits,
+        rate_limits: signeur_service::RateLimitSettings,
     ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let (db, pg_schema) = fresh_db(dir.path(), options).await;
@@ -159,7 +193,9 @@ impl TestApp {
             MasterKey::generate(),
         )
         .with_mail(mail)
-        .with_webhooks(webhooks);
+        .with_webhooks(webhooks)
+        .with_rate_limits(&rate_limits)
+        .unwrap();
         let (org, key) = service
             .bootstrap()
             .await
@@ -246,6 +282,18 @@ impl Drop for TestApp {
         if let Some((url, schema)) = self.pg_schema.take() {
             drop_pg_schema(url, schema);
         }
+    }
+}
+
+/// Rate limits every test app enforces: checked on every request (so every API answer
+/// carries the `RateLimit` headers), too high ever to refuse one. `ratelimit.rs` starts
+/// nodes with small ones.
+pub fn unlimited() -> signeur_service::RateLimitSettings {
+    use signeur_service::ratelimit::MAX_QUOTA;
+    signeur_service::RateLimitSettings {
+        api: signeur_service::ApiQuota::new(MAX_QUOTA, MAX_QUOTA).unwrap(),
+        pages_per_min: MAX_QUOTA,
+        redis: None,
     }
 }
 
