@@ -407,17 +407,39 @@ async fn the_binary_serves_with_the_configured_limits() {
 
 #[test]
 fn a_limit_of_zero_is_refused_at_start() {
+    refused_at_start("SIGNEUR_MAX_CONCURRENT_REQUESTS", "0");
+}
+
+#[test]
+fn a_timeout_over_an_hour_is_refused_at_start() {
+    // u64::MAX seconds would overflow every request's deadline.
+    refused_at_start("SIGNEUR_REQUEST_TIMEOUT_SECS", "18446744073709551615");
+    refused_at_start("SIGNEUR_HEADER_TIMEOUT_SECS", "3601");
+}
+
+/// `signeur serve` with `name=value` fails, naming the variable, before creating anything.
+fn refused_at_start(name: &str, value: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signeur"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signeur"))
         .arg("serve")
         .env("SIGNEUR_DATA_DIR", &data)
         .env("SIGNEUR_CONFIG", dir.path().join("none.toml"))
-        .env("SIGNEUR_MAX_CONCURRENT_REQUESTS", "0")
-        .output()
+        .env("SIGNEUR_LISTEN", "127.0.0.1:0")
+        .env(name, value)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success());
+    // A server that accepted the value would run until stopped: stop it after 20 s.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{name}={value} was accepted");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SIGNEUR_MAX_CONCURRENT_REQUESTS"), "{err}");
+    assert!(err.contains(name), "{err}");
     assert!(!data.exists(), "refused before anything was created");
 }
