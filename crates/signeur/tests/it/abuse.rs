@@ -224,6 +224,51 @@ async fn api_bodies_are_limited_per_route() {
     assert_eq!(error_of(res).await.1, "payload_too_large");
 }
 
+// Two workers: the test's own connects are not queued behind the server's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_do_not_hold_their_connections() {
+    let header_timeout = Duration::from_secs(2);
+    let app = TestApp::start_with_limits(ServeLimits {
+        header_timeout,
+        max_connections: 4,
+        ..ServeLimits::default()
+    })
+    .await;
+    let addr = addr(&app);
+
+    // Every connection the server allows asks for the OpenAPI document (about 100 KB) 100
+    // times over (10 MB, more than the kernel's buffers hold), pipelined, with a small receive buffer, and never reads an answer: the
+    // server's writes stop making progress.
+    let mut hogs = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let request = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(100);
+        stream.write_all(&request).await.unwrap();
+        hogs.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A fifth client (a fresh one: nothing pooled) is accepted once the stalled writes
+    // have timed out.
+    let client = http_builder().build().unwrap();
+    let asked = Instant::now();
+    let res = tokio::time::timeout(
+        header_timeout + Duration::from_secs(3),
+        client.get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("a fifth connection is served after the write timeout")
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(500),
+        "the cap held at first"
+    );
+    drop(hogs);
+}
+
 /// Sends a PATCH /api/v1/settings whose 2-byte body `{}` arrives `after` the headers.
 async fn slow_patch(addr: SocketAddr, key: String, after: Duration) -> String {
     let (mut rd, mut wr) = TcpStream::connect(addr).await.unwrap().into_split();
