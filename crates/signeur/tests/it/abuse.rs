@@ -269,12 +269,16 @@ async fn clients_that_stop_reading_do_not_hold_their_connections() {
     drop(hogs);
 }
 
-/// Sends a PATCH /api/v1/settings whose 2-byte body `{}` arrives `after` the headers.
+/// Sends a PATCH /api/v1/settings whose body (`{`, 64 KB of spaces, `}`) ends `after` the
+/// headers: past the read-ahead, so the request holds a slot while it waits for the `}`.
 async fn slow_patch(addr: SocketAddr, key: String, after: Duration) -> String {
     let (mut rd, mut wr) = TcpStream::connect(addr).await.unwrap().into_split();
+    let spaces = signeur_http::limits::READ_AHEAD_BYTES;
     let head = format!(
         "PATCH /api/v1/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{"
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{{}",
+        spaces + 2,
+        " ".repeat(spaces)
     );
     wr.write_all(head.as_bytes()).await.unwrap();
     // The answer is read while the rest is still to come (the server may answer first).
@@ -288,6 +292,46 @@ async fn slow_patch(addr: SocketAddr, key: String, after: Duration) -> String {
         .expect("answered");
     writer.abort();
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn bodies_dribbled_from_the_start_take_no_slot() {
+    let app = TestApp::start_with_limits(ServeLimits {
+        max_concurrent_requests: 4,
+        ..ServeLimits::default()
+    })
+    .await;
+    let addr = addr(&app);
+    // As many signer forms as there are slots, announced at 1 MB, arriving a byte a second.
+    let mut dribblers = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /sign/some-token/verify HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                  Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1048576\r\n\r\na",
+            )
+            .await
+            .unwrap();
+        dribblers.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if stream.write_all(b"a").await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The API still answers at once (not after the 60 s request timeout).
+    let res = tokio::time::timeout(Duration::from_secs(3), app.get("/api/v1/signatures").send())
+        .await
+        .expect("a slot was free")
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for d in dribblers {
+        d.abort();
+    }
 }
 
 #[tokio::test]
