@@ -237,8 +237,8 @@ async fn clients_that_stop_reading_do_not_hold_their_connections() {
     let addr = addr(&app);
 
     // Every connection the server allows asks for the OpenAPI document (about 100 KB) 100
-    // times over (10 MB, more than the kernel's buffers hold), pipelined, with a small receive buffer, and never reads an answer: the
-    // server's writes stop making progress.
+    // times over (10 MB, more than the kernel's buffers hold), pipelined, with a small
+    // receive buffer, and never reads an answer: the server's writes stop making progress.
     let mut hogs = Vec::new();
     for _ in 0..4 {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -253,7 +253,6 @@ async fn clients_that_stop_reading_do_not_hold_their_connections() {
     // A fifth client (a fresh one: nothing pooled) is accepted once the stalled writes
     // have timed out.
     let client = http_builder().build().unwrap();
-    let asked = Instant::now();
     let res = tokio::time::timeout(
         header_timeout + Duration::from_secs(3),
         client.get(app.url("/healthz")).send(),
@@ -262,11 +261,12 @@ async fn clients_that_stop_reading_do_not_hold_their_connections() {
     .expect("a fifth connection is served after the write timeout")
     .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        asked.elapsed() >= Duration::from_millis(500),
-        "the cap held at first"
-    );
-    drop(hogs);
+    // The server closed the stalled connections (what is buffered is read, then the end).
+    for mut hog in hogs {
+        read_to_close(&mut hog, Duration::from_secs(10))
+            .await
+            .expect("closed by the server");
+    }
 }
 
 /// Sends a PATCH /api/v1/settings whose body (`{`, 64 KB of spaces, `}`) ends `after` the
