@@ -30,6 +30,7 @@ pub mod sealing;
 pub mod sessions;
 pub mod settings;
 pub mod signing;
+mod single_flight;
 pub mod tsa;
 pub mod webhooks;
 
@@ -72,7 +73,12 @@ pub struct Service {
     wake_webhooks: std::sync::Arc<tokio::sync::Notify>,
     /// The one HTTP client of webhook deliveries, built at first use.
     webhook_client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// `/readyz`'s check in progress, shared by the callers that arrive while it runs.
+    readiness: std::sync::Arc<single_flight::SingleFlight<Readiness>>,
 }
+
+/// The outcome of one readiness check, shared by its callers.
+pub type Readiness = std::result::Result<(), std::sync::Arc<NotReady>>;
 
 impl Service {
     pub fn new(db: Db, blobs: Blobs, clock: Clock, keys: MasterKey) -> Self {
@@ -95,6 +101,7 @@ impl Service {
             webhooks: Default::default(),
             wake_webhooks: Default::default(),
             webhook_client: Default::default(),
+            readiness: Default::default(),
         }
     }
 
@@ -126,8 +133,16 @@ impl Service {
     }
 
     /// `/readyz`: the database and the blob store both answer, and the job worker started
-    /// in this process (if any) still runs.
-    pub async fn ready(&self) -> std::result::Result<(), NotReady> {
+    /// in this process (if any) still runs. One check runs at a time: callers arriving
+    /// while it runs get its result, so a flood of probes costs one database connection.
+    pub async fn ready(&self) -> Readiness {
+        let service = self.clone();
+        self.readiness
+            .run(move || async move { service.check_ready().await.map_err(std::sync::Arc::new) })
+            .await
+    }
+
+    async fn check_ready(&self) -> std::result::Result<(), NotReady> {
         self.db
             .ping()
             .await
