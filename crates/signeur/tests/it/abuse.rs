@@ -457,6 +457,29 @@ async fn a_failed_preview_is_not_rendered_again_on_reload() {
     assert_eq!(renders(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_render_per_page_runs_however_many_ask_at_once() {
+    let app = TestApp::start().await;
+    let mut body = seed_body();
+    body["document"]["content_base64"] = json!(b64(&unpreviewable_pdf()));
+    let v = app.create(&body).await;
+    let sign_url = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    let browser = http_builder().cookie_store(true).build().unwrap();
+    assert_eq!(browser.get(&sign_url).send().await.unwrap().status(), 200);
+
+    // Twenty requests for the same page at once: one render, its outcome for all.
+    let loads: Vec<_> = (0..20)
+        .map(|_| {
+            let (browser, url) = (browser.clone(), format!("{sign_url}/page/1"));
+            tokio::spawn(async move { browser.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for load in loads {
+        assert_eq!(load.await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_eq!(app.service.metrics.preview_renders_total(), 1);
+}
+
 #[tokio::test]
 async fn the_binary_serves_with_the_configured_limits() {
     let backend = crate::cli::Backend::new().await;
