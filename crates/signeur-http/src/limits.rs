@@ -8,6 +8,11 @@
 //!   before a byte of the body is read; a body without one is counted as it streams and
 //!   refused once it passes the limit. 413 `payload_too_large` (the API's JSON error, a small
 //!   HTML page under `/sign` and `/embed`), and the connection is closed.
+//! - **Read-ahead**: the first 64 KB of a body (all of a smaller one) are read before the
+//!   request takes a slot, within the same deadline as the wait for a slot (408 when they do
+//!   not arrive in time). A client dribbling its body from the start therefore holds no slot;
+//!   memory stays bounded by the connection cap × 64 KB. A body over 64 KB still holds its
+//!   slot while the rest arrives, up to the deadline.
 //! - **Concurrency cap** (`SIGNEUR_MAX_CONCURRENT_REQUESTS`): requests over it wait their
 //!   turn, first come first served. The queue is bounded by the connection cap (HTTP/1:
 //!   one request per connection at a time). Only a request that waited longer than the
@@ -21,6 +26,7 @@
 //!   dropped work rolls back: a use case commits one transaction or nothing (an idempotent
 //!   POST runs to completion in a task of its own).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,6 +132,31 @@ pub async fn admit(State(admission): State<Admission>, req: Request, next: Next)
         return too_large(page, limit);
     }
 
+    // The body, counted as it streams; its first 64 KB are read before a slot is taken, so
+    // a client that dribbles its body waits outside the slots (and only its own deadline
+    // runs out), while memory stays bounded by the connections × 64 KB.
+    let (parts, body) = req.into_parts();
+    let progress = Arc::new(Progress {
+        ended: AtomicBool::new(body.is_end_stream()),
+        too_large: AtomicBool::new(false),
+    });
+    let mut body = Metered {
+        inner: body,
+        seen: 0,
+        limit,
+        progress: progress.clone(),
+        read_ahead: VecDeque::new(),
+    };
+    if tokio::time::timeout_at(waited_too_long, body.read_ahead(READ_AHEAD_BYTES))
+        .await
+        .is_err()
+    {
+        return body_too_slow(page, admission.timeout);
+    }
+    if progress.too_large.load(Ordering::Acquire) {
+        return too_large(page, limit);
+    }
+
     let _slot = if is_probe(&path) {
         None
     } else {
@@ -146,34 +177,11 @@ pub async fn admit(State(admission): State<Admission>, req: Request, next: Next)
         }
     };
 
-    let (parts, body) = req.into_parts();
-    let progress = Arc::new(Progress {
-        ended: AtomicBool::new(body.is_end_stream()),
-        too_large: AtomicBool::new(false),
-    });
-    let body = Body::new(Metered {
-        inner: body,
-        seen: 0,
-        limit,
-        progress: progress.clone(),
-    });
-    let req = Request::from_parts(parts, body);
+    let req = Request::from_parts(parts, Body::new(body));
     match tokio::time::timeout(admission.timeout, next.run(req)).await {
         Ok(_) if progress.too_large.load(Ordering::Acquire) => too_large(page, limit),
         Ok(res) => res,
-        Err(_) if !progress.ended.load(Ordering::Acquire) => {
-            let mut res = refusal(
-                page,
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "The request body did not arrive within {} seconds.",
-                    admission.timeout.as_secs()
-                ),
-            );
-            close(&mut res);
-            res
-        }
+        Err(_) if !progress.ended.load(Ordering::Acquire) => body_too_slow(page, admission.timeout),
         Err(_) => {
             tracing::warn!("a request did not finish before its deadline");
             refusal(
@@ -187,6 +195,21 @@ pub async fn admit(State(admission): State<Admission>, req: Request, next: Next)
             )
         }
     }
+}
+
+/// 408 `request_timeout`: the rest of the body is never read, so the connection is closed.
+fn body_too_slow(page: bool, timeout: Duration) -> Response {
+    let mut res = refusal(
+        page,
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "The request body did not arrive within {} seconds.",
+            timeout.as_secs()
+        ),
+    );
+    close(&mut res);
+    res
 }
 
 /// Seconds a refused client is told to wait.
@@ -340,12 +363,61 @@ struct Progress {
     too_large: AtomicBool,
 }
 
+/// How much of a body is read before the request takes a slot.
+pub const READ_AHEAD_BYTES: usize = OTHER_BODY_BYTES;
+
 /// The request body, counted as it streams: an error once it passes `limit`.
 struct Metered {
     inner: Body,
     seen: usize,
     limit: usize,
     progress: Arc<Progress>,
+    /// Frames read ahead (see [`Metered::read_ahead`]), handed out first.
+    read_ahead: VecDeque<Result<Frame<Bytes>, axum::Error>>,
+}
+
+impl Metered {
+    /// Reads frames until `bytes` have arrived, the body ended, or it failed (the failure
+    /// is kept for the handler).
+    async fn read_ahead(&mut self, bytes: usize) {
+        let mut read = 0;
+        while read < bytes && !self.progress.ended.load(Ordering::Acquire) {
+            match std::future::poll_fn(|cx| self.poll_inner(cx)).await {
+                None => break,
+                Some(Ok(frame)) => {
+                    read += frame.data_ref().map_or(0, |d| d.len());
+                    self.read_ahead.push_back(Ok(frame));
+                }
+                Some(Err(e)) => {
+                    self.read_ahead.push_back(Err(e));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            None => {
+                self.progress.ended.store(true, Ordering::Release);
+                Poll::Ready(None)
+            }
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    self.seen = self.seen.saturating_add(data.len());
+                    if self.seen > self.limit {
+                        self.progress.too_large.store(true, Ordering::Release);
+                        return Poll::Ready(Some(Err(axum::Error::new(TooLarge))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -361,31 +433,29 @@ impl http_body::Body for Metered {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = &mut *self;
-        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            None => {
-                this.progress.ended.store(true, Ordering::Release);
-                Poll::Ready(None)
-            }
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    this.seen = this.seen.saturating_add(data.len());
-                    if this.seen > this.limit {
-                        this.progress.too_large.store(true, Ordering::Release);
-                        return Poll::Ready(Some(Err(axum::Error::new(TooLarge))));
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+        if let Some(frame) = this.read_ahead.pop_front() {
+            return Poll::Ready(Some(frame));
         }
+        this.poll_inner(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.read_ahead.is_empty() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let ahead: u64 = self
+            .read_ahead
+            .iter()
+            .filter_map(|f| f.as_ref().ok()?.data_ref().map(|d| d.len() as u64))
+            .sum();
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(ahead));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(ahead));
+        }
+        hint
     }
 }
 

@@ -7,13 +7,19 @@
 //! per client address: many signers share one address behind a NAT, and the header timeout
 //! is what frees the connections of a client that dribbles its headers.
 //!
+//! A client that stops reading its answers (a large document never read, or pipelined
+//! requests whose answers pile up) would hold its connection forever: hyper has no write
+//! timeout. A connection whose writes make no progress for `header_timeout` is closed.
+//! Shutdown waits for the requests in flight at most `request_timeout` + 5 s, then drops
+//! the connections still open.
+//!
 //! The request deadline, the cap on requests handled at once and the body limits are the
 //! router's layers ([`crate::limits`]); `main` and the integration tests both serve through
 //! [`serve`], so the tests exercise this very loop.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +29,9 @@ use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio_io_timeout::TimeoutWriter;
 use tower::ServiceExt as _;
 
 /// The serving limits (`SIGNEUR_HEADER_TIMEOUT_SECS`, `SIGNEUR_REQUEST_TIMEOUT_SECS`,
@@ -55,8 +62,12 @@ impl Default for ServeLimits {
     }
 }
 
+/// How long shutdown waits for the connections still open, beyond the request timeout.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting, lets the
-/// requests in flight finish (each is bounded by its deadline) and returns.
+/// requests in flight finish (each is bounded by its deadline), drops the connections still
+/// open `request_timeout` + 5 s later, and returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -71,6 +82,8 @@ pub async fn serve(
         drop(stop_rx);
     });
     let (done_tx, done_rx) = watch::channel(());
+    // Dropped receiver = the drain ran out: every connection still open is dropped.
+    let (kill_tx, kill_rx) = watch::channel(());
 
     loop {
         let permit = tokio::select! {
@@ -102,21 +115,38 @@ pub async fn serve(
                 req
             });
         let stop = stop_tx.clone();
+        let kill = kill_tx.clone();
         let done = done_rx.clone();
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            serve_connection(TokioIo::new(stream), service, header_timeout, stop).await;
+            // A write that makes no progress for the header timeout ends the connection.
+            let mut stream = TimeoutWriter::new(stream);
+            stream.set_timeout(Some(header_timeout));
+            let io = TokioIo::new(Box::pin(stream));
+            tokio::select! {
+                () = serve_connection(io, service, header_timeout, stop) => {}
+                () = kill.closed() => {}
+            }
             drop(permit);
             drop(done);
         });
     }
     drop(done_rx);
     drop(listener);
-    done_tx.closed().await;
+    drop(kill_tx);
+    let drain = limits.request_timeout.saturating_add(DRAIN_GRACE);
+    if tokio::time::timeout(drain, done_tx.closed()).await.is_err() {
+        tracing::warn!(
+            "connections still open {} s after shutdown began are dropped",
+            drain.as_secs()
+        );
+        drop(kill_rx);
+        done_tx.closed().await;
+    }
 }
 
 async fn serve_connection<S>(
-    io: TokioIo<tokio::net::TcpStream>,
+    io: TokioIo<Pin<Box<TimeoutWriter<TcpStream>>>>,
     service: S,
     header_timeout: Duration,
     stop: watch::Sender<()>,

@@ -13,16 +13,20 @@ use crate::{Result, ServiceError};
 pub(crate) struct BlockingLimits {
     bcrypt: Arc<Semaphore>,
     pdf: Arc<Semaphore>,
+    /// Page previews have slots of their own: a slow render never holds up a create's
+    /// inspection or an audit-trail PDF.
+    previews: Arc<Semaphore>,
 }
 
 impl Default for BlockingLimits {
     /// bcrypt: two per CPU (each check is short); PDF work: one per CPU (each may hold a
-    /// document and a page's pixels).
+    /// document and a page's pixels); page previews: one per two CPUs, at least one.
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         BlockingLimits {
             bcrypt: Arc::new(Semaphore::new(cpus * 2)),
             pdf: Arc::new(Semaphore::new(cpus)),
+            previews: Arc::new(Semaphore::new((cpus / 2).max(1))),
         }
     }
 }
@@ -44,13 +48,12 @@ impl BlockingLimits {
         run(&self.pdf, work).await
     }
 
-    /// Starts PDF work once a slot is free and returns its handle: the work runs to its end
-    /// (holding the slot) whether or not anyone still awaits it.
-    pub(crate) async fn spawn_pdf<T: Send + 'static>(
+    /// Runs a page preview's render in one of the previews' own slots.
+    pub(crate) async fn preview<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<tokio::task::JoinHandle<T>> {
-        spawn(&self.pdf, work).await
+    ) -> Result<T> {
+        run(&self.previews, work).await
     }
 }
 

@@ -32,6 +32,7 @@ pub mod sealing;
 pub mod sessions;
 pub mod settings;
 pub mod signing;
+mod single_flight;
 pub mod tsa;
 pub mod webhooks;
 
@@ -77,7 +78,12 @@ pub struct Service {
     webhook_client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     /// The API and signer-page rate limits; none unless [`Service::with_rate_limits`].
     rate_limits: Option<std::sync::Arc<ratelimit::RateLimits>>,
+    /// `/readyz`'s check in progress, shared by the callers that arrive while it runs.
+    readiness: std::sync::Arc<single_flight::SingleFlight<Readiness>>,
 }
+
+/// The outcome of one readiness check, shared by its callers.
+pub type Readiness = std::result::Result<(), std::sync::Arc<NotReady>>;
 
 impl Service {
     pub fn new(db: Db, blobs: Blobs, clock: Clock, keys: MasterKey) -> Self {
@@ -101,6 +107,7 @@ impl Service {
             wake_webhooks: Default::default(),
             webhook_client: Default::default(),
             rate_limits: None,
+            readiness: Default::default(),
         }
     }
 
@@ -132,8 +139,16 @@ impl Service {
     }
 
     /// `/readyz`: the database and the blob store both answer, and the job worker started
-    /// in this process (if any) still runs.
-    pub async fn ready(&self) -> std::result::Result<(), NotReady> {
+    /// in this process (if any) still runs. One check runs at a time: callers arriving
+    /// while it runs get its result, so a flood of probes costs one database connection.
+    pub async fn ready(&self) -> Readiness {
+        let service = self.clone();
+        self.readiness
+            .run(move || async move { service.check_ready().await.map_err(std::sync::Arc::new) })
+            .await
+    }
+
+    async fn check_ready(&self) -> std::result::Result<(), NotReady> {
         self.db
             .ping()
             .await

@@ -1,10 +1,16 @@
 //! Page images for the signing page: rendered from the original upload with hayro (in the
-//! PDF crate) on the blocking pool (a slot per CPU, held until the render really ends, even
-//! when the page request gave up waiting), kept in a bounded in-memory cache. A page that
-//! could not be rendered (refused, failed or too slow) is remembered for a minute, so a
-//! browser reloading it costs nothing.
+//! PDF crate) on the blocking pool, in slots of their own (one per two CPUs, at least one,
+//! held until the render really ends, even when the page request gave up waiting; a create's
+//! inspection and the audit PDF never wait for a render), kept in a bounded in-memory cache.
+//! One render per page runs at a time: a request for a page being rendered waits for that
+//! render (tracked apart from the caches, so no eviction forgets it). A page that could not
+//! be rendered (refused, failed or too slow) is remembered for a minute, so a browser
+//! reloading it costs nothing.
 
 use std::collections::HashMap;
+
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,13 +38,17 @@ const MAX_FAILURES: usize = 4096;
 
 type PageKey = (Uuid, usize);
 
+type Rendered = Result<Arc<Vec<u8>>, RenderError>;
+
 /// Rendered pages by (request, page number), and their total size; failed renders by the
-/// same key, with when they failed.
+/// same key, with when they failed; the renders running (at most one a page; each removes
+/// itself when it ends, never evicted).
 #[derive(Default)]
 struct Cached {
     pages: HashMap<PageKey, Arc<Vec<u8>>>,
     bytes: usize,
     failed: HashMap<PageKey, (DateTime<Utc>, RenderError)>,
+    rendering: HashMap<PageKey, Shared<BoxFuture<'static, Rendered>>>,
 }
 
 #[derive(Default)]
@@ -65,28 +75,41 @@ impl PreviewCache {
         }
     }
 
-    fn put(&self, key: PageKey, png: Arc<Vec<u8>>) {
+    /// A render's outcome, recorded as it stops running (one lock: a caller sees either the
+    /// render running or its outcome).
+    fn finish(&self, key: PageKey, rendered: &Rendered, now: DateTime<Utc>) {
         let mut entries = self.lock();
-        if entries.bytes + png.len() > CACHE_BYTES {
-            entries.pages.clear();
-            entries.bytes = 0;
+        entries.rendering.remove(&key);
+        match rendered {
+            Ok(png) => put(&mut entries, key, png.clone()),
+            Err(e) => put_failure(&mut entries, key, *e, now),
         }
-        entries.bytes += png.len();
-        entries.failed.remove(&key);
-        entries.pages.insert(key, png);
     }
 
     fn put_failure(&self, key: PageKey, error: RenderError, now: DateTime<Utc>) {
-        let mut entries = self.lock();
-        if entries.failed.len() >= MAX_FAILURES {
-            let ttl = chrono::Duration::seconds(FAILED_RENDER_TTL_SECS);
-            entries.failed.retain(|_, (at, _)| now - *at < ttl);
-            if entries.failed.len() >= MAX_FAILURES {
-                entries.failed.clear();
-            }
-        }
-        entries.failed.insert(key, (now, error));
+        put_failure(&mut self.lock(), key, error, now);
     }
+}
+
+fn put(entries: &mut Cached, key: PageKey, png: Arc<Vec<u8>>) {
+    if entries.bytes + png.len() > CACHE_BYTES {
+        entries.pages.clear();
+        entries.bytes = 0;
+    }
+    entries.bytes += png.len();
+    entries.failed.remove(&key);
+    entries.pages.insert(key, png);
+}
+
+fn put_failure(entries: &mut Cached, key: PageKey, error: RenderError, now: DateTime<Utc>) {
+    if entries.failed.len() >= MAX_FAILURES {
+        let ttl = chrono::Duration::seconds(FAILED_RENDER_TTL_SECS);
+        entries.failed.retain(|_, (at, _)| now - *at < ttl);
+        if entries.failed.len() >= MAX_FAILURES {
+            entries.failed.clear();
+        }
+    }
+    entries.failed.insert(key, (now, error));
 }
 
 /// Why a page image is not given.
@@ -136,65 +159,82 @@ impl Service {
         if let Some(cached) = self.previews.get(&key, self.clock.now()) {
             return cached.map_err(PreviewError::Render);
         }
-        let pdf = self.original_document(link).await?;
-        let (previews, clock, metrics) = (
-            self.previews.clone(),
-            self.clock.clone(),
-            self.metrics.clone(),
-        );
-        let request_id = link.request.id;
-        // The render and its bookkeeping run to their end on the blocking pool, holding the
-        // slot, whether or not this request still waits for them.
-        let render = self
-            .blocking
-            .spawn_pdf(move || {
-                if let Some(cached) = previews.get(&key, clock.now()) {
-                    // Rendered (or failed) while this one waited for a slot.
-                    return cached;
-                }
-                let limits = RenderLimits {
-                    // The waiting happens in the caller (`RENDER_WAIT`); this thread waits
-                    // for the render's own to finish, so the slot is held until it does.
-                    timeout: Duration::from_secs(24 * 3600),
-                    ..RenderLimits::default()
-                };
-                let rendered = signeur_pdf::render_page_png(&pdf, number - 1, PREVIEW_WIDTH, &limits);
-                metrics.preview_render(rendered.is_ok());
-                match rendered {
-                    Ok(png) => {
-                        let png = Arc::new(png);
-                        previews.put(key, png.clone());
-                        Ok(png)
-                    }
-                    Err(e) => {
-                        tracing::warn!(signature_request = %request_id, page = number, error = %e, "page preview not rendered");
-                        previews.put_failure(key, e, clock.now());
-                        Err(e)
-                    }
-                }
-            });
-        let mut started = false;
-        let waited = tokio::time::timeout(RENDER_WAIT, async {
-            let handle = render.await.map_err(PreviewError::Other)?;
-            started = true;
-            handle
-                .await
-                .map_err(|e| PreviewError::Other(ServiceError::Internal(e.into())))
-        })
-        .await;
-        let rendered = match waited {
-            Ok(rendered) => rendered?,
+        let render = match self.rendering(key) {
+            Some(running) => running,
+            None => {
+                let pdf = self.original_document(link).await?;
+                self.start_render(key, pdf)
+            }
+        };
+        let rendered = match tokio::time::timeout(RENDER_WAIT, render).await {
+            Ok(rendered) => rendered,
             Err(_) => {
-                tracing::warn!(signature_request = %request_id, page = number, "page preview not rendered in time");
-                if started {
-                    // Still rendering: reloads are answered from memory meanwhile, and the
-                    // render records its own outcome when it ends.
-                    self.previews
-                        .put_failure(key, RenderError::TimedOut, self.clock.now());
-                }
+                tracing::warn!(signature_request = %key.0, page = number, "page preview not rendered in time");
+                // Still rendering: reloads are answered from memory meanwhile, and the
+                // render records its own outcome when it ends.
+                self.previews
+                    .put_failure(key, RenderError::TimedOut, self.clock.now());
                 Err(RenderError::TimedOut)
             }
         };
         rendered.map_err(PreviewError::Render)
+    }
+
+    /// The render of this page running now, if any.
+    fn rendering(&self, key: PageKey) -> Option<Shared<BoxFuture<'static, Rendered>>> {
+        self.previews.lock().rendering.get(&key).cloned()
+    }
+
+    /// Starts rendering the page (unless a render of it started meanwhile: then that one).
+    /// The render runs to its end in a task of its own, holding a preview slot, whether or
+    /// not anyone still waits for it, then records its outcome.
+    fn start_render(&self, key: PageKey, pdf: Vec<u8>) -> Shared<BoxFuture<'static, Rendered>> {
+        let mut entries = self.previews.lock();
+        if let Some(running) = entries.rendering.get(&key) {
+            return running.clone();
+        }
+        if let Some(png) = entries.pages.get(&key) {
+            // Rendered while this request read the document.
+            return futures::future::ready(Ok(png.clone())).boxed().shared();
+        }
+        let (previews, clock, metrics, blocking) = (
+            self.previews.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            self.blocking.clone(),
+        );
+        let (request_id, number) = key;
+        let task = tokio::spawn(async move {
+            let rendered = blocking
+                .preview(move || {
+                    let limits = RenderLimits {
+                        // The waiting happens in the caller (`RENDER_WAIT`); this thread
+                        // waits for the render's own to finish, so the slot is held until
+                        // it does.
+                        timeout: Duration::from_secs(24 * 3600),
+                        ..RenderLimits::default()
+                    };
+                    let rendered =
+                        signeur_pdf::render_page_png(&pdf, number - 1, PREVIEW_WIDTH, &limits);
+                    metrics.preview_render(rendered.is_ok());
+                    rendered.map(Arc::new)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "page preview render did not run");
+                    Err(RenderError::TimedOut)
+                });
+            if let Err(e) = &rendered {
+                tracing::warn!(signature_request = %request_id, page = number, error = %e, "page preview not rendered");
+            }
+            previews.finish(key, &rendered, clock.now());
+            rendered
+        });
+        let shared = task
+            .map(|joined| joined.unwrap_or(Err(RenderError::TimedOut)))
+            .boxed()
+            .shared();
+        entries.rendering.insert(key, shared.clone());
+        shared
     }
 }

@@ -13,6 +13,9 @@ use std::time::Duration;
 use signeur_service::MasterKey;
 use signeur_service::mail::{MailSettings, Mailer};
 
+/// The largest `SIGNEUR_HEADER_TIMEOUT_SECS` and `SIGNEUR_REQUEST_TIMEOUT_SECS`.
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -268,8 +271,9 @@ impl Config {
         })
     }
 
-    /// `SIGNEUR_HEADER_TIMEOUT_SECS`, `SIGNEUR_REQUEST_TIMEOUT_SECS`,
-    /// `SIGNEUR_MAX_CONCURRENT_REQUESTS`, `SIGNEUR_MAX_CONNECTIONS`.
+    /// `SIGNEUR_HEADER_TIMEOUT_SECS`, `SIGNEUR_REQUEST_TIMEOUT_SECS` (1 to
+    /// [`MAX_TIMEOUT_SECS`]), `SIGNEUR_MAX_CONCURRENT_REQUESTS`, `SIGNEUR_MAX_CONNECTIONS`
+    /// (at least 1).
     pub fn serve_limits(&self) -> anyhow::Result<signeur_http::ServeLimits> {
         for (name, value) in [
             (
@@ -288,6 +292,16 @@ impl Config {
         ] {
             if value == 0 {
                 bail!("{name} must be at least 1");
+            }
+        }
+        // A deadline is `now + timeout`: a timeout of centuries would overflow it on every
+        // request.
+        for (name, value) in [
+            ("SIGNEUR_HEADER_TIMEOUT_SECS", self.header_timeout_secs),
+            ("SIGNEUR_REQUEST_TIMEOUT_SECS", self.request_timeout_secs),
+        ] {
+            if value > MAX_TIMEOUT_SECS {
+                bail!("{name} must be at most {MAX_TIMEOUT_SECS} (one hour)");
             }
         }
         Ok(signeur_http::ServeLimits {

@@ -224,12 +224,61 @@ async fn api_bodies_are_limited_per_route() {
     assert_eq!(error_of(res).await.1, "payload_too_large");
 }
 
-/// Sends a PATCH /api/v1/settings whose 2-byte body `{}` arrives `after` the headers.
+// Two workers: the test's own connects are not queued behind the server's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_do_not_hold_their_connections() {
+    let header_timeout = Duration::from_secs(2);
+    let app = TestApp::start_with_limits(ServeLimits {
+        header_timeout,
+        max_connections: 4,
+        ..ServeLimits::default()
+    })
+    .await;
+    let addr = addr(&app);
+
+    // Every connection the server allows asks for the OpenAPI document (about 100 KB) 100
+    // times over (10 MB, more than the kernel's buffers hold), pipelined, with a small
+    // receive buffer, and never reads an answer: the server's writes stop making progress.
+    let mut hogs = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let request = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(100);
+        stream.write_all(&request).await.unwrap();
+        hogs.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A fifth client (a fresh one: nothing pooled) is accepted once the stalled writes
+    // have timed out.
+    let client = http_builder().build().unwrap();
+    let res = tokio::time::timeout(
+        header_timeout + Duration::from_secs(3),
+        client.get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("a fifth connection is served after the write timeout")
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The server closed the stalled connections (what is buffered is read, then the end).
+    for mut hog in hogs {
+        read_to_close(&mut hog, Duration::from_secs(10))
+            .await
+            .expect("closed by the server");
+    }
+}
+
+/// Sends a PATCH /api/v1/settings whose body (`{`, 64 KB of spaces, `}`) ends `after` the
+/// headers: past the read-ahead, so the request holds a slot while it waits for the `}`.
 async fn slow_patch(addr: SocketAddr, key: String, after: Duration) -> String {
     let (mut rd, mut wr) = TcpStream::connect(addr).await.unwrap().into_split();
+    let spaces = signeur_http::limits::READ_AHEAD_BYTES;
     let head = format!(
         "PATCH /api/v1/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{"
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{{}",
+        spaces + 2,
+        " ".repeat(spaces)
     );
     wr.write_all(head.as_bytes()).await.unwrap();
     // The answer is read while the rest is still to come (the server may answer first).
@@ -243,6 +292,46 @@ async fn slow_patch(addr: SocketAddr, key: String, after: Duration) -> String {
         .expect("answered");
     writer.abort();
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn bodies_dribbled_from_the_start_take_no_slot() {
+    let app = TestApp::start_with_limits(ServeLimits {
+        max_concurrent_requests: 4,
+        ..ServeLimits::default()
+    })
+    .await;
+    let addr = addr(&app);
+    // As many signer forms as there are slots, announced at 1 MB, arriving a byte a second.
+    let mut dribblers = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /sign/some-token/verify HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                  Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1048576\r\n\r\na",
+            )
+            .await
+            .unwrap();
+        dribblers.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if stream.write_all(b"a").await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The API still answers at once (not after the 60 s request timeout).
+    let res = tokio::time::timeout(Duration::from_secs(3), app.get("/api/v1/signatures").send())
+        .await
+        .expect("a slot was free")
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for d in dribblers {
+        d.abort();
+    }
 }
 
 #[tokio::test]
@@ -368,6 +457,29 @@ async fn a_failed_preview_is_not_rendered_again_on_reload() {
     assert_eq!(renders(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_render_per_page_runs_however_many_ask_at_once() {
+    let app = TestApp::start().await;
+    let mut body = seed_body();
+    body["document"]["content_base64"] = json!(b64(&unpreviewable_pdf()));
+    let v = app.create(&body).await;
+    let sign_url = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    let browser = http_builder().cookie_store(true).build().unwrap();
+    assert_eq!(browser.get(&sign_url).send().await.unwrap().status(), 200);
+
+    // Twenty requests for the same page at once: one render, its outcome for all.
+    let loads: Vec<_> = (0..20)
+        .map(|_| {
+            let (browser, url) = (browser.clone(), format!("{sign_url}/page/1"));
+            tokio::spawn(async move { browser.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for load in loads {
+        assert_eq!(load.await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_eq!(app.service.metrics.preview_renders_total(), 1);
+}
+
 #[tokio::test]
 async fn the_binary_serves_with_the_configured_limits() {
     let backend = crate::cli::Backend::new().await;
@@ -407,17 +519,39 @@ async fn the_binary_serves_with_the_configured_limits() {
 
 #[test]
 fn a_limit_of_zero_is_refused_at_start() {
+    refused_at_start("SIGNEUR_MAX_CONCURRENT_REQUESTS", "0");
+}
+
+#[test]
+fn a_timeout_over_an_hour_is_refused_at_start() {
+    // u64::MAX seconds would overflow every request's deadline.
+    refused_at_start("SIGNEUR_REQUEST_TIMEOUT_SECS", "18446744073709551615");
+    refused_at_start("SIGNEUR_HEADER_TIMEOUT_SECS", "3601");
+}
+
+/// `signeur serve` with `name=value` fails, naming the variable, before creating anything.
+fn refused_at_start(name: &str, value: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signeur"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signeur"))
         .arg("serve")
         .env("SIGNEUR_DATA_DIR", &data)
         .env("SIGNEUR_CONFIG", dir.path().join("none.toml"))
-        .env("SIGNEUR_MAX_CONCURRENT_REQUESTS", "0")
-        .output()
+        .env("SIGNEUR_LISTEN", "127.0.0.1:0")
+        .env(name, value)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success());
+    // A server that accepted the value would run until stopped: stop it after 20 s.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{name}={value} was accepted");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SIGNEUR_MAX_CONCURRENT_REQUESTS"), "{err}");
+    assert!(err.contains(name), "{err}");
     assert!(!data.exists(), "refused before anything was created");
 }
