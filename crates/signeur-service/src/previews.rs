@@ -63,16 +63,7 @@ impl PreviewCache {
 
     /// The page's image, or why it recently failed.
     fn get(&self, key: &PageKey, now: DateTime<Utc>) -> Option<Result<Arc<Vec<u8>>, RenderError>> {
-        let entries = self.lock();
-        if let Some(png) = entries.pages.get(key) {
-            return Some(Ok(png.clone()));
-        }
-        match entries.failed.get(key) {
-            Some((at, e)) if now - *at < chrono::Duration::seconds(FAILED_RENDER_TTL_SECS) => {
-                Some(Err(*e))
-            }
-            _ => None,
-        }
+        known(&self.lock(), key, now)
     }
 
     /// A render's outcome, recorded as it stops running (one lock: a caller sees either the
@@ -88,6 +79,19 @@ impl PreviewCache {
 
     fn put_failure(&self, key: PageKey, error: RenderError, now: DateTime<Utc>) {
         put_failure(&mut self.lock(), key, error, now);
+    }
+}
+
+/// The page's image, or why it recently failed, as the cache holds them.
+fn known(entries: &Cached, key: &PageKey, now: DateTime<Utc>) -> Option<Rendered> {
+    if let Some(png) = entries.pages.get(key) {
+        return Some(Ok(png.clone()));
+    }
+    match entries.failed.get(key) {
+        Some((at, e)) if now - *at < chrono::Duration::seconds(FAILED_RENDER_TTL_SECS) => {
+            Some(Err(*e))
+        }
+        _ => None,
     }
 }
 
@@ -193,9 +197,9 @@ impl Service {
         if let Some(running) = entries.rendering.get(&key) {
             return running.clone();
         }
-        if let Some(png) = entries.pages.get(&key) {
-            // Rendered while this request read the document.
-            return futures::future::ready(Ok(png.clone())).boxed().shared();
+        if let Some(known) = known(&entries, &key, self.clock.now()) {
+            // Rendered, or failed, while this request read the document.
+            return futures::future::ready(known).boxed().shared();
         }
         let (previews, clock, metrics, blocking) = (
             self.previews.clone(),
