@@ -84,6 +84,15 @@ pub enum Job {
         signer_id: Uuid,
         notice: NoticeKind,
     },
+    /// A reminder email; `signer.reminded` is recorded when the SMTP server accepts it.
+    /// `number`: the scheduled reminder's (1, 2, …); None for one asked for through the API.
+    /// Stored as a `send_notice` job of kind `reminder` (one dedup key per signer).
+    SendReminder {
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        number: Option<i64>,
+    },
     SealDocument {
         org_id: Uuid,
         request_id: Uuid,
@@ -117,6 +126,9 @@ struct NoticePayload {
     signature_request_id: Uuid,
     signer_id: Uuid,
     kind: String,
+    /// A scheduled reminder's number (absent for the other notices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reminder: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +141,11 @@ struct DeliveryPayload {
 struct RequestPayload {
     org_id: Uuid,
     signature_request_id: Uuid,
+}
+
+/// At most one reminder email of a signer waits at a time (scheduled or asked for).
+pub fn reminder_dedup_key(signer_id: Uuid) -> String {
+    format!("notice:reminder:{signer_id}")
 }
 
 fn notice_spelling(n: NoticeKind) -> &'static str {
@@ -144,7 +161,7 @@ impl Job {
     pub fn kind(&self) -> JobKind {
         match self {
             Job::SendInvitation { .. } => JobKind::SendInvitation,
-            Job::SendNotice { .. } => JobKind::SendNotice,
+            Job::SendNotice { .. } | Job::SendReminder { .. } => JobKind::SendNotice,
             Job::SealDocument { .. } => JobKind::SealDocument,
             Job::PurgeIdempotencyKeys => JobKind::PurgeIdempotencyKeys,
             Job::RemoveOrphanBlobs => JobKind::RemoveOrphanBlobs,
@@ -170,6 +187,7 @@ impl Job {
             Job::SendNotice {
                 signer_id, notice, ..
             } => format!("notice:{}:{signer_id}", notice_spelling(*notice)),
+            Job::SendReminder { signer_id, .. } => reminder_dedup_key(*signer_id),
             Job::SealDocument { request_id, .. } => format!("seal:{request_id}"),
             Job::PurgeIdempotencyKeys
             | Job::RemoveOrphanBlobs
@@ -183,7 +201,7 @@ impl Job {
     pub fn max_attempts(&self) -> i64 {
         match self {
             Job::SealDocument { .. } => SEAL_ATTEMPTS,
-            Job::SendInvitation { .. } | Job::SendNotice { .. } => 10,
+            Job::SendInvitation { .. } | Job::SendNotice { .. } | Job::SendReminder { .. } => 10,
             Job::PurgeIdempotencyKeys
             | Job::RemoveOrphanBlobs
             | Job::ExpireSessions
@@ -226,6 +244,19 @@ impl Job {
                 signature_request_id: *request_id,
                 signer_id: *signer_id,
                 kind: notice_spelling(*notice).into(),
+                reminder: None,
+            }),
+            Job::SendReminder {
+                org_id,
+                request_id,
+                signer_id,
+                number,
+            } => serde_json::to_string(&NoticePayload {
+                org_id: *org_id,
+                signature_request_id: *request_id,
+                signer_id: *signer_id,
+                kind: notice_spelling(NoticeKind::Reminder).into(),
+                reminder: *number,
             }),
             Job::SealDocument { org_id, request_id } => serde_json::to_string(&RequestPayload {
                 org_id: *org_id,
@@ -268,6 +299,14 @@ impl Job {
                     .copied()
                     .find(|n| notice_spelling(*n) == p.kind)
                     .ok_or_else(|| format!("unknown notice kind '{}'", p.kind))?;
+                if notice == NoticeKind::Reminder {
+                    return Ok(Job::SendReminder {
+                        org_id: p.org_id,
+                        request_id: p.signature_request_id,
+                        signer_id: p.signer_id,
+                        number: p.reminder,
+                    });
+                }
                 Job::SendNotice {
                     org_id: p.org_id,
                     request_id: p.signature_request_id,
@@ -620,6 +659,15 @@ impl Service {
                 .send_notice(org_id, request_id, signer_id, notice)
                 .await
                 .map(|_| format!("{notice:?} notice sent")),
+            Job::SendReminder {
+                org_id,
+                request_id,
+                signer_id,
+                number,
+            } => self
+                .send_reminder(org_id, request_id, signer_id, number)
+                .await
+                .map(|sent| format!("reminder {}", if sent { "sent" } else { "not sent" })),
             Job::SealDocument { org_id, request_id } => self.seal_request(org_id, request_id).await,
             Job::DeliverWebhook {
                 delivery_id,
@@ -906,6 +954,16 @@ mod tests {
                 },
             ),
             (
+                JobKind::SendNotice,
+                serde_json::json!({"org_id": o, "signature_request_id": r, "signer_id": s, "kind": "reminder"}),
+                Job::SendReminder {
+                    org_id: o,
+                    request_id: r,
+                    signer_id: s,
+                    number: None,
+                },
+            ),
+            (
                 JobKind::RemoveOrphanBlobs,
                 serde_json::json!({}),
                 Job::RemoveOrphanBlobs,
@@ -926,6 +984,15 @@ mod tests {
             .unwrap(),
             format!("seal:{r}")
         );
+        let scheduled = Job::SendReminder {
+            org_id: o,
+            request_id: r,
+            signer_id: s,
+            number: Some(2),
+        };
+        let row = scheduled.new_job(Utc::now());
+        assert_eq!(Job::decode(row.kind, &row.payload).unwrap(), scheduled);
+        assert_eq!(row.dedup_key.unwrap(), format!("notice:reminder:{s}"));
         assert!(Job::decode(JobKind::SealDocument, "{}").is_err());
         assert!(
             Job::decode(

@@ -450,7 +450,7 @@ async fn jobs_queued_by_the_previous_build_run_and_a_bad_payload_fails_alone() {
     let app = TestApp::start().await;
     let id = signed_request(&app).await;
     app.db
-        .complete_job_by_dedup_key(&format!("seal:{id}"))
+        .complete_job_by_dedup_key(&format!("seal:{id}"), app.clock.now())
         .await
         .unwrap();
     let now = app.clock.now();
