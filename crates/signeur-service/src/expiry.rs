@@ -1,4 +1,4 @@
-//! Expiry and reminders, run every minute by the maintenance lane (`jobs.rs`), and the
+//! Expiry and reminders, run every minute by a lane of their own (`jobs.rs`), and the
 //! reminder asked for through the API.
 //!
 //! Expiry: an open request past `expires_at` already reads `expired` (computed on read); the

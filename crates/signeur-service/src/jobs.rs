@@ -11,7 +11,8 @@
 //!   transaction with what that means for its request (`stamp_failed` for a seal);
 //! - handlers are idempotent: delivery is at least once;
 //! - periodic maintenance runs in a lane of its own, so a long scan never delays a seal or
-//!   an email.
+//!   an email; the minutely expiry and reminders in another, so a long scan never delays
+//!   `signature_request.expired` past its minute either.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -54,14 +55,16 @@ const URGENT: &[JobKind] = &[
 /// Webhook deliveries: a lane of their own with many slots, so a receiver that hangs costs
 /// one timeout and delays neither the other endpoints nor seals and emails.
 const WEBHOOKS: &[JobKind] = &[JobKind::DeliverWebhook];
-/// Periodic maintenance: its own lane, one at a time.
+/// Periodic maintenance: its own lane, one at a time (an orphan scan of a large store may
+/// take minutes).
 const MAINTENANCE: &[JobKind] = &[
     JobKind::PurgeIdempotencyKeys,
     JobKind::RemoveOrphanBlobs,
     JobKind::ExpireSessions,
-    JobKind::ExpireRequests,
-    JobKind::SendReminders,
 ];
+/// The minutely jobs (expiry, reminders): a lane of their own, one at a time, so that
+/// `signature_request.expired` fires within a minute whatever maintenance is doing.
+const MINUTELY: &[JobKind] = &[JobKind::ExpireRequests, JobKind::SendReminders];
 
 /// Delay before attempt `attempts + 1`: 10 s doubling, at most an hour.
 pub fn backoff(attempts: i64) -> Duration {
@@ -373,6 +376,22 @@ enum Lane {
     Webhooks,
     /// Periodic jobs; also schedules them.
     Maintenance,
+    /// Expiry and reminders; also schedules them every minute.
+    Minutely,
+}
+
+/// Which lane runs `kind` (each kind is in exactly one; a unit test checks it).
+#[cfg(test)]
+fn lane_of(kind: JobKind) -> Lane {
+    if URGENT.contains(&kind) {
+        Lane::Urgent
+    } else if WEBHOOKS.contains(&kind) {
+        Lane::Webhooks
+    } else if MINUTELY.contains(&kind) {
+        Lane::Minutely
+    } else {
+        Lane::Maintenance
+    }
 }
 
 impl Default for WorkerConfig {
@@ -511,7 +530,12 @@ impl Service {
         self.give_up_exhausted_jobs().await?;
         let config = WorkerConfig::default();
         let mut ran = 0;
-        for kind in MAINTENANCE.iter().chain(URGENT).chain(WEBHOOKS) {
+        for kind in MINUTELY
+            .iter()
+            .chain(MAINTENANCE)
+            .chain(URGENT)
+            .chain(WEBHOOKS)
+        {
             for _ in 0..PASS_LIMIT {
                 let Some(job) = self.claim_one(&[*kind]).await? else {
                     break;
@@ -762,8 +786,9 @@ impl Service {
     }
 
     /// The worker of `serve` until `stop`: the latency lane (seals and emails, up to
-    /// `config.concurrency` at once, woken in-process and by `NOTIFY`), the maintenance lane
-    /// (periodic jobs, one at a time), and a supervisor that restarts them after a panic.
+    /// `config.concurrency` at once, woken in-process and by `NOTIFY`), the webhook lane, the
+    /// maintenance lane (periodic jobs, one at a time), the minutely lane (expiry and
+    /// reminders, one at a time), and a supervisor that restarts them after a panic.
     /// `/readyz` answers 503 once this future ends, however it ends.
     pub async fn run_worker(&self, config: WorkerConfig, stop: watch::Receiver<bool>) {
         self.worker_health.set(WorkerState::Running);
@@ -821,8 +846,9 @@ impl Service {
             stop.clone(),
         );
         let maintenance = self.run_lane(MAINTENANCE, 1, Lane::Maintenance, config, stop.clone());
+        let minutely = self.run_lane(MINUTELY, 1, Lane::Minutely, config, stop.clone());
         tokio::select! {
-            () = async { tokio::join!(urgent, webhooks, maintenance); } => {}
+            () = async { tokio::join!(urgent, webhooks, maintenance, minutely); } => {}
             () = listen => {}
         }
     }
@@ -846,7 +872,7 @@ impl Service {
         let wake = match lane {
             Lane::Urgent => Some(self.wake.clone()),
             Lane::Webhooks => Some(self.wake_webhooks.clone()),
-            Lane::Maintenance => None,
+            Lane::Maintenance | Lane::Minutely => None,
         };
         loop {
             let now = self.clock.now();
@@ -857,8 +883,7 @@ impl Service {
                     Err(e) => tracing::warn!(error = %e, "could not schedule periodic jobs"),
                 }
             }
-            if lane == Lane::Maintenance && last_minutely.is_none_or(|t| now - t >= MINUTELY_EVERY)
-            {
+            if lane == Lane::Minutely && last_minutely.is_none_or(|t| now - t >= MINUTELY_EVERY) {
                 match self.schedule_minutely_jobs().await {
                     Ok(()) => last_minutely = Some(now),
                     Err(e) => tracing::warn!(error = %e, "could not schedule expiry and reminders"),
@@ -910,6 +935,24 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind runs in exactly one lane, and expiry and reminders never share one with
+    /// the orphan scan (which may take minutes on a large store).
+    #[test]
+    fn each_kind_has_one_lane_and_the_minutely_jobs_their_own() {
+        for kind in JobKind::ALL {
+            let lanes = [URGENT, WEBHOOKS, MAINTENANCE, MINUTELY]
+                .iter()
+                .filter(|l| l.contains(kind))
+                .count();
+            assert_eq!(lanes, 1, "{kind:?}");
+        }
+        for kind in [JobKind::ExpireRequests, JobKind::SendReminders] {
+            assert_eq!(lane_of(kind), Lane::Minutely);
+            assert_ne!(lane_of(kind), lane_of(JobKind::RemoveOrphanBlobs));
+        }
+        assert_eq!(lane_of(JobKind::RemoveOrphanBlobs), Lane::Maintenance);
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
