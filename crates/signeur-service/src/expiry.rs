@@ -22,7 +22,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use signeur_core::validate::ReminderPolicy;
-use signeur_core::{Action, Delivery, EventType, SignerStatus, time};
+use signeur_core::{Action, Delivery, EventType, JobKind, SignerStatus, time};
 use signeur_store::{ReminderRow, RequestRow, SignerRow, Tx};
 
 use crate::jobs::{Job, reminder_dedup_key};
@@ -100,7 +100,8 @@ fn reminded_event(
 impl Service {
     /// The expiry job: every open request past `expires_at` becomes `expired` for good, its
     /// open links invalidated, with its one `signature_request.expired` event. Returns how
-    /// many this run moved.
+    /// many this run moved. A request that cannot be moved is logged and counted
+    /// (`signeur_job_row_failures`) and the others go on; it is tried again next minute.
     pub async fn expire_overdue_requests(&self) -> Result<u64> {
         let mut moved = 0;
         loop {
@@ -108,8 +109,13 @@ impl Service {
             let due = self.db.overdue_requests(now, BATCH).await?;
             let mut moved_now = 0;
             for (org_id, id) in &due {
-                if self.expire_request(*org_id, *id, now).await? {
-                    moved_now += 1;
+                match self.expire_request(*org_id, *id, now).await {
+                    Ok(true) => moved_now += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(signature_request = %id, error = %e, "could not expire a request; going on with the others");
+                        self.metrics.row_failure(JobKind::ExpireRequests);
+                    }
                 }
             }
             moved += moved_now;
@@ -202,7 +208,9 @@ impl Service {
         Ok(())
     }
 
-    /// The reminder job: sends every reminder that came due. Returns how many went out.
+    /// The reminder job: queues every reminder that came due. Returns how many it queued. A
+    /// schedule that cannot be handled is logged and counted (`signeur_job_row_failures`)
+    /// and the others go on; it is tried again next minute.
     pub async fn send_due_reminders(&self) -> Result<u64> {
         let mut sent = 0;
         loop {
@@ -210,13 +218,17 @@ impl Service {
             let due = self.db.due_reminders(now, BATCH).await?;
             let mut handled = 0;
             for row in &due {
-                match self.send_scheduled_reminder(row, now).await? {
-                    Some(true) => {
+                match self.send_scheduled_reminder(row, now).await {
+                    Ok(Some(true)) => {
                         sent += 1;
                         handled += 1;
                     }
-                    Some(false) => handled += 1,
-                    None => {}
+                    Ok(Some(false)) => handled += 1,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(signer = %row.signer_id, error = %e, "could not queue a reminder; going on with the others");
+                        self.metrics.row_failure(JobKind::SendReminders);
+                    }
                 }
             }
             if (due.len() as i64) < BATCH || handled == 0 {

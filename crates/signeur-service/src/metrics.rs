@@ -32,6 +32,12 @@ pub struct PreviewLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RowFailureLabels {
+    /// The job whose row failed: `expire_requests` or `send_reminders`.
+    pub kind: &'static str,
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -41,6 +47,8 @@ pub struct Metrics {
     pub code_checks: Family<CodeCheckLabels, Counter>,
     /// Page previews rendered (a failure is remembered for a minute, not rendered again).
     pub preview_renders: Family<PreviewLabels, Counter>,
+    /// Rows a minutely job could not handle (logged; the job goes on with the rest).
+    pub row_failures: Family<RowFailureLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,8 +78,15 @@ impl Default for Metrics {
             "Page previews rendered, by outcome (rendered or failed); a failed page is answered from memory for a minute",
             preview_renders.clone(),
         );
+        let row_failures = Family::<RowFailureLabels, Counter>::default();
+        registry.register(
+            "job_row_failures",
+            "Requests or reminders a minutely job could not handle, by job kind (each is logged; the job goes on with the others and tries it again next minute)",
+            row_failures.clone(),
+        );
         Metrics {
             registry,
+            row_failures,
             jobs,
             seals,
             code_checks,
@@ -97,6 +112,15 @@ impl Metrics {
             };
             self.seals.get_or_create(&SealLabels { outcome }).inc();
         }
+    }
+
+    /// Counts one row a job of `kind` could not handle.
+    pub fn row_failure(&self, kind: JobKind) {
+        self.row_failures
+            .get_or_create(&RowFailureLabels {
+                kind: kind.as_str(),
+            })
+            .inc();
     }
 
     /// Counts one access code checked against its hash.

@@ -110,7 +110,8 @@ fn spawn_worker(
     (tx, handle)
 }
 
-async fn execute(db: &Db, sql: &str) {
+/// Runs raw SQL on the test database (fault injection with triggers).
+pub(crate) async fn execute(db: &Db, sql: &str) {
     match db {
         Db::Sqlite(p) => {
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))

@@ -580,3 +580,39 @@ async fn remind_and_a_waiting_reminder_job_send_one_email() {
     assert_eq!(events[0]["data"]["reminder"], Value::Null);
     app.assert_reads_fresh().await;
 }
+
+/// A reminder schedule that cannot be handled (here a trigger refuses its update) is
+/// logged and counted, and the reminders behind it still go out.
+#[tokio::test]
+async fn a_reminder_that_fails_does_not_stop_the_others() {
+    let smtp = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(Some(smtp.url())).await;
+    let mut first = email_body(json!([{"email": "poison@example.com"}]));
+    first["title"] = json!("poison");
+    first["reminders"] = json!({"first_after_days": 1, "every_days": 1, "max": 1});
+    app.create(&first).await;
+    app.create(&one_signer()).await;
+    smtp.wait_for(2).await;
+    let refuse = match app.db {
+        signeur_store::Db::Sqlite(_) => {
+            "CREATE TRIGGER poison BEFORE UPDATE ON signer_reminders \
+             WHEN (SELECT title FROM signature_requests WHERE id = NEW.request_id) = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        }
+        signeur_store::Db::Postgres(_) => {
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN \
+             IF (SELECT title FROM signature_requests WHERE id = NEW.request_id) = 'poison' THEN \
+             RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER poison BEFORE UPDATE ON signer_reminders \
+             FOR EACH ROW EXECUTE FUNCTION poison();"
+        }
+    };
+    crate::queue::execute(&app.db, refuse).await;
+    app.advance(Duration::days(3) + Duration::minutes(1));
+
+    assert_eq!(app.service.send_due_reminders().await.unwrap(), 1);
+    assert_eq!(crate::expiry::row_failures(&app, "send_reminders").await, 1);
+    app.service.run_due_jobs().await.unwrap();
+    assert_eq!(reminders_to(&smtp, "anna@example.com").len(), 1);
+    assert_eq!(reminders_to(&smtp, "poison@example.com").len(), 0);
+}
