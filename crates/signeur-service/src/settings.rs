@@ -193,20 +193,21 @@ impl Service {
                 Some(serde_json::to_string(&policy).unwrap_or_else(|_| "null".into()))
             }
         };
+        // One transaction: a PATCH applies whole or not at all.
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
         if let Some(reminders) = &reminders {
-            self.db
-                .set_reminders_setting(org_id, reminders, self.clock.now())
-                .await?;
+            tx.set_reminders_setting(org_id, reminders, now).await?;
         }
-        let row = self
-            .db
+        let row = tx
             .update_settings_lists(
                 org_id,
                 return_urls.as_deref(),
                 frame_origins.as_deref(),
-                self.clock.now(),
+                now,
             )
             .await?;
+        tx.commit().await?;
         let mut settings = Self::view(Some(&row));
         settings.reminders = self.org_reminder_policy(org_id).await?;
         Ok(settings)

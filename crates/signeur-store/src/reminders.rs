@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, Result, Tx, on_db, on_db_write, on_tx};
+use crate::{Db, Result, Tx, on_db, on_tx};
 
 /// A signer's reminder schedule.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -69,29 +69,30 @@ impl Db {
             .await)?;
         Ok(v.flatten())
     }
+}
 
-    /// Writes the reminder policy (JSON, `null` for none) and nothing else.
+impl Tx {
+    /// Writes the reminder policy (JSON, `null` for none) and nothing else, in the caller's
+    /// transaction.
     pub async fn set_reminders_setting(
-        &self,
+        &mut self,
         org_id: Uuid,
         reminders: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on_db_write!(self, p => sqlx::query(
+        on_tx!(self, c => sqlx::query(
             "INSERT INTO org_settings (org_id, allowed_return_urls, allowed_frame_origins, reminders, updated_at) \
              VALUES ($1, '[]', '[]', $2, $3) ON CONFLICT (org_id) DO UPDATE SET \
              reminders = $2, updated_at = $3")
             .bind(org_id)
             .bind(reminders)
             .bind(now)
-            .execute(p)
+            .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
         Ok(())
     }
-}
 
-impl Tx {
     /// A schedule (nothing due yet) for each signer, with the request's policy.
     pub async fn insert_reminder_schedules(&mut self, rows: &[ReminderRow]) -> Result<()> {
         if rows.is_empty() {

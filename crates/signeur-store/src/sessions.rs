@@ -52,18 +52,21 @@ impl Db {
             .fetch_optional(p)
             .await)?)
     }
+}
 
+impl Tx {
     /// Writes the allowed-URL lists given (JSON arrays; `None`: left as stored) and nothing
-    /// else, in one statement, so a concurrent write of another setting (the session secret,
-    /// the other list) stands. Returns the settings as they are after it.
+    /// else, in one statement of the caller's transaction (a PATCH's other fields go in the
+    /// same one), so a concurrent write of another setting (the session secret, the other
+    /// list) stands. Returns the settings as they are after it.
     pub async fn update_settings_lists(
-        &self,
+        &mut self,
         org_id: Uuid,
         allowed_return_urls: Option<&str>,
         allowed_frame_origins: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<SettingsRow> {
-        Ok(on_db_write!(self, p => sqlx::query_as(
+        Ok(on_tx!(self, c => sqlx::query_as(
             "INSERT INTO org_settings (org_id, allowed_return_urls, allowed_frame_origins, updated_at) \
              VALUES ($1, COALESCE($2, '[]'), COALESCE($3, '[]'), $4) ON CONFLICT (org_id) DO UPDATE SET \
              allowed_return_urls = COALESCE($2, org_settings.allowed_return_urls), \
@@ -74,10 +77,12 @@ impl Db {
             .bind(allowed_return_urls)
             .bind(allowed_frame_origins)
             .bind(now)
-            .fetch_one(p)
+            .fetch_one(c)
             .await)?)
     }
+}
 
+impl Db {
     /// Writes the session secret (encrypted) and nothing else.
     pub async fn set_session_secret(
         &self,

@@ -616,3 +616,52 @@ async fn a_reminder_that_fails_does_not_stop_the_others() {
     assert_eq!(reminders_to(&smtp, "anna@example.com").len(), 1);
     assert_eq!(reminders_to(&smtp, "poison@example.com").len(), 0);
 }
+
+/// A settings PATCH applies whole or not at all: when its second write fails (here a
+/// trigger refuses the lists), the reminders it named are not left changed behind a 500.
+#[tokio::test]
+async fn a_settings_patch_that_fails_changes_nothing() {
+    let app = TestApp::start().await;
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url("/api/v1/settings"))
+            .bearer_auth(&app.key)
+            .json(&body)
+            .send()
+    };
+    let res = patch(json!({"allowed_return_urls": ["https://app.example.com/return"]}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let refuse = match app.db {
+        signeur_store::Db::Sqlite(_) => {
+            "CREATE TRIGGER poison BEFORE UPDATE ON org_settings \
+             WHEN NEW.allowed_return_urls LIKE '%poison%' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        }
+        signeur_store::Db::Postgres(_) => {
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER poison BEFORE UPDATE ON org_settings FOR EACH ROW \
+             WHEN (NEW.allowed_return_urls LIKE '%poison%') EXECUTE FUNCTION poison();"
+        }
+    };
+    crate::queue::execute(&app.db, refuse).await;
+    let res = patch(json!({
+        "reminders": null,
+        "allowed_return_urls": ["https://poison.example.com/return"],
+    }))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 500);
+    let s = app.get_json("/api/v1/settings").await;
+    assert_eq!(
+        s["reminders"],
+        json!({"first_after_days": 3, "every_days": 3, "max": 3}),
+        "the reminders of the failed PATCH were not kept"
+    );
+    assert_eq!(
+        s["allowed_return_urls"],
+        json!(["https://app.example.com/return"])
+    );
+}
