@@ -33,7 +33,7 @@ pub struct PreviewLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RowFailureLabels {
+pub struct ItemFailureLabels {
     /// The job whose row failed: `expire_requests` or `send_reminders`.
     pub kind: &'static str,
 }
@@ -48,7 +48,7 @@ pub struct Metrics {
     /// Page previews rendered (a failure is remembered for a minute, not rendered again).
     pub preview_renders: Family<PreviewLabels, Counter>,
     /// Rows a minutely job could not handle (logged; the job goes on with the rest).
-    pub row_failures: Family<RowFailureLabels, Counter>,
+    pub row_failures: Family<ItemFailureLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -78,7 +78,7 @@ impl Default for Metrics {
             "Page previews rendered, by outcome (rendered or failed); a failed page is answered from memory for a minute",
             preview_renders.clone(),
         );
-        let row_failures = Family::<RowFailureLabels, Counter>::default();
+        let row_failures = Family::<ItemFailureLabels, Counter>::default();
         registry.register(
             "job_row_failures",
             "Requests or reminders a minutely job could not handle, by job kind (each is logged; the job goes on with the others and tries it again next minute)",
@@ -117,7 +117,7 @@ impl Metrics {
     /// Counts one row a job of `kind` could not handle.
     pub fn row_failure(&self, kind: JobKind) {
         self.row_failures
-            .get_or_create(&RowFailureLabels {
+            .get_or_create(&ItemFailureLabels {
                 kind: kind.as_str(),
             })
             .inc();
