@@ -304,3 +304,49 @@ async fn a_request_that_fails_does_not_stop_the_others() {
     let good_id = good["id"].as_str().unwrap();
     assert_eq!(expired_events(&app, good_id).await.len(), 1);
 }
+
+/// A signer who signed a request that then expired (another signer never did) finds their
+/// link gone like everyone's: 410, and neither the document nor its pages through it (the
+/// API refuses the downloads of an expired request with 409 invalid_state).
+#[tokio::test]
+async fn a_signer_who_signed_loses_the_document_when_the_request_expires() {
+    use crate::signing::{browser, page, sign_as};
+    let app = TestApp::start().await;
+    let mut body = seed_body();
+    body["signers"] = json!([{"name": "Signs"}, {"name": "Never"}]);
+    body["expires_at"] = json!(signeur_core::time::format(
+        app.clock.now() + Duration::days(1)
+    ));
+    let v = app.create(&body).await;
+    let url = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    let b = browser();
+    assert_eq!(page(&b, &url).await.0, 200);
+    assert_eq!(sign_as(&b, &url, "Signs").await.0, 200);
+    let get = |path: String| {
+        let b = b.clone();
+        async move { b.get(path).send().await.unwrap().status() }
+    };
+    assert_eq!(
+        get(format!("{url}/document.pdf")).await,
+        200,
+        "signed, open"
+    );
+    assert_eq!(get(format!("{url}/page/1")).await, 200);
+
+    app.advance(Duration::days(1) + Duration::seconds(1));
+    for path in [url.clone(), format!("{url}/document.pdf")] {
+        assert_eq!(get(path.clone()).await, 410, "{path}");
+    }
+    // A page image of a link that no longer works is not found (as for any gone link).
+    assert_eq!(get(format!("{url}/page/1")).await, 404);
+    app.service.expire_overdue_requests().await.unwrap();
+    assert_eq!(get(format!("{url}/document.pdf")).await, 410);
+    let id = v["id"].as_str().unwrap();
+    let res = app
+        .get(&format!("/api/v1/signatures/{id}/document"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_of(res).await;
+    assert_eq!((status.as_u16(), code.as_str()), (409, "invalid_state"));
+}
