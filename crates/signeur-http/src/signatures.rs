@@ -282,20 +282,22 @@ pub async fn resend_invitation(
     summary = "Send the signer a reminder now",
     description = "Emails the signer a reminder in their language, linking to their signing page; \
         nothing is rotated (their access code stays the invitation's). Recorded as a \
-        `signer.reminded` event. It does not count towards the reminder policy's `max`; the \
+        `signer.reminded` event when the SMTP server accepts it (a refused or unsent reminder \
+        records nothing). It does not count towards the reminder policy's `max`; the \
         next scheduled reminder comes `every_days` after it. A transient SMTP failure leaves \
-        the reminder queued (`email_sent: false`, `email_error` set).",
+        the reminder queued (`email_sent: false`, `email_error` set); a scheduled reminder still \
+        waiting goes out as this one, not as a second email.",
     params(
         ("id" = Uuid, Path, description = "Signature request id"),
         ("signer_id" = Uuid, Path, description = "Signer id"),
         IdempotencyHeader,
     ),
     responses(
-        (status = 200, description = "The reminder was recorded and attempted (see email_sent)", body = RemindResponse),
+        (status = 200, description = "The reminder was attempted (see email_sent)", body = RemindResponse),
         (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such request or signer in this organization", body = ErrorBody),
-        (status = 409, description = "The request is no longer open, the signer signed, declined or has not been invited yet (not their turn), or the request has delivery api (invalid_state)", body = ErrorBody),
+        (status = 409, description = "The request is no longer open, the signer signed, declined or has not been invited yet (not their turn), the request has delivery api, or a reminder to the signer is being sent by the worker at this moment (invalid_state)", body = ErrorBody),
         (status = 413, description = "Body over 16 MB", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -1,4 +1,4 @@
-//! Expiry and reminders, run every minute by the maintenance lane (`jobs.rs`), and the
+//! Expiry and reminders, run every minute by a lane of their own (`jobs.rs`), and the
 //! reminder asked for through the API.
 //!
 //! Expiry: an open request past `expires_at` already reads `expired` (computed on read); the
@@ -8,9 +8,12 @@
 //!
 //! Reminders: each signer of an email request with a reminder policy has a schedule
 //! (`signer_reminders`, the policy as it was at create). Their invitation going out sets the
-//! first due time; the job finds the due ones (one indexed query), and each is sent in a
+//! first due time; the job finds the due ones (one indexed query), and each is queued in a
 //! transaction that re-reads the schedule under the request's lock and advances it only if
-//! no one else did (count guard): a `signer.reminded` event and a reminder email job. A
+//! no one else did (count guard): a reminder email job. The `signer.reminded` event is
+//! recorded when the SMTP server accepted the email (as an invitation is recorded `sent`),
+//! so the trail never claims a reminder that did not go out: none is sent to a signer who
+//! acted meanwhile or for a request no longer open, and a refusal records nothing. A
 //! reminder rotates nothing: the email links to the page, whose access code is still the
 //! invitation's (the signer can ask for a new one there).
 
@@ -19,11 +22,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use signeur_core::validate::ReminderPolicy;
-use signeur_core::{Action, Delivery, EventType, SignerStatus, time};
+use signeur_core::{Action, Delivery, EventType, JobKind, SignerStatus, time};
 use signeur_store::{ReminderRow, RequestRow, SignerRow, Tx};
 
-use crate::jobs::Job;
-use crate::mail::NoticeKind;
+use crate::jobs::{Job, reminder_dedup_key};
+use crate::mail::{MailError, NoticeKind};
 use crate::model::effective_status;
 use crate::{Result, Service, ServiceError, events};
 
@@ -97,7 +100,8 @@ fn reminded_event(
 impl Service {
     /// The expiry job: every open request past `expires_at` becomes `expired` for good, its
     /// open links invalidated, with its one `signature_request.expired` event. Returns how
-    /// many this run moved.
+    /// many this run moved. A request that cannot be moved is logged and counted
+    /// (`signeur_job_row_failures`) and the others go on; it is tried again next minute.
     pub async fn expire_overdue_requests(&self) -> Result<u64> {
         let mut moved = 0;
         loop {
@@ -105,8 +109,13 @@ impl Service {
             let due = self.db.overdue_requests(now, BATCH).await?;
             let mut moved_now = 0;
             for (org_id, id) in &due {
-                if self.expire_request(*org_id, *id, now).await? {
-                    moved_now += 1;
+                match self.expire_request(*org_id, *id, now).await {
+                    Ok(true) => moved_now += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(signature_request = %id, error = %e, "could not expire a request; going on with the others");
+                        self.metrics.row_failure(JobKind::ExpireRequests);
+                    }
                 }
             }
             moved += moved_now;
@@ -199,7 +208,9 @@ impl Service {
         Ok(())
     }
 
-    /// The reminder job: sends every reminder that came due. Returns how many went out.
+    /// The reminder job: queues every reminder that came due. Returns how many it queued. A
+    /// schedule that cannot be handled is logged and counted (`signeur_job_row_failures`)
+    /// and the others go on; it is tried again next minute.
     pub async fn send_due_reminders(&self) -> Result<u64> {
         let mut sent = 0;
         loop {
@@ -207,13 +218,17 @@ impl Service {
             let due = self.db.due_reminders(now, BATCH).await?;
             let mut handled = 0;
             for row in &due {
-                match self.send_scheduled_reminder(row, now).await? {
-                    Some(true) => {
+                match self.send_scheduled_reminder(row, now).await {
+                    Ok(Some(true)) => {
                         sent += 1;
                         handled += 1;
                     }
-                    Some(false) => handled += 1,
-                    None => {}
+                    Ok(Some(false)) => handled += 1,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(signer = %row.signer_id, error = %e, "could not queue a reminder; going on with the others");
+                        self.metrics.row_failure(JobKind::SendReminders);
+                    }
                 }
             }
             if (due.len() as i64) < BATCH || handled == 0 {
@@ -222,7 +237,7 @@ impl Service {
         }
     }
 
-    /// One due schedule, checked again under the request's lock: Some(true) sent,
+    /// One due schedule, checked again under the request's lock: Some(true) queued,
     /// Some(false) retired (the signer or request is done, or the last reminder went out),
     /// None: another node handled it.
     async fn send_scheduled_reminder(
@@ -231,7 +246,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Option<bool>> {
         let mut tx = self.db.begin().await?;
-        let Some(mut request) = tx.lock_request(seen.org_id, seen.request_id).await? else {
+        let Some(request) = tx.lock_request(seen.org_id, seen.request_id).await? else {
             return Ok(None);
         };
         let Some(s) = tx.reminder_of(seen.signer_id).await? else {
@@ -261,15 +276,14 @@ impl Service {
         {
             return Ok(None);
         }
-        let event = reminded_event(&mut request, &signer, Some(number), now);
-        tx.update_request_status(&request).await?;
-        self.record_events(&mut tx, &[event]).await?;
-        let job = Job::SendNotice {
+        let job = Job::SendReminder {
             org_id: request.org_id,
             request_id: request.id,
             signer_id: signer.id,
-            notice: NoticeKind::Reminder,
+            number: Some(number),
         };
+        // A reminder asked for through the API may still be waiting for its retry: that one
+        // goes out instead (it is recorded when it does).
         self.enqueue_job(&mut tx, &job, now, now).await?;
         tx.commit().await?;
         tracing::info!(signature_request = %request.id, signer = %signer.id, reminder = number, "reminder queued");
@@ -278,9 +292,12 @@ impl Service {
 
     /// `POST …/signers/{signer_id}/remind`: one reminder now, in the signer's language, with
     /// nothing rotated (their access code stays the invitation's). It is recorded as a
-    /// `signer.reminded` event; it does not count towards the policy's `max`, but the next
-    /// scheduled reminder moves to `every_days` after it. The email is attempted before the
-    /// answer (within the SMTP timeout); a transient failure leaves it queued for the worker.
+    /// `signer.reminded` event once the SMTP server accepted it; it does not count towards
+    /// the policy's `max`, but the next scheduled reminder moves to `every_days` after it.
+    /// The email is attempted before the answer (within the SMTP timeout); a transient
+    /// failure leaves it queued for the worker. A reminder job of the signer already
+    /// waiting is held back meanwhile (and withdrawn if this one goes out), so one email
+    /// goes, not two; while a worker is sending one, the call is refused (409).
     pub async fn remind_signer(
         &self,
         org_id: Uuid,
@@ -289,7 +306,7 @@ impl Service {
     ) -> Result<RemindOutcome> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let mut request = tx
+        let request = tx
             .lock_request(org_id, request_id)
             .await?
             .ok_or(ServiceError::NotFound("Signature request"))?;
@@ -305,23 +322,27 @@ impl Service {
             tx.record_reminder(signer_id, s.sent_count, false, now, next)
                 .await?;
         }
-        let event = reminded_event(&mut request, &signer, None, now);
-        tx.update_request_status(&request).await?;
-        self.record_events(&mut tx, &[event]).await?;
         // The worker's copy waits while this call makes the first attempt.
-        let job = Job::SendNotice {
+        let job = Job::SendReminder {
             org_id,
             request_id,
             signer_id,
-            notice: NoticeKind::Reminder,
+            number: None,
         };
         let window =
             Duration::from_std(self.mail.timeout).unwrap_or_default() + Duration::seconds(5);
-        self.enqueue_job(&mut tx, &job, now + window, now).await?;
+        let key = reminder_dedup_key(signer_id);
+        if !self.enqueue_job(&mut tx, &job, now + window, now).await?
+            && !tx.defer_job_by_dedup_key(&key, now + window, now).await?
+        {
+            return Err(ServiceError::InvalidState(
+                "A reminder to this signer is being sent right now; try again in a minute.".into(),
+            ));
+        }
         tx.commit().await?;
 
         let attempt = self
-            .deliver_notice(org_id, request_id, signer_id, NoticeKind::Reminder)
+            .deliver_reminder(org_id, request_id, signer_id, None)
             .await?;
         // (message, permanent): a permanent failure is not retried by the worker either.
         let email_error: Option<(String, bool)> = match attempt {
@@ -333,8 +354,10 @@ impl Service {
             )),
         };
         let done = email_error.as_ref().is_none_or(|(_, permanent)| *permanent);
-        if done && let Some(key) = job.dedup_key() {
-            self.db.complete_job_by_dedup_key(&key).await?;
+        if done {
+            self.db
+                .complete_job_by_dedup_key(&key, self.clock.now())
+                .await?;
         }
         Ok(RemindOutcome {
             signer_id,
@@ -342,6 +365,71 @@ impl Service {
             email_sent: email_error.is_none(),
             email_error: email_error.map(|(m, _)| m),
         })
+    }
+}
+
+impl Service {
+    /// The reminder job: Ok(true) the SMTP server accepted it, Ok(false) nothing went out
+    /// (the signer or request is done, or a refusal, logged); a transient failure is an
+    /// error, so the job retries it.
+    pub(crate) async fn send_reminder(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        number: Option<i64>,
+    ) -> Result<bool> {
+        match self
+            .deliver_reminder(org_id, request_id, signer_id, number)
+            .await?
+        {
+            Some(Ok(())) => Ok(true),
+            None => Ok(false),
+            Some(Err(e)) if e.permanent => {
+                tracing::warn!(signer = %signer_id, error = %e, "reminder refused");
+                Ok(false)
+            }
+            Some(Err(e)) => Err(ServiceError::Internal(anyhow::anyhow!(
+                "reminder not delivered yet: {e}"
+            ))),
+        }
+    }
+
+    /// Sends a reminder if the signer may still be reminded, and records `signer.reminded`
+    /// under the request's lock once the SMTP server accepted it. None: nothing to send.
+    async fn deliver_reminder(
+        &self,
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        number: Option<i64>,
+    ) -> Result<Option<std::result::Result<(), MailError>>> {
+        let attempt = self
+            .deliver_notice(org_id, request_id, signer_id, NoticeKind::Reminder)
+            .await?;
+        if !matches!(attempt, Some(Ok(()))) {
+            return Ok(attempt);
+        }
+        // It went out: the trail says so, whatever happened since the check before sending.
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let Some(mut request) = tx.lock_request(org_id, request_id).await? else {
+            return Ok(attempt);
+        };
+        let Some(signer) = tx
+            .signers_of_locked(request_id)
+            .await?
+            .into_iter()
+            .find(|s| s.id == signer_id)
+        else {
+            return Ok(attempt);
+        };
+        let event = reminded_event(&mut request, &signer, number, now);
+        tx.update_request_status(&request).await?;
+        self.record_events(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        tracing::info!(signature_request = %request_id, signer = %signer_id, reminder = ?number, "reminder sent");
+        Ok(attempt)
     }
 }
 

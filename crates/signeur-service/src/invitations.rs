@@ -323,7 +323,7 @@ impl Service {
                 tokio::spawn(async move {
                     match service.send_invitation(org_id, request_id, signer_id).await {
                         Ok(InviteOutcome::Sent) | Ok(InviteOutcome::Failed(_)) => {
-                            if let Err(e) = service.db.complete_job_by_dedup_key(&invitation_dedup_key(signer_id)).await {
+                            if let Err(e) = service.db.complete_job_by_dedup_key(&invitation_dedup_key(signer_id), service.clock.now()).await {
                                 tracing::warn!(error = %e, "could not remove a finished invitation job");
                             }
                         }

@@ -11,7 +11,8 @@
 //!   transaction with what that means for its request (`stamp_failed` for a seal);
 //! - handlers are idempotent: delivery is at least once;
 //! - periodic maintenance runs in a lane of its own, so a long scan never delays a seal or
-//!   an email.
+//!   an email; the minutely expiry and reminders in another, so a long scan never delays
+//!   `signature_request.expired` past its minute either.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -54,14 +55,16 @@ const URGENT: &[JobKind] = &[
 /// Webhook deliveries: a lane of their own with many slots, so a receiver that hangs costs
 /// one timeout and delays neither the other endpoints nor seals and emails.
 const WEBHOOKS: &[JobKind] = &[JobKind::DeliverWebhook];
-/// Periodic maintenance: its own lane, one at a time.
+/// Periodic maintenance: its own lane, one at a time (an orphan scan of a large store may
+/// take minutes).
 const MAINTENANCE: &[JobKind] = &[
     JobKind::PurgeIdempotencyKeys,
     JobKind::RemoveOrphanBlobs,
     JobKind::ExpireSessions,
-    JobKind::ExpireRequests,
-    JobKind::SendReminders,
 ];
+/// The minutely jobs (expiry, reminders): a lane of their own, one at a time, so that
+/// `signature_request.expired` fires within a minute whatever maintenance is doing.
+const MINUTELY: &[JobKind] = &[JobKind::ExpireRequests, JobKind::SendReminders];
 
 /// Delay before attempt `attempts + 1`: 10 s doubling, at most an hour.
 pub fn backoff(attempts: i64) -> Duration {
@@ -83,6 +86,15 @@ pub enum Job {
         request_id: Uuid,
         signer_id: Uuid,
         notice: NoticeKind,
+    },
+    /// A reminder email; `signer.reminded` is recorded when the SMTP server accepts it.
+    /// `number`: the scheduled reminder's (1, 2, …); None for one asked for through the API.
+    /// Stored as a `send_notice` job of kind `reminder` (one dedup key per signer).
+    SendReminder {
+        org_id: Uuid,
+        request_id: Uuid,
+        signer_id: Uuid,
+        number: Option<i64>,
     },
     SealDocument {
         org_id: Uuid,
@@ -117,6 +129,9 @@ struct NoticePayload {
     signature_request_id: Uuid,
     signer_id: Uuid,
     kind: String,
+    /// A scheduled reminder's number (absent for the other notices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reminder: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +144,11 @@ struct DeliveryPayload {
 struct RequestPayload {
     org_id: Uuid,
     signature_request_id: Uuid,
+}
+
+/// At most one reminder email of a signer waits at a time (scheduled or asked for).
+pub fn reminder_dedup_key(signer_id: Uuid) -> String {
+    format!("notice:reminder:{signer_id}")
 }
 
 fn notice_spelling(n: NoticeKind) -> &'static str {
@@ -144,7 +164,7 @@ impl Job {
     pub fn kind(&self) -> JobKind {
         match self {
             Job::SendInvitation { .. } => JobKind::SendInvitation,
-            Job::SendNotice { .. } => JobKind::SendNotice,
+            Job::SendNotice { .. } | Job::SendReminder { .. } => JobKind::SendNotice,
             Job::SealDocument { .. } => JobKind::SealDocument,
             Job::PurgeIdempotencyKeys => JobKind::PurgeIdempotencyKeys,
             Job::RemoveOrphanBlobs => JobKind::RemoveOrphanBlobs,
@@ -170,6 +190,7 @@ impl Job {
             Job::SendNotice {
                 signer_id, notice, ..
             } => format!("notice:{}:{signer_id}", notice_spelling(*notice)),
+            Job::SendReminder { signer_id, .. } => reminder_dedup_key(*signer_id),
             Job::SealDocument { request_id, .. } => format!("seal:{request_id}"),
             Job::PurgeIdempotencyKeys
             | Job::RemoveOrphanBlobs
@@ -183,7 +204,7 @@ impl Job {
     pub fn max_attempts(&self) -> i64 {
         match self {
             Job::SealDocument { .. } => SEAL_ATTEMPTS,
-            Job::SendInvitation { .. } | Job::SendNotice { .. } => 10,
+            Job::SendInvitation { .. } | Job::SendNotice { .. } | Job::SendReminder { .. } => 10,
             Job::PurgeIdempotencyKeys
             | Job::RemoveOrphanBlobs
             | Job::ExpireSessions
@@ -226,6 +247,19 @@ impl Job {
                 signature_request_id: *request_id,
                 signer_id: *signer_id,
                 kind: notice_spelling(*notice).into(),
+                reminder: None,
+            }),
+            Job::SendReminder {
+                org_id,
+                request_id,
+                signer_id,
+                number,
+            } => serde_json::to_string(&NoticePayload {
+                org_id: *org_id,
+                signature_request_id: *request_id,
+                signer_id: *signer_id,
+                kind: notice_spelling(NoticeKind::Reminder).into(),
+                reminder: *number,
             }),
             Job::SealDocument { org_id, request_id } => serde_json::to_string(&RequestPayload {
                 org_id: *org_id,
@@ -268,6 +302,14 @@ impl Job {
                     .copied()
                     .find(|n| notice_spelling(*n) == p.kind)
                     .ok_or_else(|| format!("unknown notice kind '{}'", p.kind))?;
+                if notice == NoticeKind::Reminder {
+                    return Ok(Job::SendReminder {
+                        org_id: p.org_id,
+                        request_id: p.signature_request_id,
+                        signer_id: p.signer_id,
+                        number: p.reminder,
+                    });
+                }
                 Job::SendNotice {
                     org_id: p.org_id,
                     request_id: p.signature_request_id,
@@ -334,6 +376,22 @@ enum Lane {
     Webhooks,
     /// Periodic jobs; also schedules them.
     Maintenance,
+    /// Expiry and reminders; also schedules them every minute.
+    Minutely,
+}
+
+/// Which lane runs `kind` (each kind is in exactly one; a unit test checks it).
+#[cfg(test)]
+fn lane_of(kind: JobKind) -> Lane {
+    if URGENT.contains(&kind) {
+        Lane::Urgent
+    } else if WEBHOOKS.contains(&kind) {
+        Lane::Webhooks
+    } else if MINUTELY.contains(&kind) {
+        Lane::Minutely
+    } else {
+        Lane::Maintenance
+    }
 }
 
 impl Default for WorkerConfig {
@@ -474,7 +532,12 @@ impl Service {
         self.give_up_exhausted_jobs().await?;
         let config = WorkerConfig::default();
         let mut ran = 0;
-        for kind in MAINTENANCE.iter().chain(URGENT).chain(WEBHOOKS) {
+        for kind in MINUTELY
+            .iter()
+            .chain(MAINTENANCE)
+            .chain(URGENT)
+            .chain(WEBHOOKS)
+        {
             for _ in 0..PASS_LIMIT {
                 let Some(job) = self.claim_one(&[*kind]).await? else {
                     break;
@@ -627,6 +690,15 @@ impl Service {
                 .send_notice(org_id, request_id, signer_id, notice)
                 .await
                 .map(|_| format!("{notice:?} notice sent")),
+            Job::SendReminder {
+                org_id,
+                request_id,
+                signer_id,
+                number,
+            } => self
+                .send_reminder(org_id, request_id, signer_id, number)
+                .await
+                .map(|sent| format!("reminder {}", if sent { "sent" } else { "not sent" })),
             Job::SealDocument { org_id, request_id } => self.seal_request(org_id, request_id).await,
             Job::DeliverWebhook {
                 delivery_id,
@@ -731,8 +803,9 @@ impl Service {
     }
 
     /// The worker of `serve` until `stop`: the latency lane (seals and emails, up to
-    /// `config.concurrency` at once, woken in-process and by `NOTIFY`), the maintenance lane
-    /// (periodic jobs, one at a time), and a supervisor that restarts them after a panic.
+    /// `config.concurrency` at once, woken in-process and by `NOTIFY`), the webhook lane, the
+    /// maintenance lane (periodic jobs, one at a time), the minutely lane (expiry and
+    /// reminders, one at a time), and a supervisor that restarts them after a panic.
     /// `/readyz` answers 503 once this future ends, however it ends.
     pub async fn run_worker(&self, config: WorkerConfig, stop: watch::Receiver<bool>) {
         self.worker_health.set(WorkerState::Running);
@@ -790,8 +863,9 @@ impl Service {
             stop.clone(),
         );
         let maintenance = self.run_lane(MAINTENANCE, 1, Lane::Maintenance, config, stop.clone());
+        let minutely = self.run_lane(MINUTELY, 1, Lane::Minutely, config, stop.clone());
         tokio::select! {
-            () = async { tokio::join!(urgent, webhooks, maintenance); } => {}
+            () = async { tokio::join!(urgent, webhooks, maintenance, minutely); } => {}
             () = listen => {}
         }
     }
@@ -815,7 +889,7 @@ impl Service {
         let wake = match lane {
             Lane::Urgent => Some(self.wake.clone()),
             Lane::Webhooks => Some(self.wake_webhooks.clone()),
-            Lane::Maintenance => None,
+            Lane::Maintenance | Lane::Minutely => None,
         };
         loop {
             let now = self.clock.now();
@@ -826,8 +900,7 @@ impl Service {
                     Err(e) => tracing::warn!(error = %e, "could not schedule periodic jobs"),
                 }
             }
-            if lane == Lane::Maintenance && last_minutely.is_none_or(|t| now - t >= MINUTELY_EVERY)
-            {
+            if lane == Lane::Minutely && last_minutely.is_none_or(|t| now - t >= MINUTELY_EVERY) {
                 match self.schedule_minutely_jobs().await {
                     Ok(()) => last_minutely = Some(now),
                     Err(e) => tracing::warn!(error = %e, "could not schedule expiry and reminders"),
@@ -883,6 +956,24 @@ impl Service {
 mod tests {
     use super::*;
 
+    /// Every kind runs in exactly one lane, and expiry and reminders never share one with
+    /// the orphan scan (which may take minutes on a large store).
+    #[test]
+    fn each_kind_has_one_lane_and_the_minutely_jobs_their_own() {
+        for kind in JobKind::ALL {
+            let lanes = [URGENT, WEBHOOKS, MAINTENANCE, MINUTELY]
+                .iter()
+                .filter(|l| l.contains(kind))
+                .count();
+            assert_eq!(lanes, 1, "{kind:?}");
+        }
+        for kind in [JobKind::ExpireRequests, JobKind::SendReminders] {
+            assert_eq!(lane_of(kind), Lane::Minutely);
+            assert_ne!(lane_of(kind), lane_of(JobKind::RemoveOrphanBlobs));
+        }
+        assert_eq!(lane_of(JobKind::RemoveOrphanBlobs), Lane::Maintenance);
+    }
+
     #[test]
     fn backoff_doubles_and_caps() {
         assert_eq!(backoff(1).num_seconds(), 10);
@@ -926,6 +1017,16 @@ mod tests {
                 },
             ),
             (
+                JobKind::SendNotice,
+                serde_json::json!({"org_id": o, "signature_request_id": r, "signer_id": s, "kind": "reminder"}),
+                Job::SendReminder {
+                    org_id: o,
+                    request_id: r,
+                    signer_id: s,
+                    number: None,
+                },
+            ),
+            (
                 JobKind::RemoveOrphanBlobs,
                 serde_json::json!({}),
                 Job::RemoveOrphanBlobs,
@@ -946,6 +1047,15 @@ mod tests {
             .unwrap(),
             format!("seal:{r}")
         );
+        let scheduled = Job::SendReminder {
+            org_id: o,
+            request_id: r,
+            signer_id: s,
+            number: Some(2),
+        };
+        let row = scheduled.new_job(Utc::now());
+        assert_eq!(Job::decode(row.kind, &row.payload).unwrap(), scheduled);
+        assert_eq!(row.dedup_key.unwrap(), format!("notice:reminder:{s}"));
         assert!(Job::decode(JobKind::SealDocument, "{}").is_err());
         assert!(
             Job::decode(

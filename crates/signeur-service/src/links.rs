@@ -380,12 +380,16 @@ impl Service {
         let has_session = admitted_by.is_some();
         let state = match (signer.status, status) {
             _ if rotated => LinkState::Gone(Gone::Rotated),
-            (SignerStatus::Signed, _) => LinkState::Signed {
-                sealed: status == RequestStatus::Signed,
-            },
+            // A request that ended without being signed (cancelled, declined, expired) takes
+            // every link with it, a signer's who already signed too: the link answers 410
+            // and serves no page and no document (DESIGN: links that no longer work; the API
+            // refuses the downloads of such a request with 409 invalid_state).
             (_, RequestStatus::Cancelled) => LinkState::Gone(Gone::Cancelled),
             (_, RequestStatus::Declined) => LinkState::Gone(Gone::Declined),
             (_, RequestStatus::Expired) => LinkState::Gone(Gone::Expired),
+            (SignerStatus::Signed, _) => LinkState::Signed {
+                sealed: status == RequestStatus::Signed,
+            },
             (SignerStatus::Declined, _) => LinkState::Gone(Gone::Declined),
             (SignerStatus::Invalidated, _) => LinkState::Gone(Gone::Invalidated),
             (SignerStatus::Pending, _) => LinkState::NotYourTurn,

@@ -38,6 +38,12 @@ pub struct RateLimitedLabels {
     pub scope: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ItemFailureLabels {
+    /// The job whose row failed: `expire_requests` or `send_reminders`.
+    pub kind: &'static str,
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -51,6 +57,8 @@ pub struct Metrics {
     pub rate_limited: Family<RateLimitedLabels, Counter>,
     /// API requests this node limited on its own because Redis did not answer.
     pub rate_limit_fallbacks: Counter,
+    /// Rows a minutely job could not handle (logged; the job goes on with the rest).
+    pub row_failures: Family<ItemFailureLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,8 +100,15 @@ impl Default for Metrics {
             "API requests this node rate-limited on its own because Redis (SIGNEUR_REDIS_URL) did not answer",
             rate_limit_fallbacks.clone(),
         );
+        let row_failures = Family::<ItemFailureLabels, Counter>::default();
+        registry.register(
+            "job_row_failures",
+            "Requests or reminders a minutely job could not handle, by job kind (each is logged; the job goes on with the others and tries it again next minute)",
+            row_failures.clone(),
+        );
         Metrics {
             registry,
+            row_failures,
             jobs,
             seals,
             code_checks,
@@ -121,6 +136,15 @@ impl Metrics {
             };
             self.seals.get_or_create(&SealLabels { outcome }).inc();
         }
+    }
+
+    /// Counts one row a job of `kind` could not handle.
+    pub fn row_failure(&self, kind: JobKind) {
+        self.row_failures
+            .get_or_create(&ItemFailureLabels {
+                kind: kind.as_str(),
+            })
+            .inc();
     }
 
     /// Counts one access code checked against its hash.

@@ -104,6 +104,28 @@ impl Tx {
         Ok(n == 1)
     }
 
+    /// Moves the unfinished, unleased job with this dedup key to `run_at` (the caller does
+    /// its work first; the job is the fallback). False when there is none or a worker holds
+    /// its lease at `now`. On PostgreSQL the row stays locked until the caller's commit, so
+    /// no worker claims it meanwhile.
+    pub async fn defer_job_by_dedup_key(
+        &mut self,
+        dedup_key: &str,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = on_tx!(self, c => sqlx::query(
+            "UPDATE jobs SET run_at = $2 WHERE dedup_key = $1 AND failed_at IS NULL \
+             AND (leased_until IS NULL OR leased_until <= $3)")
+            .bind(dedup_key)
+            .bind(run_at)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Jobs whose attempts ran out and whose last lease expired (their worker died), locked
     /// for the caller's transaction (PostgreSQL skips those another node is giving up).
     pub async fn exhausted_jobs(
@@ -252,14 +274,22 @@ impl Db {
         Ok(n == 1)
     }
 
-    /// Removes the unfinished job with this dedup key (its work was done another way).
-    pub async fn complete_job_by_dedup_key(&self, dedup_key: &str) -> Result<()> {
-        on_db_write!(self, p => sqlx::query("DELETE FROM jobs WHERE dedup_key = $1")
+    /// Removes the unfinished job with this dedup key (its work was done another way),
+    /// unless a worker holds its lease at `now` (it is doing that work itself; the claim's
+    /// token completes it). Returns whether it was removed.
+    pub async fn complete_job_by_dedup_key(
+        &self,
+        dedup_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = on_db_write!(self, p => sqlx::query(
+            "DELETE FROM jobs WHERE dedup_key = $1 AND (leased_until IS NULL OR leased_until <= $2)")
             .bind(dedup_key)
+            .bind(now)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// The attempt failed; try again at `run_at`. False (and nothing changed) when the

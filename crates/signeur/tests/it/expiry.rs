@@ -246,3 +246,107 @@ async fn closed_requests_never_expire() {
     assert_eq!(got["status"], "cancelled");
     assert!(expired_events(&app, &cancelled).await.is_empty());
 }
+
+/// The `signeur_job_row_failures_total` counter of `kind`, as `/metrics` shows it.
+pub(crate) async fn row_failures(app: &TestApp, kind: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("signeur_job_row_failures_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// A request that cannot be expired (here a trigger refuses its update) is logged and
+/// counted, and the requests behind it still expire (it sorts first every minute).
+#[tokio::test]
+async fn a_request_that_fails_does_not_stop_the_others() {
+    let app = TestApp::start().await;
+    let mut body = seed_body();
+    body["title"] = json!("poison");
+    body["expires_at"] = json!(signeur_core::time::format(
+        app.clock.now() + Duration::seconds(5)
+    ));
+    let poison = app.create(&body).await;
+    let good = expiring(&app, 10).await;
+    let refuse = match app.db {
+        signeur_store::Db::Sqlite(_) => {
+            "CREATE TRIGGER poison BEFORE UPDATE ON signature_requests \
+             WHEN NEW.title = 'poison' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        }
+        signeur_store::Db::Postgres(_) => {
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER poison BEFORE UPDATE ON signature_requests \
+             FOR EACH ROW WHEN (NEW.title = 'poison') EXECUTE FUNCTION poison();"
+        }
+    };
+    crate::queue::execute(&app.db, refuse).await;
+    app.advance(Duration::seconds(11));
+
+    assert_eq!(app.service.expire_overdue_requests().await.unwrap(), 1);
+    assert_eq!(row_failures(&app, "expire_requests").await, 1);
+    let stored = |v: &Value| {
+        let id: Uuid = v["id"].as_str().unwrap().parse().unwrap();
+        let db = app.db.clone();
+        let org = app.org_id;
+        async move { db.get_request(org, id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(stored(&good).await, signeur_core::RequestStatus::Expired);
+    assert_eq!(stored(&poison).await, signeur_core::RequestStatus::Sent);
+    let good_id = good["id"].as_str().unwrap();
+    assert_eq!(expired_events(&app, good_id).await.len(), 1);
+}
+
+/// A signer who signed a request that then expired (another signer never did) finds their
+/// link gone like everyone's: 410, and neither the document nor its pages through it (the
+/// API refuses the downloads of an expired request with 409 invalid_state).
+#[tokio::test]
+async fn a_signer_who_signed_loses_the_document_when_the_request_expires() {
+    use crate::signing::{browser, page, sign_as};
+    let app = TestApp::start().await;
+    let mut body = seed_body();
+    body["signers"] = json!([{"name": "Signs"}, {"name": "Never"}]);
+    body["expires_at"] = json!(signeur_core::time::format(
+        app.clock.now() + Duration::days(1)
+    ));
+    let v = app.create(&body).await;
+    let url = v["signers"][0]["sign_url"].as_str().unwrap().to_string();
+    let b = browser();
+    assert_eq!(page(&b, &url).await.0, 200);
+    assert_eq!(sign_as(&b, &url, "Signs").await.0, 200);
+    let get = |path: String| {
+        let b = b.clone();
+        async move { b.get(path).send().await.unwrap().status() }
+    };
+    assert_eq!(
+        get(format!("{url}/document.pdf")).await,
+        200,
+        "signed, open"
+    );
+    assert_eq!(get(format!("{url}/page/1")).await, 200);
+
+    app.advance(Duration::days(1) + Duration::seconds(1));
+    for path in [url.clone(), format!("{url}/document.pdf")] {
+        assert_eq!(get(path.clone()).await, 410, "{path}");
+    }
+    // A page image of a link that no longer works is not found (as for any gone link).
+    assert_eq!(get(format!("{url}/page/1")).await, 404);
+    app.service.expire_overdue_requests().await.unwrap();
+    assert_eq!(get(format!("{url}/document.pdf")).await, 410);
+    let id = v["id"].as_str().unwrap();
+    let res = app
+        .get(&format!("/api/v1/signatures/{id}/document"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_of(res).await;
+    assert_eq!((status.as_u16(), code.as_str()), (409, "invalid_state"));
+}

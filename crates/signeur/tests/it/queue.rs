@@ -110,7 +110,8 @@ fn spawn_worker(
     (tx, handle)
 }
 
-async fn execute(db: &Db, sql: &str) {
+/// Runs raw SQL on the test database (fault injection with triggers).
+pub(crate) async fn execute(db: &Db, sql: &str) {
     match db {
         Db::Sqlite(p) => {
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
@@ -450,7 +451,7 @@ async fn jobs_queued_by_the_previous_build_run_and_a_bad_payload_fails_alone() {
     let app = TestApp::start().await;
     let id = signed_request(&app).await;
     app.db
-        .complete_job_by_dedup_key(&format!("seal:{id}"))
+        .complete_job_by_dedup_key(&format!("seal:{id}"), app.clock.now())
         .await
         .unwrap();
     let now = app.clock.now();
@@ -662,4 +663,43 @@ async fn orphan_blobs_are_removed_across_pages() {
     let left = app.blobs.list().await.unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].key.contains(&kept));
+}
+
+/// A blob scan that takes forever does not hold up expiry either: the minutely jobs run in
+/// a lane of their own, so `signature_request.expired` still comes within its minute.
+#[tokio::test]
+async fn periodic_maintenance_does_not_delay_expiry() {
+    let app = TestApp::start().await;
+    let scans = Arc::new(AtomicUsize::new(0));
+    let service = app.service.clone().with_job_hook(gated(
+        JobKind::RemoveOrphanBlobs,
+        scans.clone(),
+        Arc::new(Semaphore::new(0)),
+    ));
+    let (_stop, _worker) = spawn_worker(service, fast(50, 20));
+    assert!(
+        wait_until(StdDuration::from_secs(10), || async {
+            scans.load(Ordering::SeqCst) == 1
+        })
+        .await
+    );
+    let mut body = seed_body();
+    body["expires_at"] = json!(signeur_core::time::format(
+        app.clock.now() + Duration::seconds(5)
+    ));
+    let id: uuid::Uuid = app.create(&body).await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    app.advance(Duration::seconds(61));
+    assert!(
+        wait_until(StdDuration::from_secs(10), || async {
+            let row = app.db.get_request(app.org_id, id).await.unwrap().unwrap();
+            row.status == signeur_core::RequestStatus::Expired
+        })
+        .await,
+        "the expiry job waited for the blob scan"
+    );
+    assert_eq!(scans.load(Ordering::SeqCst), 1, "the scan is still running");
 }

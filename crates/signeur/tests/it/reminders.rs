@@ -458,3 +458,210 @@ async fn remind_sends_one_now_and_refuses_who_cannot_be_reminded() {
     assert!(message.contains("cancelled"), "{message}");
     app.assert_reads_fresh().await;
 }
+
+/// `signer.reminded` is recorded when the SMTP server accepted the reminder, never for one
+/// that did not go out: the signer signed after it was queued, or the server refused it.
+#[tokio::test]
+async fn a_reminder_is_recorded_only_when_it_went_out() {
+    let smtp = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(Some(smtp.url())).await;
+    let signs = app.create(&one_signer()).await;
+    let mut body = email_body(json!([{"email": "refused@example.com"}]));
+    body["reminders"] = json!({"first_after_days": 4, "every_days": 1, "max": 1});
+    let refused = app.create(&body).await;
+    let invitation = smtp
+        .wait_for(2)
+        .await
+        .into_iter()
+        .find(|m| m.to == vec!["anna@example.com".to_string()])
+        .unwrap();
+
+    // Anna's reminder is queued, then she signs before the email job runs.
+    app.advance(Duration::days(3) + Duration::minutes(1));
+    assert_eq!(app.service.send_due_reminders().await.unwrap(), 1);
+    let url = signs["signers"][0]["sign_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = browser();
+    let (_, html) = page(&b, &url).await;
+    let (status, _) = post_form(
+        &b,
+        &format!("{url}/verify"),
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("code", &code_in(&invitation.text())),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(sign_as(&b, &url, "Anna").await.0, 200);
+    tick(&app).await;
+    assert_eq!(reminders_to(&smtp, "anna@example.com").len(), 0);
+    let id = signs["id"].as_str().unwrap();
+    assert_eq!(reminded_events(&app, id).await.len(), 0, "nothing went out");
+
+    // The server now refuses the other signer for good: nothing recorded either.
+    let addr = smtp.addr;
+    smtp.stop();
+    let smtp = SmtpSink::start_rejecting_on(addr, &["refused@example.com"]).await;
+    app.advance(Duration::days(1));
+    tick(&app).await;
+    assert!(smtp.messages().is_empty());
+    let id = refused["id"].as_str().unwrap();
+    assert_eq!(reminded_events(&app, id).await.len(), 0, "refused");
+    app.assert_reads_fresh().await;
+}
+
+/// A remind while the scheduled reminder's job waits sends one email, not two; while a
+/// worker holds that job (it is sending it), the remind is refused and the job kept.
+#[tokio::test]
+async fn remind_and_a_waiting_reminder_job_send_one_email() {
+    let smtp = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(Some(smtp.url())).await;
+    let v = app.create(&one_signer()).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let s0 = v["signers"][0]["id"].as_str().unwrap().to_string();
+    smtp.wait_for(1).await;
+    let remind = || {
+        app.post(&format!("/api/v1/signatures/{id}/signers/{s0}/remind"))
+            .send()
+    };
+
+    app.advance(Duration::days(3) + Duration::minutes(1));
+    assert_eq!(app.service.send_due_reminders().await.unwrap(), 1);
+    // A worker claims the reminder job and is sending it: the remind is refused, the job
+    // stays (the worker completes it).
+    let now = app.clock.now();
+    let claimed = app
+        .db
+        .claim_due_jobs(
+            signeur_core::JobKind::SendNotice,
+            now,
+            now + Duration::seconds(30),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let (status, code, message) = error_of(remind().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "invalid_state"),
+        "{message}"
+    );
+    assert_eq!(
+        app.db
+            .pending_jobs(signeur_core::JobKind::SendNotice)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a leased job is not withdrawn"
+    );
+    assert!(reminders_to(&smtp, "anna@example.com").is_empty());
+
+    // The lease runs out (its worker died): the job waits again; a remind now sends the one
+    // email and withdraws the job.
+    app.advance(Duration::seconds(31));
+    let res = remind().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(r["email_sent"], true);
+    app.advance(Duration::minutes(1));
+    tick(&app).await;
+    assert_eq!(
+        reminders_to(&smtp, "anna@example.com").len(),
+        1,
+        "one email"
+    );
+    let events = reminded_events(&app, &id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["data"]["reminder"], Value::Null);
+    app.assert_reads_fresh().await;
+}
+
+/// A reminder schedule that cannot be handled (here a trigger refuses its update) is
+/// logged and counted, and the reminders behind it still go out.
+#[tokio::test]
+async fn a_reminder_that_fails_does_not_stop_the_others() {
+    let smtp = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(Some(smtp.url())).await;
+    let mut first = email_body(json!([{"email": "poison@example.com"}]));
+    first["title"] = json!("poison");
+    first["reminders"] = json!({"first_after_days": 1, "every_days": 1, "max": 1});
+    app.create(&first).await;
+    app.create(&one_signer()).await;
+    smtp.wait_for(2).await;
+    let refuse = match app.db {
+        signeur_store::Db::Sqlite(_) => {
+            "CREATE TRIGGER poison BEFORE UPDATE ON signer_reminders \
+             WHEN (SELECT title FROM signature_requests WHERE id = NEW.request_id) = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        }
+        signeur_store::Db::Postgres(_) => {
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN \
+             IF (SELECT title FROM signature_requests WHERE id = NEW.request_id) = 'poison' THEN \
+             RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER poison BEFORE UPDATE ON signer_reminders \
+             FOR EACH ROW EXECUTE FUNCTION poison();"
+        }
+    };
+    crate::queue::execute(&app.db, refuse).await;
+    app.advance(Duration::days(3) + Duration::minutes(1));
+
+    assert_eq!(app.service.send_due_reminders().await.unwrap(), 1);
+    assert_eq!(crate::expiry::row_failures(&app, "send_reminders").await, 1);
+    app.service.run_due_jobs().await.unwrap();
+    assert_eq!(reminders_to(&smtp, "anna@example.com").len(), 1);
+    assert_eq!(reminders_to(&smtp, "poison@example.com").len(), 0);
+}
+
+/// A settings PATCH applies whole or not at all: when its second write fails (here a
+/// trigger refuses the lists), the reminders it named are not left changed behind a 500.
+#[tokio::test]
+async fn a_settings_patch_that_fails_changes_nothing() {
+    let app = TestApp::start().await;
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url("/api/v1/settings"))
+            .bearer_auth(&app.key)
+            .json(&body)
+            .send()
+    };
+    let res = patch(json!({"allowed_return_urls": ["https://app.example.com/return"]}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let refuse = match app.db {
+        signeur_store::Db::Sqlite(_) => {
+            "CREATE TRIGGER poison BEFORE UPDATE ON org_settings \
+             WHEN NEW.allowed_return_urls LIKE '%poison%' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        }
+        signeur_store::Db::Postgres(_) => {
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER poison BEFORE UPDATE ON org_settings FOR EACH ROW \
+             WHEN (NEW.allowed_return_urls LIKE '%poison%') EXECUTE FUNCTION poison();"
+        }
+    };
+    crate::queue::execute(&app.db, refuse).await;
+    let res = patch(json!({
+        "reminders": null,
+        "allowed_return_urls": ["https://poison.example.com/return"],
+    }))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 500);
+    let s = app.get_json("/api/v1/settings").await;
+    assert_eq!(
+        s["reminders"],
+        json!({"first_after_days": 3, "every_days": 3, "max": 3}),
+        "the reminders of the failed PATCH were not kept"
+    );
+    assert_eq!(
+        s["allowed_return_urls"],
+        json!(["https://app.example.com/return"])
+    );
+}

@@ -122,6 +122,11 @@ impl SmtpSink {
         Self::bind(addr, &[]).await
     }
 
+    /// [`SmtpSink::start_rejecting`] on this address (e.g. a stopped sink's).
+    pub async fn start_rejecting_on(addr: SocketAddr, recipients: &[&str]) -> SmtpSink {
+        Self::bind(addr, recipients).await
+    }
+
     async fn bind(addr: SocketAddr, rejected: &[&str]) -> SmtpSink {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()
