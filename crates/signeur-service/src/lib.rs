@@ -73,6 +73,10 @@ pub struct Service {
     wake_webhooks: std::sync::Arc<tokio::sync::Notify>,
     /// The one HTTP client of webhook deliveries, built at first use.
     webhook_client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// Where delivery attempts hand their outcome to be committed in groups, started at
+    /// first use.
+    webhook_recorder:
+        std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<deliveries::PendingOutcome>>>,
 }
 
 impl Service {
@@ -96,6 +100,7 @@ impl Service {
             webhooks: Default::default(),
             wake_webhooks: Default::default(),
             webhook_client: Default::default(),
+            webhook_recorder: Default::default(),
         }
     }
 

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub code_checks: Family<CodeCheckLabels, Counter>,
     /// Page previews rendered (a failure is remembered for a minute, not rendered again).
     pub preview_renders: Family<PreviewLabels, Counter>,
+    /// Transactions that recorded webhook attempt outcomes, and the outcomes they recorded
+    /// (group commit: outcomes / commits is the mean batch).
+    pub webhook_outcome_commits: Counter,
+    pub webhook_outcomes: Counter,
 }
 
 impl Default for Metrics {
@@ -70,8 +74,22 @@ impl Default for Metrics {
             "Page previews rendered, by outcome (rendered or failed); a failed page is answered from memory for a minute",
             preview_renders.clone(),
         );
+        let webhook_outcome_commits = Counter::default();
+        registry.register(
+            "webhook_outcome_commits",
+            "Transactions that recorded webhook delivery attempts (several attempts waiting at once share one)",
+            webhook_outcome_commits.clone(),
+        );
+        let webhook_outcomes = Counter::default();
+        registry.register(
+            "webhook_outcomes",
+            "Webhook delivery attempts recorded; divided by webhook_outcome_commits, the attempts per commit",
+            webhook_outcomes.clone(),
+        );
         Metrics {
             registry,
+            webhook_outcome_commits,
+            webhook_outcomes,
             jobs,
             seals,
             code_checks,
@@ -137,6 +155,13 @@ impl Metrics {
                     .get()
             })
             .sum()
+    }
+
+    /// Counts one commit of `outcomes` webhook attempt outcomes.
+    pub fn webhook_outcomes_committed(&self, outcomes: usize) {
+        self.webhook_outcome_commits.inc();
+        self.webhook_outcomes
+            .inc_by(u64::try_from(outcomes).unwrap_or(u64::MAX));
     }
 
     /// The text exposition.
