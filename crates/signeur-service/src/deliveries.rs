@@ -6,8 +6,10 @@
 //! in the transaction that records it, with its envelope fixed then (every attempt sends the
 //! same bytes), and a `deliver_webhook` job: nothing is lost on a crash. A job makes one
 //! attempt and, on failure, schedules the next one in the transaction that records the
-//! attempt. Jobs run in a lane of their own with many slots, so a hanging receiver costs one
-//! timeout and never delays another endpoint's delivery.
+//! attempt; the attempts of a node waiting to be recorded are written in one transaction
+//! (group commit), each job returning after its commit. Jobs run in a lane of their own
+//! with many slots, so a hanging receiver costs one timeout and never delays another
+//! endpoint's delivery.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +28,29 @@ use crate::{Result, Service, ServiceError, cursor};
 
 /// How long the previous secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
+/// The most attempt outcomes written in one transaction.
+const RECORDER_BATCH: usize = 128;
+/// Outcomes waiting for the recorder before a sender waits (a node runs 32 attempts at once).
+const RECORDER_QUEUE: usize = 1024;
+
+/// What one attempt changes, written by the recorder with others in one transaction.
+pub(crate) struct AttemptOutcome {
+    attempt: AttemptRow,
+    /// The delivery's status after the attempt.
+    status: String,
+    /// The organization's legacy URL (no endpoint row, no failure streak).
+    legacy: bool,
+    succeeded: bool,
+    now: DateTime<Utc>,
+    /// The next attempt's job and when it runs.
+    next: Option<(Job, DateTime<Utc>)>,
+    /// The job's claim: id and lease token.
+    claim: (Uuid, Uuid),
+}
+
+/// An outcome and where its commit (or failure) is answered.
+pub(crate) type PendingOutcome = (AttemptOutcome, tokio::sync::oneshot::Sender<Result<()>>);
+
 /// The most of a response body kept in the history.
 pub const EXCERPT_LIMIT: usize = 1024;
 /// An endpoint whose every delivery failed for this long is disabled, with a reason (any
@@ -354,8 +379,9 @@ impl Service {
     /// One attempt of a delivery (the `deliver_webhook` job whose claim is `claim`: job id
     /// and lease token). `scheduled`: the scheduled attempt number (1-based); 0: a retry
     /// asked for through the API, which is one attempt and schedules nothing. On `Ok` the
-    /// job is completed, in the transaction that records the attempt (one commit per
-    /// attempt, not two: on SQLite each commit is a sync of the log).
+    /// job is completed, in the transaction that records the attempt; that transaction is
+    /// shared with the other attempts of this node whose outcome is waiting (group commit:
+    /// on SQLite each commit is a sync of the log), and this returns after it committed.
     pub(crate) async fn deliver_webhook(
         &self,
         delivery_id: Uuid,
@@ -434,7 +460,6 @@ impl Service {
             response_excerpt: sent.excerpt,
             created_at: now,
         };
-        let mut tx = self.db.begin().await?;
         let next = if succeeded || scheduled == 0 {
             None
         } else {
@@ -451,39 +476,129 @@ impl Service {
         } else {
             "failed"
         };
-        tx.record_attempt(&attempt, status).await?;
-        let disabled = !legacy
-            && tx
-            .note_endpoint_outcome(
-                d.endpoint_id,
-                succeeded,
-                now,
-                now - DISABLE_AFTER,
-                &format!(
-                    "Every delivery failed for {} days; PATCH {{\"disabled\": false}} resumes delivery.",
-                    DISABLE_AFTER.num_days()
-                ),
-            )
-            .await?;
-        if disabled {
-            tracing::warn!(endpoint = %endpoint_id(d.endpoint_id), "webhook endpoint disabled after failing for {} days", DISABLE_AFTER.num_days());
-        }
-        if let Some(at) = next {
-            let job = Job::DeliverWebhook {
-                delivery_id: d.id,
-                attempt: scheduled + 1,
-            };
-            self.enqueue_job(&mut tx, &job, at, now).await?;
-        }
-        if !tx.complete_job(job_id, lease_token).await? {
-            lost();
-        }
-        tx.commit().await?;
+        let outcome = AttemptOutcome {
+            status: status.to_owned(),
+            attempt,
+            legacy,
+            succeeded,
+            now,
+            next: next.map(|at| {
+                let job = Job::DeliverWebhook {
+                    delivery_id: d.id,
+                    attempt: scheduled + 1,
+                };
+                (job, at)
+            }),
+            claim,
+        };
+        // Returns once the outcome is committed (with others that were waiting).
+        self.record_outcome(outcome).await?;
         Ok(match (&sent.error, next) {
             (None, _) => format!("delivered ({})", sent.http_status.unwrap_or_default()),
             (Some(e), Some(at)) => format!("attempt failed ({e}); next at {}", time::format(at)),
             (Some(e), None) => format!("attempt failed ({e}); no more attempts"),
         })
+    }
+
+    /// Hands an attempt's outcome to this node's recorder and waits until it is committed.
+    /// The recorder is started at the first outcome; when it is gone (its runtime ended),
+    /// the outcome is written in a transaction of its own.
+    async fn record_outcome(&self, outcome: AttemptOutcome) -> Result<()> {
+        let sender = self.webhook_recorder.get_or_init(|| {
+            let (sender, receiver) = tokio::sync::mpsc::channel(RECORDER_QUEUE);
+            // The recorder's copy holds no sender: it ends when the last Service does.
+            let mut recorder = self.clone();
+            recorder.webhook_recorder = Default::default();
+            tokio::spawn(recorder.run_recorder(receiver));
+            sender
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match sender.send((outcome, reply)).await {
+            Ok(()) => answer.await.unwrap_or_else(|_| {
+                Err(ServiceError::Internal(anyhow::anyhow!(
+                    "the webhook recorder stopped before answering"
+                )))
+            }),
+            Err(tokio::sync::mpsc::error::SendError((outcome, _))) => {
+                self.write_outcomes(&[&outcome]).await.map(|_| ())
+            }
+        }
+    }
+
+    /// Group commit: takes the first waiting outcome and every other already waiting (up
+    /// to [`RECORDER_BATCH`]), writes them in one transaction and answers each after the
+    /// commit. A failed batch is written again one outcome per transaction, so one bad row
+    /// fails only its own attempt.
+    async fn run_recorder(self, mut receiver: tokio::sync::mpsc::Receiver<PendingOutcome>) {
+        let mut batch = Vec::with_capacity(RECORDER_BATCH);
+        while let Some(first) = receiver.recv().await {
+            batch.push(first);
+            while batch.len() < RECORDER_BATCH {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() > 1 {
+                let outcomes: Vec<&AttemptOutcome> = batch.iter().map(|(o, _)| o).collect();
+                match self.write_outcomes(&outcomes).await {
+                    Ok(()) => {
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Ok(()));
+                        }
+                        continue;
+                    }
+                    Err(e) => tracing::warn!(
+                        "a batch of {} webhook attempt outcomes failed to commit ({e}); writing each alone",
+                        batch.len()
+                    ),
+                }
+            }
+            for (outcome, reply) in batch.drain(..) {
+                let _ = reply.send(self.write_outcomes(&[&outcome]).await);
+            }
+        }
+    }
+
+    /// Writes attempt outcomes in one transaction: the attempt and the delivery's status,
+    /// the endpoint's streak, the next attempt's job and the end of the claim (fenced by its
+    /// lease token: a lost lease leaves the job to its new holder, the attempt is recorded).
+    async fn write_outcomes(&self, outcomes: &[&AttemptOutcome]) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let mut notes = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            tx.record_attempt(&o.attempt, &o.status).await?;
+            let disabled = !o.legacy
+                && tx
+                .note_endpoint_outcome(
+                    o.attempt.endpoint_id,
+                    o.succeeded,
+                    o.now,
+                    o.now - DISABLE_AFTER,
+                    &format!(
+                        "Every delivery failed for {} days; PATCH {{\"disabled\": false}} resumes delivery.",
+                        DISABLE_AFTER.num_days()
+                    ),
+                )
+                .await?;
+            if let Some((job, at)) = &o.next {
+                self.enqueue_job(&mut tx, job, *at, o.now).await?;
+            }
+            let (job_id, lease_token) = o.claim;
+            let kept = tx.complete_job(job_id, lease_token).await?;
+            notes.push((disabled, kept));
+        }
+        tx.commit().await?;
+        self.metrics.webhook_outcomes_committed(outcomes.len());
+        for (o, (disabled, kept)) in outcomes.iter().zip(notes) {
+            if disabled {
+                tracing::warn!(endpoint = %endpoint_id(o.attempt.endpoint_id), "webhook endpoint disabled after failing for {} days", DISABLE_AFTER.num_days());
+            }
+            if !kept {
+                tracing::warn!(job = %o.claim.0, "lost its lease before it finished; the attempt is recorded, the job left to its new holder");
+            }
+        }
+        Ok(())
     }
 
     fn open_secret(&self, purpose: &str, sealed: &[u8], whose: &str) -> Result<String> {

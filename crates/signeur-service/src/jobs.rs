@@ -932,10 +932,14 @@ impl Service {
                 _ = tokio::time::sleep(config.poll) => {}
                 _ = async { if let Some(w) = &wake { w.notified().await } }, if wake.is_some() => {}
                 Some(done) = running.join_next(), if !running.is_empty() => {
-                    if let Err(e) = done
-                        && e.is_panic()
-                    {
-                        tracing::error!("a job task panicked outside its job");
+                    // Every job already finished too (a group commit ends several at
+                    // once): their slots are claimed together, in one commit.
+                    for done in std::iter::once(done).chain(std::iter::from_fn(|| running.try_join_next())) {
+                        if let Err(e) = done
+                            && e.is_panic()
+                        {
+                            tracing::error!("a job task panicked outside its job");
+                        }
                     }
                 }
                 _ = stop.changed() => {}

@@ -80,6 +80,10 @@ pub struct Service {
     rate_limits: Option<std::sync::Arc<ratelimit::RateLimits>>,
     /// `/readyz`'s check in progress, shared by the callers that arrive while it runs.
     readiness: std::sync::Arc<single_flight::SingleFlight<Readiness>>,
+    /// Where delivery attempts hand their outcome to be committed in groups, started at
+    /// first use.
+    webhook_recorder:
+        std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<deliveries::PendingOutcome>>>,
 }
 
 /// The outcome of one readiness check, shared by its callers.
@@ -108,6 +112,7 @@ impl Service {
             webhook_client: Default::default(),
             rate_limits: None,
             readiness: Default::default(),
+            webhook_recorder: Default::default(),
         }
     }
 

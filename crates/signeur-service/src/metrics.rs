@@ -59,6 +59,10 @@ pub struct Metrics {
     pub rate_limit_fallbacks: Counter,
     /// Rows a minutely job could not handle (logged; the job goes on with the rest).
     pub row_failures: Family<ItemFailureLabels, Counter>,
+    /// Transactions that recorded webhook attempt outcomes, and the outcomes they recorded
+    /// (group commit: outcomes / commits is the mean batch).
+    pub webhook_outcome_commits: Counter,
+    pub webhook_outcomes: Counter,
 }
 
 impl Default for Metrics {
@@ -106,9 +110,23 @@ impl Default for Metrics {
             "Requests or reminders a minutely job could not handle, by job kind (each is logged; the job goes on with the others and tries it again next minute)",
             row_failures.clone(),
         );
+        let webhook_outcome_commits = Counter::default();
+        registry.register(
+            "webhook_outcome_commits",
+            "Transactions that recorded webhook delivery attempts (several attempts waiting at once share one)",
+            webhook_outcome_commits.clone(),
+        );
+        let webhook_outcomes = Counter::default();
+        registry.register(
+            "webhook_outcomes",
+            "Webhook delivery attempts recorded; divided by webhook_outcome_commits, the attempts per commit",
+            webhook_outcomes.clone(),
+        );
         Metrics {
             registry,
             row_failures,
+            webhook_outcome_commits,
+            webhook_outcomes,
             jobs,
             seals,
             code_checks,
@@ -192,6 +210,13 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&RateLimitedLabels { scope })
             .inc();
+    }
+
+    /// Counts one commit of `outcomes` webhook attempt outcomes.
+    pub fn webhook_outcomes_committed(&self, outcomes: usize) {
+        self.webhook_outcome_commits.inc();
+        self.webhook_outcomes
+            .inc_by(u64::try_from(outcomes).unwrap_or(u64::MAX));
     }
 
     /// The text exposition.

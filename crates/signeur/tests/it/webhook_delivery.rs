@@ -1324,3 +1324,62 @@ async fn each_embedded_session_reaches_the_receiver_as_exactly_one_completion() 
         "answered 500, retried, redelivered: one event id"
     );
 }
+
+/// Group commit: attempts whose answers arrive together are recorded in shared transactions
+/// (the receiver holds every request until all have arrived, then answers them at once),
+/// and every one of them is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_answered_together_share_commits() {
+    const N: usize = 30;
+    let app = TestApp::start().await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let barrier = barrier.clone();
+            async move {
+                barrier.wait().await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/hook",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    for _ in 0..N {
+        endpoint(&app, &url, json!(["signature_request.created"])).await;
+    }
+    app.create(&seed_body()).await;
+    let _stop = spawn_worker(app.service.clone());
+
+    let start = Instant::now();
+    loop {
+        let deliveries = app.db.webhook_deliveries(app.org_id).await.unwrap();
+        if deliveries.len() == N && deliveries.iter().all(|d| d.status == "succeeded") {
+            break;
+        }
+        assert!(
+            start.elapsed() < StdDuration::from_secs(20),
+            "{deliveries:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    let metrics = &app.service.metrics;
+    let (commits, outcomes) = (
+        metrics.webhook_outcome_commits.get(),
+        metrics.webhook_outcomes.get(),
+    );
+    assert_eq!(outcomes, N as u64);
+    assert!(
+        commits < outcomes,
+        "{outcomes} attempts in {commits} commits: none shared a transaction"
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains(&format!("signeur_webhook_outcomes_total {N}")),
+        "{text}"
+    );
+}
